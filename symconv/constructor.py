@@ -1,0 +1,76 @@
+"""Parse a layer written as its PyTorch constructor call, safely (``ast``, never ``eval``).
+
+    >>> parse_layer("ConvTranspose2d(512, 256, 4, stride=2, padding=1, bias=False)").stride
+    (2, 2)
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import Any, Sequence
+
+from .layers import LAYER_KINDS, LayerSpec, canonical_kind
+
+# torch's positional order of each constructor
+_POSITIONAL = {
+    False: ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "bias",
+            "padding_mode"),
+    True: ("in_channels", "out_channels", "kernel_size", "stride", "padding", "output_padding", "groups", "bias",
+           "dilation", "padding_mode"),
+}
+_PREFIXES = ("torch.nn.", "nn.")
+
+
+def _literal(node: ast.AST, text: str) -> Any:
+    try:
+        return ast.literal_eval(node)
+    except (ValueError, SyntaxError):
+        raise ValueError(f"{ast.get_source_segment(text, node) or '?'!r} in {text!r} is not a literal "
+                         f"(ints, tuples, True/False, strings)") from None
+
+
+def parse_layer(text: str) -> LayerSpec:
+    """A LayerSpec from text like ``"Conv2d(3, 64, 3, padding=1)"``; ValueError naming what is wrong."""
+    text = text.strip()
+    try:
+        tree = ast.parse(text, mode="eval")
+    except SyntaxError:
+        raise ValueError(f"malformed layer {text!r}: expected a constructor call like "
+                         f"'ConvTranspose2d(16, 8, 4, stride=2)'") from None
+    call = tree.body
+    if not isinstance(call, ast.Call):
+        raise ValueError(f"malformed layer {text!r}: expected a constructor call like 'Conv2d(3, 64, 3)'")
+    name = ast.get_source_segment(text, call.func) or ""
+    for prefix in _PREFIXES:
+        name = name[len(prefix):] if name.startswith(prefix) else name
+    kind = canonical_kind(name)
+    order = _POSITIONAL[LAYER_KINDS[kind][1]]
+    if len(call.args) > len(order):
+        raise ValueError(f"{kind} takes at most {len(order)} positional arguments, got {len(call.args)}")
+    kwargs = {order[i]: _literal(node, text) for i, node in enumerate(call.args)}
+    for kw in call.keywords:
+        if kw.arg is None or kw.arg not in order:
+            raise ValueError(f"{kind} has no argument {kw.arg!r}; arguments: {', '.join(order)}")
+        if kw.arg in kwargs:
+            raise ValueError(f"{kind} got argument {kw.arg!r} twice")
+        kwargs[kw.arg] = _literal(kw.value, text)
+    missing = [n for n in order[:3] if n not in kwargs]
+    if missing:
+        raise ValueError(f"{kind} needs {', '.join(missing)}")
+    return LayerSpec.make(kind, **kwargs)
+
+
+def parse_shape(text: str | Sequence[int]) -> tuple[int, ...]:
+    """'1,1,4,4' -> (1, 1, 4, 4); ValueError naming a non-integer entry."""
+    if not isinstance(text, str):
+        return tuple(text)
+    parts = [p.strip() for p in text.strip().strip("()[]").split(",") if p.strip()]
+    if not parts:
+        raise ValueError(f"input shape {text!r} is empty: give sizes like 1,1,4,4")
+    shape = []
+    for p in parts:
+        try:
+            shape.append(int(p))
+        except ValueError:
+            raise ValueError(f"input shape {text!r} has a non-integer size {p!r}") from None
+    return tuple(shape)

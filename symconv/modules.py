@@ -1,0 +1,38 @@
+"""Read torch.nn convolution modules into LayerSpecs, without importing torch."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from .counts import count_layer
+from .layers import LAYER_KINDS, LayerSpec
+
+
+def module_kind(module: Any) -> str | None:
+    """The convolution kind of a torch.nn module (subclasses included), or None."""
+    for cls in type(module).__mro__:
+        if cls.__name__ in LAYER_KINDS and cls.__module__.startswith("torch.nn"):
+            return cls.__name__
+    return None
+
+
+def spec_from_module(module: Any) -> LayerSpec:
+    """The LayerSpec of a torch.nn.Conv*/ConvTranspose* module; ValueError for anything else."""
+    kind = module_kind(module)
+    if kind is None:
+        raise ValueError(f"{type(module).__name__} is not a torch.nn convolution layer "
+                         f"({', '.join(LAYER_KINDS)})")
+    return LayerSpec.make(kind, module.in_channels, module.out_channels, tuple(module.kernel_size),
+                          stride=tuple(module.stride),
+                          padding=module.padding if isinstance(module.padding, str) else tuple(module.padding),
+                          dilation=tuple(module.dilation), output_padding=tuple(module.output_padding),
+                          groups=module.groups, bias=module.bias is not None, padding_mode=module.padding_mode)
+
+
+def count_ops(module: Any, input_shape: Sequence[int], convention: str = "docs") -> int:
+    """Total operations of a convolution module on an input shape, exactly, without running it.
+
+    ``input_shape`` may be batched (N, C, *spatial) or unbatched (C, *spatial; N = 1).
+    Conventions: "docs", "exact", "macs" (see :mod:`symconv.conventions`).
+    """
+    return count_layer(spec_from_module(module), tuple(input_shape), convention).total

@@ -1,0 +1,312 @@
+"""Exact numeric evaluation of symbolic quantities with numpy.
+
+:func:`compile_expr` turns a resolved SymPy expression into a vectorised function
+that returns integers, never floats:
+
+* an integer printer writes every division as floor division of the whole
+  numerator (``C_in*C_out//groups``), ``floor``/``ceiling`` likewise, ``Mod`` as ``%``;
+* each ``Piecewise`` is evaluated branch by branch on the rows still undecided,
+  so the exact counters run only where no closed form holds;
+* results are int64 while they fit; a float64 shadow run spots int64 overflow,
+  and those rows are recomputed with Python integers (an object array).
+
+The exact counters of :mod:`symconv.counting` are vectorised here over arrays of
+configurations, O(k log k) per axis and row, independent of the input size.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import sympy as sp
+from sympy.printing.numpy import NumPyPrinter
+from sympy.printing.pycode import PythonCodePrinter
+
+from . import counting, overlap
+
+INT64_SAFE = 2.0 ** 62  # past this a float64 shadow cannot vouch for an int64 result
+
+
+# --- vectorised exact counters ------------------------------------------------------------
+
+def _ceil_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return -((-a) // b)
+
+
+def lattice_count(q, n, k, s, d) -> np.ndarray:
+    """Vectorised :func:`symconv.counting.lattice_count`: a loop over taps, not over n."""
+    q, n, k, s, d = np.broadcast_arrays(*(np.asarray(v, dtype=np.int64) for v in (q, n, k, s, d)))
+    total = np.zeros(q.shape, dtype=np.int64)
+    for t in range(int(k.max(initial=0))):
+        room = q - t * d
+        live = (t < k) & (room > 0)
+        total += np.where(live, np.minimum(n, _ceil_div(np.maximum(room, 1), s)), 0)
+    return total
+
+
+def progression_union(bases: np.ndarray, step: np.ndarray, counts: np.ndarray, window: np.ndarray,
+                      live: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorised :func:`symconv.counting.progression_union` over rows.
+
+    ``bases``, ``counts`` and ``live`` are (rows, K); ``step`` and ``window`` are
+    (rows, 1). Returns (total in window, distinct in window) per row.
+    """
+    lo = np.maximum(0, _ceil_div(-bases, step))
+    hi = np.minimum(counts, (window - 1 - bases) // step + 1)
+    hi = np.where(live, np.maximum(lo, hi), lo)
+    residue = bases % step
+    unit = (bases - residue) // step
+    start, end = unit + lo, unit + hi
+    total = (end - start).sum(axis=1)
+    # Sort by (residue, start); offsetting each residue class by a span larger than any
+    # interval lets one running maximum merge the intervals of every class at once.
+    base = start.min(axis=1, keepdims=True)
+    span = (end - base).max(axis=1, keepdims=True) + 1
+    key_start = residue * span + (start - base)
+    key_end = residue * span + np.where(end > start, end - base, start - base)
+    order = np.argsort(key_start, axis=1, kind="stable")
+    key_start = np.take_along_axis(key_start, order, axis=1)
+    key_end = np.take_along_axis(key_end, order, axis=1)
+    reach = np.maximum.accumulate(key_end, axis=1)
+    before = np.concatenate([np.full_like(reach[:, :1], np.iinfo(np.int64).min), reach[:, :-1]], axis=1)
+    distinct = np.maximum(0, key_end - np.maximum(key_start, before)).sum(axis=1)
+    return total, distinct
+
+
+def _taps(k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    t = np.arange(int(k.max(initial=1)), dtype=np.int64)[None, :]
+    return t, t < k[:, None]
+
+
+def transposed_coverage(L, k, s, p, d, L_out) -> np.ndarray:
+    """Vectorised Z of a transposed axis (see :class:`symconv.overlap.TransposedCoverage`)."""
+    L, k, s, p, d, L_out = (np.ravel(v) for v in np.broadcast_arrays(
+        *(np.asarray(v, dtype=np.int64) for v in (L, k, s, p, d, L_out))))
+    t, live = _taps(k)
+    bases = t * d[:, None] - p[:, None]
+    counts = np.broadcast_to(L[:, None], bases.shape)
+    return progression_union(bases, s[:, None], counts, L_out[:, None], live)[1]
+
+
+def plain_coverage(L, k, s, p, d, L_out) -> np.ndarray:
+    """Vectorised Z of a plain axis (see :class:`symconv.overlap.PlainCoverage`)."""
+    L, k, s, p, d, L_out = (np.ravel(v) for v in np.broadcast_arrays(
+        *(np.asarray(v, dtype=np.int64) for v in (L, k, s, p, d, L_out))))
+    t, live = _taps(k)
+    lows = _ceil_div(p[:, None] - t * d[:, None], s[:, None])
+    counts = np.maximum(0, (L[:, None] - 1 + p[:, None] - t * d[:, None]) // s[:, None] - lows + 1)
+    one = np.ones_like(L_out[:, None])
+    return progression_union(lows, one, counts, L_out[:, None], live)[1]
+
+
+_VECTOR_COUNTERS: dict[type, Callable[..., np.ndarray]] = {
+    overlap.LatticeCount: lattice_count,
+    overlap.TransposedCoverage: transposed_coverage,
+    overlap.PlainCoverage: plain_coverage,
+}
+
+
+def _counter(cls: type) -> Callable[..., np.ndarray]:
+    """The counter for any dtype: int64 rows vectorised, Python-int rows one by one, floats cast."""
+    vector, scalar = _VECTOR_COUNTERS[cls], cls._count
+
+    def run(*args: np.ndarray) -> np.ndarray:
+        arrays = np.broadcast_arrays(*(np.asarray(a) for a in args))
+        dtype = arrays[0].dtype
+        if dtype == object:
+            out = [scalar(*(int(v) for v in row)) for row in zip(*(a.ravel() for a in arrays))]
+            return np.array(out, dtype=object).reshape(arrays[0].shape)
+        result = vector(*(a.astype(np.int64) for a in arrays)).reshape(arrays[0].shape)
+        return result.astype(dtype)
+
+    return run
+
+
+# --- printing -------------------------------------------------------------------------------
+
+class _IntegerDivision:
+    """Printer rules under which every division is an exact floor division of integers."""
+
+    def _divide(self, expr: sp.Expr) -> str | None:
+        num, den = sp.fraction(sp.together(expr))
+        if den == 1:
+            return None
+        return f"(({self._print(num)})//({self._print(den)}))"
+
+    def _print_Mul(self, expr: sp.Expr) -> str:
+        return self._divide(expr) or super()._print_Mul(expr)
+
+    def _print_Pow(self, expr: sp.Expr, rational: bool = False) -> str:
+        if expr.exp.is_Integer and expr.exp < 0:
+            return f"((1)//({self._print(expr.base ** -expr.exp)}))"
+        return super()._print_Pow(expr, rational)
+
+    def _print_floor(self, expr: sp.Expr) -> str:
+        return self._divide(expr.args[0]) or self._print(expr.args[0])
+
+    def _print_ceiling(self, expr: sp.Expr) -> str:
+        num, den = sp.fraction(sp.together(expr.args[0]))
+        if den == 1:
+            return self._print(num)
+        return f"(-((-({self._print(num)}))//({self._print(den)})))"
+
+    def _print_Mod(self, expr: sp.Expr) -> str:
+        return f"(({self._print(expr.args[0])}) % ({self._print(expr.args[1])}))"
+
+    def _print_Function(self, expr: sp.Expr) -> str:
+        name = type(expr).__name__
+        return f"{name}({', '.join(self._print(a) for a in expr.args)})"
+
+
+class IntegerPrinter(_IntegerDivision, NumPyPrinter):
+    """numpy code: exact floor divisions, element-wise min/max."""
+
+    def _print_Min(self, expr: sp.Expr) -> str:
+        return self._fold("numpy.minimum", expr.args)
+
+    def _print_Max(self, expr: sp.Expr) -> str:
+        return self._fold("numpy.maximum", expr.args)
+
+    def _fold(self, fn: str, args: Sequence[sp.Expr]) -> str:
+        code = self._print(args[0])
+        for a in args[1:]:
+            code = f"{fn}({code}, {self._print(a)})"
+        return code
+
+
+class ScalarPrinter(_IntegerDivision, PythonCodePrinter):
+    """Plain Python on ints: exact at any size, Piecewise as lazy conditional expressions."""
+
+    def _print_Min(self, expr: sp.Expr) -> str:
+        return f"min({', '.join(self._print(a) for a in expr.args)})"
+
+    def _print_Max(self, expr: sp.Expr) -> str:
+        return f"max({', '.join(self._print(a) for a in expr.args)})"
+
+
+def _namespace() -> dict[str, Any]:
+    return {"numpy": np, **{cls.__name__: _counter(cls) for cls in _VECTOR_COUNTERS}}
+
+
+def _lambdify(symbols: Sequence[sp.Symbol], expr: sp.Basic) -> Callable[..., np.ndarray]:
+    return sp.lambdify(list(symbols), expr, modules=[_namespace()], printer=IntegerPrinter,
+                       dummify=False, docstring_limit=0)
+
+
+# --- compiled expressions ---------------------------------------------------------------------
+
+class _Piece:
+    """One extracted Piecewise: branches compiled over the args and earlier pieces."""
+
+    def __init__(self, symbol: sp.Symbol, pw: sp.Piecewise, inputs: Sequence[sp.Symbol]) -> None:
+        self.symbol = symbol
+        self.branches = [(_lambdify(inputs, e), _lambdify(inputs, c)) for e, c in pw.args]
+
+
+class NumericFunction:
+    """An exact, vectorised function of named parameters (see :func:`compile_expr`)."""
+
+    def __init__(self, expr: sp.Expr, params: Sequence[sp.Symbol]) -> None:
+        self.expr = expr
+        self.params = tuple(params)
+        self.names = tuple(p.name for p in self.params)
+        self._pieces: list[_Piece] = []
+        seen: dict[sp.Piecewise, sp.Symbol] = {}
+
+        def extract(node: sp.Basic) -> sp.Basic:
+            if not node.args:
+                return node
+            node = node.func(*(extract(a) for a in node.args)) if not isinstance(node, sp.Piecewise) else \
+                sp.Piecewise(*((extract(e), extract(c)) for e, c in node.args))
+            if isinstance(node, sp.Piecewise):
+                if node not in seen:
+                    symbol = sp.Symbol(f"_piece{len(seen)}")
+                    inputs = self.params + tuple(p.symbol for p in self._pieces)
+                    self._pieces.append(_Piece(symbol, node, inputs))
+                    seen[node] = symbol
+                return seen[node]
+            return node
+
+        top = extract(sp.sympify(expr))
+        self._inputs = self.params + tuple(p.symbol for p in self._pieces)
+        self._top = _lambdify(self._inputs, top)
+
+    def __repr__(self) -> str:
+        return f"NumericFunction({', '.join(self.names)})"
+
+    def _arguments(self, args: tuple, kwargs: dict) -> list[Any]:
+        if len(args) > len(self.names):
+            raise TypeError(f"expected at most {len(self.names)} positional arguments, got {len(args)}")
+        values = dict(zip(self.names, args))
+        for name, value in kwargs.items():
+            if name not in self.names:
+                raise TypeError(f"unexpected parameter {name!r}; parameters are {', '.join(self.names)}")
+            values[name] = value
+        missing = [n for n in self.names if n not in values]
+        if missing:
+            raise TypeError(f"missing parameters: {', '.join(missing)}")
+        return [values[n] for n in self.names]
+
+    @cached_property
+    def scalar(self) -> Callable[..., int]:
+        """The same function on Python ints, positional in ``names`` order: exact and fastest per call."""
+        counters = {cls.__name__: cls._count for cls in _VECTOR_COUNTERS}
+        return sp.lambdify(list(self.params), self.expr, modules=[counters, "math"], printer=ScalarPrinter,
+                           dummify=False, docstring_limit=0)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> int | np.ndarray:
+        """Evaluate on scalars or broadcastable arrays; a scalar call returns a Python int."""
+        raw = self._arguments(args, kwargs)
+        if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in raw):
+            return int(self.scalar(*(int(v) for v in raw)))
+        scalar = all(np.ndim(v) == 0 for v in raw)
+        arrays = [np.atleast_1d(np.asarray(v)) for v in raw]
+        for name, a in zip(self.names, arrays):
+            if a.dtype.kind not in "iub" and not (a.dtype == object or np.all(np.mod(a, 1) == 0)):
+                raise ValueError(f"{name} must hold integers, got {a.dtype} values")
+        shape = np.broadcast_shapes(*(a.shape for a in arrays))
+        flat = [np.broadcast_to(a, shape).ravel() for a in arrays]
+        result = self._evaluate_exact(flat).reshape(shape)
+        return int(result.ravel()[0]) if scalar else result
+
+    def _evaluate_exact(self, flat: list[np.ndarray]) -> np.ndarray:
+        if any(a.dtype == object or (a.size and np.abs(a).max() >= INT64_SAFE) for a in flat):
+            return self._evaluate([a.astype(object) for a in flat])
+        ints = self._evaluate([a.astype(np.int64) for a in flat])
+        with np.errstate(all="ignore"):
+            shadow = self._evaluate([a.astype(np.float64) for a in flat])
+        bad = ~(np.abs(shadow) < INT64_SAFE) | (np.abs(shadow - ints) >= 2.0 ** 32)
+        if not bad.any():
+            return ints
+        exact = ints.astype(object)
+        exact[bad] = self._evaluate([a[bad].astype(object) for a in flat])
+        return exact
+
+    def _evaluate(self, columns: list[np.ndarray]) -> np.ndarray:
+        n = len(columns[0])
+        env = list(columns)
+        for piece in self._pieces:
+            out = np.zeros(n, dtype=columns[0].dtype)
+            todo = np.arange(n)
+            for value, condition in piece.branches:
+                if not todo.size:
+                    break
+                sub = [c[todo] for c in env]
+                hit = np.broadcast_to(np.asarray(condition(*sub), dtype=bool), todo.shape)
+                if hit.any():
+                    rows = todo[hit]
+                    out[rows] = np.broadcast_to(value(*(c[hit] for c in sub)), rows.shape)
+                    todo = todo[~hit]
+            env.append(out)
+        return np.broadcast_to(self._top(*env), (n,)).astype(columns[0].dtype)
+
+
+def compile_expr(expr: sp.Expr, params: Sequence[sp.Symbol]) -> NumericFunction:
+    """Compile a resolved quantity into an exact vectorised function of ``params``."""
+    free = sp.sympify(expr).free_symbols - set(params)
+    if free:
+        names = ", ".join(sorted(s.name for s in free))
+        raise ValueError(f"expression has symbols that are not parameters: {names}")
+    return NumericFunction(expr, params)

@@ -1,0 +1,239 @@
+"""Closed forms of the count-map sums S and Z, and the hybrid expressions built from them.
+
+Per spatial axis a transposed convolution places input i and tap t at
+``m = i*s + t*d`` of an uncropped line ``[0, F]``, ``F = (L-1)s + d(k-1)``; the
+output keeps ``m`` in ``[p, p + L_out)``. By the symmetry ``m -> F - m`` the
+pairs cropped at either end are counted by one lattice function
+
+    A(q) = #{(i, t) : 0 <= i < n, 0 <= t < k, i*s + t*d < q},
+
+so ``S = L*k - A_L(p) - A_L(p - op)``. A plain convolution is the same picture
+with the roles of input and output swapped: ``S = L_out*k - A_{L_out}(p) -
+A_{L_out}(q_r)``. Each *candidate* below is a closed form with the condition
+under which it is claimed to hold; the grid check in :mod:`symconv.validate`
+confirms or rejects it. The hybrid of a quantity is ``Piecewise`` over its
+accepted candidates, ending in an exact counter (a SymPy function that evaluates
+on integers and lambdifies to the vectorised counter) for everything else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import sympy as sp
+
+from . import counting
+from .symbols import Axis
+
+
+class _ExactCounter(sp.Function):
+    """A SymPy function evaluated by an exact integer counter once its arguments are numbers."""
+
+    is_integer = True
+    is_nonnegative = True
+    _count: Callable[..., int]
+    _tex: str
+
+    @classmethod
+    def eval(cls, *args):
+        if all(a.is_Integer for a in args):
+            return sp.Integer(cls._count(*(int(a) for a in args)))
+        return None
+
+    def _latex(self, printer) -> str:
+        return self._tex + r"\left(" + ", ".join(printer._print(a) for a in self.args) + r"\right)"
+
+
+class LatticeCount(_ExactCounter):
+    """A(q; n, k, s, d): pairs with i*s + t*d < q, 0 <= i < n, 0 <= t < k."""
+
+    nargs = 5
+    _count = staticmethod(counting.lattice_count)
+    _tex = r"\mathcal{A}"
+
+
+class TransposedCoverage(_ExactCounter):
+    """Z of a transposed axis: output positions j hit by some i*s + t*d - p (L, k, s, p, d, L_out)."""
+
+    nargs = 6
+    _count = staticmethod(lambda L, k, s, p, d, L_out: counting.progression_union(
+        [t * d - p for t in range(k)], s, [L] * k, L_out)[1])
+    _tex = r"\mathcal{Z}^{T}"
+
+
+class PlainCoverage(_ExactCounter):
+    """Z of a plain axis: output positions j with some tap in the input (L, k, s, p, d, L_out)."""
+
+    nargs = 6
+    _count = staticmethod(lambda L, k, s, p, d, L_out: _plain_union(L, k, s, p, d, L_out))
+    _tex = r"\mathcal{Z}"
+
+
+def _plain_union(L: int, k: int, s: int, p: int, d: int, L_out: int) -> int:
+    lows = [counting.ceil_div(p - t * d, s) for t in range(k)]
+    counts = [max(0, (L - 1 + p - t * d) // s - lo + 1) for t, lo in enumerate(lows)]
+    return counting.progression_union(lows, 1, counts, L_out)[1]
+
+
+# --- A(q): closed forms by family -----------------------------------------------------------
+
+def _tri(x: sp.Expr) -> sp.Expr:
+    """x(x+1)/2 for x > 0, else 0: pairs of non-negative integers with i + t < x."""
+    m = sp.Max(x, 0)
+    return m * (m + 1) / 2
+
+
+@dataclass(frozen=True)
+class Family:
+    """A closed form of A(q; n, k, s, d) and the condition (on q >= 1) under which it holds."""
+
+    name: str
+    why: str
+    form: Callable[[sp.Expr, sp.Expr, sp.Expr, sp.Expr, sp.Expr], sp.Expr]
+    condition: Callable[[sp.Expr, sp.Expr, sp.Expr, sp.Expr, sp.Expr], sp.Basic]
+
+
+A_FAMILIES: tuple[Family, ...] = (
+    Family("first input only", "q <= s: only i = 0 can reach below q",
+           lambda q, n, k, s, d: sp.Min(k, sp.ceiling(q / d)),
+           lambda q, n, k, s, d: q <= s),
+    Family("first tap only", "q <= d: only t = 0 can reach below q",
+           lambda q, n, k, s, d: sp.Min(n, sp.ceiling(q / s)),
+           lambda q, n, k, s, d: q <= d),
+    Family("stride equals dilation", "s = d: i + t < ceil(q/s), a truncated triangle by inclusion-exclusion",
+           lambda q, n, k, s, d: (lambda x: _tri(x) - _tri(x - n) - _tri(x - k) + _tri(x - n - k))(
+               sp.ceiling(q / s)),
+           lambda q, n, k, s, d: sp.Eq(s, d)),
+    Family("no overlap", "s > d(k-1): each input's taps stay inside its own stride block",
+           lambda q, n, k, s, d: sp.Min(n * k, k * sp.floor(q / s) + sp.Min(k, sp.ceiling(sp.Mod(q, s) / d))),
+           lambda q, n, k, s, d: s > d * (k - 1)),
+)
+
+
+def lattice(q: sp.Expr, n: sp.Expr, k: sp.Expr, s: sp.Expr, d: sp.Expr, *,
+            families: tuple[Family, ...] = A_FAMILIES, fallback: bool = True) -> sp.Expr:
+    """Hybrid A(q): 0 for q <= 0, then the first family whose condition holds, else the counter.
+
+    Without ``fallback`` the last family is used unconditionally, so a candidate can
+    be evaluated (and shown wrong) outside its condition too.
+    """
+    pieces = [(sp.Integer(0), q <= 0)]
+    pieces += [(f.form(q, n, k, s, d), f.condition(q, n, k, s, d)) for f in families]
+    if fallback:
+        pieces.append((LatticeCount(q, n, k, s, d), True))
+    else:
+        pieces[-1] = (pieces[-1][0], True)
+    return sp.Piecewise(*pieces)
+
+
+def closed_condition(q: sp.Expr, n: sp.Expr, k: sp.Expr, s: sp.Expr, d: sp.Expr,
+                     families: tuple[Family, ...] = A_FAMILIES) -> sp.Basic:
+    """Where A(q) resolves without the counter."""
+    return sp.Or(q <= 0, *(f.condition(q, n, k, s, d) for f in families))
+
+
+# --- per-axis S and Z ----------------------------------------------------------------------
+
+def right_crop(ax: Axis, transposed: bool) -> sp.Expr:
+    """q of the lattice count that the far end of the axis crops."""
+    if transposed:
+        return ax.p - ax.op
+    return (ax.L_out - 1) * ax.s + ax.d * (ax.k - 1) + 1 - ax.L - ax.p
+
+
+def s_sum(ax: Axis, transposed: bool, **lattice_options) -> sp.Expr:
+    """S: products that land in the output, uncropped count minus both crops."""
+    n = ax.L if transposed else ax.L_out
+    full = (ax.L if transposed else ax.L_out) * ax.k
+    return (full - lattice(ax.p, n, ax.k, ax.s, ax.d, **lattice_options)
+            - lattice(right_crop(ax, transposed), n, ax.k, ax.s, ax.d, **lattice_options))
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A closed form claimed for an oracle quantity under a condition.
+
+    ``quantity`` is "S", "Z" (per axis) or "docs_additions" (whole layer);
+    ``in_hybrid`` says whether the hybrid uses it (naive candidates are kept to be
+    shown rejected).
+    """
+
+    name: str
+    transposed: bool
+    quantity: str
+    build: Callable[[tuple[Axis, ...]], tuple[sp.Expr, sp.Basic]]
+    in_hybrid: bool = True
+    note: str = ""
+
+
+def _z_full_transposed(ax: Axis) -> tuple[sp.Expr, sp.Basic]:
+    cond = sp.Or(sp.And(sp.Eq(ax.d, 1), ax.s <= ax.k), sp.And(sp.Eq(ax.s, 1), ax.d <= ax.L))
+    return ax.L_out - sp.Max(0, ax.op - ax.p), cond
+
+
+def _z_plain_contiguous(ax: Axis) -> tuple[sp.Expr, sp.Basic]:
+    left = sp.Max(0, sp.ceiling((ax.p - ax.d * (ax.k - 1)) / ax.s))
+    right = sp.Max(0, ax.L_out - 1 - sp.floor((ax.L - 1 + ax.p) / ax.s))
+    return ax.L_out - left - right, sp.Or(ax.d <= ax.L, sp.Eq(ax.k, 1))
+
+
+def _per_axis(fn: Callable[[Axis], tuple[sp.Expr, sp.Basic]]):
+    """Lift a one-axis candidate to a tuple of axes (1-d candidates read axis 0)."""
+    return lambda axes: fn(axes[0])
+
+
+def _uncropped(axes: tuple[Axis, ...], declared: Callable[[Axis], sp.Basic]) -> tuple[sp.Expr, sp.Basic]:
+    expr = sp.Mul(*(a.L * a.k for a in axes)) - sp.Mul(*(a.L_out for a in axes))
+    return expr, sp.And(*(declared(a) for a in axes))
+
+
+CANDIDATES: tuple[Candidate, ...] = (
+    Candidate("uncropped product, as designed", True, "docs_additions",
+              lambda axes: _uncropped(axes, lambda a: sp.true), in_hybrid=False,
+              note="Π(L·k) − ΠL_out claimed everywhere: ignores the products padding crops"),
+    Candidate("uncropped product, no padding", True, "docs_additions",
+              lambda axes: _uncropped(axes, lambda a: sp.Eq(a.p, 0)),
+              note="Π(L·k) − ΠL_out where no axis is cropped"),
+    *(Candidate(f"S, crops by '{f.name}'", True, "S",
+                _per_axis(lambda a, f=f: (s_sum(a, True, families=(f,), fallback=False),
+                                          s_closed_condition(a, True, (f,)))),
+                note=f.why) for f in A_FAMILIES),
+    Candidate("Z = L_out, every position reached", True, "Z",
+              _per_axis(lambda a: (a.L_out, sp.true)), in_hybrid=False,
+              note="ignores gaps (stride > dilation·kernel) and positions output_padding adds"),
+    Candidate("Z, full coverage", True, "Z", _per_axis(_z_full_transposed),
+              note="unit dilation with stride <= kernel, or unit stride with dilation <= L"),
+    Candidate("Z = S, no overlap", True, "Z",
+              _per_axis(lambda a: (hybrid_s(a, True), a.s > a.d * (a.k - 1))),
+              note="s > d(k-1): every position holds at most one product"),
+    *(Candidate(f"S, crops by '{f.name}'", False, "S",
+                _per_axis(lambda a, f=f: (s_sum(a, False, families=(f,), fallback=False),
+                                          s_closed_condition(a, False, (f,)))),
+                note=f.why) for f in A_FAMILIES),
+    Candidate("Z, contiguous taps", False, "Z", _per_axis(_z_plain_contiguous),
+              note="dilation <= L: a position misses the input only if all its taps fall on one side"),
+)
+
+
+def s_closed_condition(ax: Axis, transposed: bool, families: tuple[Family, ...] = A_FAMILIES) -> sp.Basic:
+    """Where both crops of S resolve by the given families, without the counter."""
+    n = ax.L if transposed else ax.L_out
+    return sp.And(closed_condition(ax.p, n, ax.k, ax.s, ax.d, families),
+                  closed_condition(right_crop(ax, transposed), n, ax.k, ax.s, ax.d, families))
+
+
+def hybrid_s(ax: Axis, transposed: bool) -> sp.Expr:
+    """S of one axis: closed forms of both crops where a family holds, the counter elsewhere."""
+    return s_sum(ax, transposed)
+
+
+def hybrid_z(ax: Axis, transposed: bool) -> sp.Expr:
+    """Z of one axis: Piecewise over the accepted Z candidates, then the exact counter."""
+    pieces = []
+    for cand in CANDIDATES:
+        if cand.quantity == "Z" and cand.transposed == transposed and cand.in_hybrid:
+            pieces.append(cand.build((ax,)))
+    counter = TransposedCoverage if transposed else PlainCoverage
+    pieces.append((counter(ax.L, ax.k, ax.s, ax.p, ax.d, ax.L_out), True))
+    return sp.Piecewise(*pieces)
