@@ -50,6 +50,9 @@ def _count(args: argparse.Namespace) -> int:
     print(f"{'':<16}" + "".join(f"{c.convention:>20}" for c in counts))
     for label, key in rows:
         print(f"{label:<16}" + "".join(f"{c.as_dict()[key]:>20}" for c in counts))
+    if first.unreached:
+        print(f"note: {first.unreached} output element(s) per filter receive no product; "
+              "the docs convention counts -1 addition at each (its sum(y - 1) method)")
     return 0
 
 

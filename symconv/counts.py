@@ -11,7 +11,7 @@ from functools import lru_cache
 from typing import Sequence
 
 from .conventions import get_convention
-from .layers import LayerSpec, as_tuple
+from .layers import LayerSpec, as_tuple, check_axes
 from .model import layer
 from .numeric import NumericFunction, compile_expr
 
@@ -70,27 +70,37 @@ class LayerCount:
     lam: int
     gamma: int
     total: int
+    unreached: int = 0  # output elements of a filter that no product reaches (docs counts -1 addition each)
 
     def as_dict(self) -> dict[str, object]:
         return {"psi": self.psi, "multiplications": self.multiplications, "additions": self.additions,
                 "lambda": self.lam, "gamma": self.gamma, "total": self.total}
 
 
+def _count_arguments(spec: LayerSpec, batch: int, spatial: tuple[int, ...]) -> tuple[list[int], int]:
+    """Arguments of the compiled quantities, and the output elements no product reaches."""
+    effective, eff_spatial = _data_padding(spec, spatial)
+    args = [batch, spec.in_channels, spec.out_channels, spec.groups]
+    elements = reached = 1
+    for L, (L_out, S, Z), k in zip(eff_spatial, axis_counts(effective, eff_spatial), spec.kernel_size):
+        args += [L, L_out, k, S, Z]
+        elements, reached = elements * L_out, reached * Z
+    return args, elements - reached
+
+
 def count_layer(spec: LayerSpec, input_shape: Sequence[int], convention: str = "docs") -> LayerCount:
     """Exact counts of a layer on an input shape (batched or not); ValueError on invalid input."""
     conv = get_convention(convention).name
     batch, spatial, out = spec.check_input(input_shape)
-    effective, eff_spatial = _data_padding(spec, spatial)
-    args = [batch, spec.in_channels, spec.out_channels, spec.groups]
-    for L, (L_out, S, Z), k in zip(eff_spatial, axis_counts(effective, eff_spatial), spec.kernel_size):
-        args += [L, L_out, k, S, Z]
+    args, unreached = _count_arguments(spec, batch, spatial)
 
     def value(quantity: str) -> int:
         return compiled(spec.kind, quantity, conv, spec.bias).scalar(*args)
 
     psi = spec.in_channels * spec.out_channels // spec.groups
     mult, add = value("multiplications"), value("additions")
-    return LayerCount(spec, conv, batch, spatial, out, psi, mult, add, mult + add, value("gamma"), value("total"))
+    return LayerCount(spec, conv, batch, spatial, out, psi, mult, add, mult + add, value("gamma"), value("total"),
+                      unreached)
 
 
 def additions_per_filter(input_size: int | Sequence[int], kernel_size: int | Sequence[int],
@@ -117,4 +127,6 @@ def additions_per_filter(input_size: int | Sequence[int], kernel_size: int | Seq
         raise ValueError(f"output_padding={output_padding!r} applies to transposed convolutions only")
     kind = ("ConvTranspose" if transposed else "Conv") + f"{ndim}d"
     spec = LayerSpec(kind, 1, 1, k, s, p, d, op)
-    return count_layer(spec, (1, *L), convention).additions
+    conv = get_convention(convention).name
+    check_axes(transposed, L, k, s, p, d, op)
+    return compiled(kind, "additions", conv).scalar(*_count_arguments(spec, 1, L)[0])

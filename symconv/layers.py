@@ -8,6 +8,7 @@ torch would reject the layer.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import Sequence, Union
 
@@ -36,20 +37,24 @@ def canonical_kind(name: str) -> str:
 
 
 def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) or type(value).__name__ in ("int64", "int32")
+    """An integer that is not a bool (numpy integers included)."""
+    return type(value) is int or (isinstance(value, numbers.Integral) and not isinstance(value, bool))
 
 
 def as_tuple(name: str, value: IntOrTuple, ndim: int, minimum: int) -> tuple[int, ...]:
     """Broadcast an int to ``ndim`` axes and check every entry is an int >= minimum."""
-    values = (value,) * ndim if _is_int(value) else tuple(value) if isinstance(value, (tuple, list)) else None
-    if values is None or len(values) != ndim:
+    if _is_int(value):
+        values = (value,) * ndim
+    elif isinstance(value, (tuple, list)) and len(value) == ndim:
+        values = tuple(value)
+    else:
         raise ValueError(f"{name}={value!r} must be an int or a tuple of {ndim} ints")
     for v in values:
         if not _is_int(v):
             raise ValueError(f"{name}={value!r} must hold integers, got {v!r}")
         if v < minimum:
             raise ValueError(f"{name}={value!r} must be >= {minimum}")
-    return tuple(int(v) for v in values)
+    return tuple(map(int, values))
 
 
 def check_output_padding(output_padding: Sequence[int], stride: Sequence[int], dilation: Sequence[int]) -> None:

@@ -197,12 +197,42 @@ def _lambdify(symbols: Sequence[sp.Symbol], expr: sp.Basic) -> Callable[..., np.
 
 # --- compiled expressions ---------------------------------------------------------------------
 
+class _Compiled:
+    """An expression compiled over only the inputs it uses (their positions kept)."""
+
+    def __init__(self, expr: sp.Basic, inputs: Sequence[sp.Symbol]) -> None:
+        used = [i for i, s in enumerate(inputs) if s in expr.free_symbols]
+        self.columns = used
+        self.fn = _lambdify([inputs[i] for i in used], expr)
+
+    def __call__(self, env: Sequence[np.ndarray], rows: np.ndarray | None = None) -> np.ndarray:
+        if rows is None:
+            return self.fn(*(env[i] for i in self.columns))
+        return self.fn(*(env[i][rows] for i in self.columns))
+
+
 class _Piece:
     """One extracted Piecewise: branches compiled over the args and earlier pieces."""
 
     def __init__(self, symbol: sp.Symbol, pw: sp.Piecewise, inputs: Sequence[sp.Symbol]) -> None:
         self.symbol = symbol
-        self.branches = [(_lambdify(inputs, e), _lambdify(inputs, c)) for e, c in pw.args]
+        self.branches = [(_Compiled(e, inputs), _Compiled(c, inputs)) for e, c in pw.args]
+
+    def evaluate(self, env: list[np.ndarray], n: int, dtype: np.dtype) -> np.ndarray:
+        """Each branch on the rows no earlier condition took: counters run only where needed."""
+        out = np.zeros(n, dtype=dtype)
+        todo = None  # None: every row, without copying columns
+        for value, condition in self.branches:
+            size = n if todo is None else todo.size
+            if size == 0:
+                break
+            hit = np.broadcast_to(np.asarray(condition(env, todo), dtype=bool), (size,))
+            if not hit.any():
+                continue
+            rows = np.flatnonzero(hit) if todo is None else todo[hit]
+            out[rows] = np.broadcast_to(value(env, rows), rows.shape)
+            todo = np.flatnonzero(~hit) if todo is None else todo[~hit]
+        return out
 
 
 class NumericFunction:
@@ -288,18 +318,7 @@ class NumericFunction:
         n = len(columns[0])
         env = list(columns)
         for piece in self._pieces:
-            out = np.zeros(n, dtype=columns[0].dtype)
-            todo = np.arange(n)
-            for value, condition in piece.branches:
-                if not todo.size:
-                    break
-                sub = [c[todo] for c in env]
-                hit = np.broadcast_to(np.asarray(condition(*sub), dtype=bool), todo.shape)
-                if hit.any():
-                    rows = todo[hit]
-                    out[rows] = np.broadcast_to(value(*(c[hit] for c in sub)), rows.shape)
-                    todo = todo[~hit]
-            env.append(out)
+            env.append(piece.evaluate(env, n, columns[0].dtype))
         return np.broadcast_to(self._top(*env), (n,)).astype(columns[0].dtype)
 
 
