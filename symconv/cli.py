@@ -63,6 +63,44 @@ def _validate(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _check_docs(args: argparse.Namespace) -> int:
+    from .docs_check import check_page
+    reports = [check_page(page) for page in args.pages]
+    print("\n\n".join(r.text() for r in reports))
+    return 1 if any(r.wrong for r in reports) else 0
+
+
+def _derive(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .derive import generate
+    files = generate()
+    out = Path(args.out)
+    if args.check:
+        stale = [name for name, text in files.items()
+                 if not (out / name).is_file() or (out / name).read_text(encoding="utf-8") != text]
+        for name in stale:
+            print(f"{out / name}: differs from what symconv derive generates")
+        return 1 if stale else 0
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (out / name).write_text(text, encoding="utf-8")
+        print(f"wrote {out / name}")
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from .explain import explain, plot
+    spec = parse_layer(args.layer)
+    shape = parse_shape(args.input)
+    position = parse_shape(args.at) if args.at else None
+    print(explain(spec, shape, position))
+    if args.plot:
+        plot(spec, shape, args.plot)
+        print(f"\nwrote {args.plot}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="symconv",
@@ -77,6 +115,31 @@ def build_parser() -> argparse.ArgumentParser:
                    help="counting convention (default: docs; all prints the three side by side)")
     p.add_argument("--latex", action="store_true", help="print the formulas in LaTeX with their values")
     p.set_defaults(run=_count)
+
+    p = sub.add_parser("derive", help="generate the per-layer derivations (Markdown + LaTeX)",
+                       description="Write one Markdown derivation per layer kind, with the formulas of every "
+                                   "convention and the validation figures of the default grid.")
+    p.add_argument("--out", default="derivations", metavar="DIR", help="output folder (default: derivations)")
+    p.add_argument("--check", action="store_true",
+                   help="write nothing; exit 1 if the files in DIR differ from what would be generated")
+    p.set_defaults(run=_derive)
+
+    p = sub.add_parser("check-docs", help="check a documentation page's equations against the engine",
+                       description="Extract every display equation of a page ($$…$$, \\[…\\], equation "
+                                   "environments), parse it and give it a verdict: proven, docs only, wrong or "
+                                   "not understood. Exit status 1 when any equation is wrong.")
+    p.add_argument("pages", nargs="+", metavar="PAGE", help="Markdown or text file")
+    p.set_defaults(run=_check_docs)
+
+    p = sub.add_parser("explain", help="show how a layer computes each output",
+                       description="Print the per-axis and n-d count maps of a layer, its additions under each "
+                                   "convention and, with --at, which input elements meet which kernel taps at "
+                                   "one output position.")
+    p.add_argument("layer", help='the layer as its constructor call, e.g. "ConvTranspose2d(1, 1, 4, stride=2)"')
+    p.add_argument("--input", required=True, metavar="SHAPE", help="input shape, comma-separated, e.g. 1,1,4,4")
+    p.add_argument("--at", metavar="POSITION", help="an output position, comma-separated spatial indices, e.g. 0,1")
+    p.add_argument("--plot", metavar="FILE", help="also save a PNG heatmap of the count map (needs matplotlib)")
+    p.set_defaults(run=_explain)
 
     p = sub.add_parser("validate", help="check every closed form against torch on the default grid",
                        description="Measure the default grid with torch ones-convolutions and check every "

@@ -26,6 +26,12 @@ class Point(NamedTuple):
     d: tuple[int, ...]
     op: tuple[int, ...]
 
+    @classmethod
+    def from_spec(cls, spec, spatial: tuple[int, ...]) -> "Point":
+        """The per-axis parameters of a LayerSpec on a spatial input size."""
+        return cls(spec.transposed, tuple(spatial), spec.kernel_size, spec.stride, spec.padding, spec.dilation,
+                   spec.output_padding)
+
     @property
     def ndim(self) -> int:
         return len(self.L)

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .grid import Point
+from .layers import LayerSpec
 
 _FUNCTIONS = {
     (1, False): F.conv1d, (2, False): F.conv2d, (3, False): F.conv3d,
@@ -100,3 +101,15 @@ def measure_all(points: Sequence[Point], workers: int | None = None, progress: b
                     results += part
                     bar.update(len(part))
     return results
+
+
+def module_from_spec(spec: LayerSpec) -> torch.nn.Module:
+    """The torch module a LayerSpec describes."""
+    cls = getattr(torch.nn, spec.kind)
+    kwargs = dict(stride=spec.stride, padding=spec.padding, dilation=spec.dilation, groups=spec.groups,
+                  bias=spec.bias, padding_mode=spec.padding_mode)
+    if spec.padding_right is not None:
+        kwargs["padding"] = "same"
+    if spec.transposed:
+        kwargs["output_padding"] = spec.output_padding
+    return cls(spec.in_channels, spec.out_channels, spec.kernel_size, **kwargs)

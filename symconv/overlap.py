@@ -142,12 +142,15 @@ def right_crop(ax: Axis, transposed: bool) -> sp.Expr:
     return (ax.L_out - 1) * ax.s + ax.d * (ax.k - 1) + 1 - ax.L - ax.p
 
 
-def s_sum(ax: Axis, transposed: bool, **lattice_options) -> sp.Expr:
-    """S: products that land in the output, uncropped count minus both crops."""
+def s_sum(ax: Axis, transposed: bool, crop: Callable[..., sp.Expr] | None = None, **lattice_options) -> sp.Expr:
+    """S: products that land in the output, uncropped count minus both crops.
+
+    ``crop`` counts one end's cropped pairs, A(q, n, k, s, d): by default the hybrid
+    :func:`lattice`; :class:`LatticeCount` gives the definition itself.
+    """
+    crop = crop or (lambda *args: lattice(*args, **lattice_options))
     n = ax.L if transposed else ax.L_out
-    full = (ax.L if transposed else ax.L_out) * ax.k
-    return (full - lattice(ax.p, n, ax.k, ax.s, ax.d, **lattice_options)
-            - lattice(right_crop(ax, transposed), n, ax.k, ax.s, ax.d, **lattice_options))
+    return n * ax.k - crop(ax.p, n, ax.k, ax.s, ax.d) - crop(right_crop(ax, transposed), n, ax.k, ax.s, ax.d)
 
 
 @dataclass(frozen=True)
