@@ -101,6 +101,42 @@ def _explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_model(target: str):
+    """``package.module:attr``: a Module, or a class or function that builds one with no arguments."""
+    import importlib
+
+    import torch
+    module_name, _, attr = target.partition(":")
+    if not module_name or not attr:
+        raise ValueError(f"model {target!r} must be written MODULE:ATTR, e.g. symconv.examples:dcgan_generator")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ValueError(f"cannot import {module_name!r}: {err}") from None
+    obj = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ValueError(f"{module_name!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    if not isinstance(obj, torch.nn.Module) and callable(obj):
+        obj = obj()
+    if not isinstance(obj, torch.nn.Module):
+        raise ValueError(f"{target!r} is not a torch.nn.Module nor builds one without arguments")
+    return obj
+
+
+def _profile(args: argparse.Namespace) -> int:
+    from .profiler import profile
+    shape = parse_shape(args.input)
+    model = _load_model(args.model)
+    every = args.convention == "all"
+    result = profile(model, shape, "docs" if every else args.convention, all_conventions=every)
+    text = {"table": result.table, "csv": result.to_csv, "markdown": result.to_markdown,
+            "latex": result.to_latex}[args.format]()
+    print(text.rstrip("\n"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="symconv",
@@ -115,6 +151,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="counting convention (default: docs; all prints the three side by side)")
     p.add_argument("--latex", action="store_true", help="print the formulas in LaTeX with their values")
     p.set_defaults(run=_count)
+
+    p = sub.add_parser("profile", help="count every layer of a model",
+                       description="Count every leaf module of a torch model on an input shape, in call order; "
+                                   "shapes come from a forward pass on the meta device.")
+    p.add_argument("model", metavar="MODULE:ATTR",
+                   help="an importable model, or a class or function building one, e.g. "
+                        "symconv.examples:dcgan_generator")
+    p.add_argument("--input", required=True, metavar="SHAPE", help="input shape, comma-separated, e.g. 1,100,1,1")
+    p.add_argument("--convention", default="docs", choices=[*CONVENTIONS, "all"],
+                   help="counting convention (default: docs; all adds a total column per convention)")
+    p.add_argument("--format", default="table", choices=["table", "csv", "markdown", "latex"],
+                   help="output format (default: table)")
+    p.set_defaults(run=_profile)
 
     p = sub.add_parser("derive", help="generate the per-layer derivations (Markdown + LaTeX)",
                        description="Write one Markdown derivation per layer kind, with the formulas of every "

@@ -10,7 +10,7 @@ and numeric functions are generated from these expressions, never retyped.
 
 from __future__ import annotations
 
-from functools import cached_property, lru_cache
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import sympy as sp
@@ -107,30 +107,34 @@ class ConvModel:
 
     # --- resolution ------------------------------------------------------------------------
 
-    @cached_property
-    def _stages(self) -> tuple[dict[sp.Symbol, sp.Expr], ...]:
-        """Substitutions applied in order: additions -> counts -> sizes (each may use later symbols)."""
-        additions = {additions_per_filter: self.sum_elements - self.out_elements}
-        counts: dict[sp.Symbol, sp.Expr] = {}
-        for a in self.axes:
-            counts[a.S] = overlap.hybrid_s(a, self.transposed)
-            counts[a.Z] = overlap.hybrid_z(a, self.transposed)
-        sizes = {a.L_out: self.output_size(a.index) for a in self.axes}
-        return additions, counts, sizes
+    _STAGES = ("additions", "counts", "sizes")
+
+    @lru_cache(maxsize=None)
+    def _stage(self, name: str) -> dict[sp.Symbol, sp.Expr]:
+        """One substitution, built on first use (the count hybrids are the costly one)."""
+        if name == "additions":
+            return {additions_per_filter: self.sum_elements - self.out_elements}
+        if name == "counts":
+            counts: dict[sp.Symbol, sp.Expr] = {}
+            for a in self.axes:
+                counts[a.S] = overlap.hybrid_s(a, self.transposed)
+                counts[a.Z] = overlap.hybrid_z(a, self.transposed)
+            return counts
+        return {a.L_out: self.output_size(a.index) for a in self.axes}
 
     def resolve(self, expr: sp.Expr, through: str = "sizes") -> sp.Expr:
-        """Replace placeholders by their exact expressions.
+        """Replace placeholders by their exact expressions, stage by stage.
 
         ``through="additions"`` replaces only additions_per_filter (by ΠS - ΠL_out);
         ``"counts"`` also S and Z (by the overlap engine's hybrids); ``"sizes"``
         (default) also the output sizes, leaving the layer's parameters only.
+        Each stage may introduce symbols of the later ones, never of earlier ones.
         """
-        order = ("additions", "counts", "sizes")
-        if through not in order:
-            raise ValueError(f"through={through!r} must be one of {', '.join(order)}")
+        if through not in self._STAGES:
+            raise ValueError(f"through={through!r} must be one of {', '.join(self._STAGES)}")
         expr = sp.sympify(expr)
-        for stage in self._stages[:order.index(through) + 1]:
-            expr = expr.xreplace(stage)
+        for name in self._STAGES[:self._STAGES.index(through) + 1]:
+            expr = expr.xreplace(self._stage(name))
         return expr
 
     def quantity(self, name: str, *, convention: str | Convention = "docs", bias: bool = True,

@@ -242,7 +242,11 @@ class NumericFunction:
         self.expr = expr
         self.params = tuple(params)
         self.names = tuple(p.name for p in self.params)
-        self._pieces: list[_Piece] = []
+
+    @cached_property
+    def _vector(self) -> tuple[list[_Piece], Callable[..., np.ndarray]]:
+        """The numpy path, compiled on first use: Piecewise nodes extracted, each branch compiled."""
+        pieces: list[_Piece] = []
         seen: dict[sp.Piecewise, sp.Symbol] = {}
 
         def extract(node: sp.Basic) -> sp.Basic:
@@ -253,15 +257,14 @@ class NumericFunction:
             if isinstance(node, sp.Piecewise):
                 if node not in seen:
                     symbol = sp.Symbol(f"_piece{len(seen)}")
-                    inputs = self.params + tuple(p.symbol for p in self._pieces)
-                    self._pieces.append(_Piece(symbol, node, inputs))
+                    inputs = self.params + tuple(p.symbol for p in pieces)
+                    pieces.append(_Piece(symbol, node, inputs))
                     seen[node] = symbol
                 return seen[node]
             return node
 
-        top = extract(sp.sympify(expr))
-        self._inputs = self.params + tuple(p.symbol for p in self._pieces)
-        self._top = _lambdify(self._inputs, top)
+        top = extract(sp.sympify(self.expr))
+        return pieces, _lambdify(self.params + tuple(p.symbol for p in pieces), top)
 
     def __repr__(self) -> str:
         return f"NumericFunction({', '.join(self.names)})"
@@ -315,11 +318,12 @@ class NumericFunction:
         return exact
 
     def _evaluate(self, columns: list[np.ndarray]) -> np.ndarray:
+        pieces, top = self._vector
         n = len(columns[0])
         env = list(columns)
-        for piece in self._pieces:
+        for piece in pieces:
             env.append(piece.evaluate(env, n, columns[0].dtype))
-        return np.broadcast_to(self._top(*env), (n,)).astype(columns[0].dtype)
+        return np.broadcast_to(top(*env), (n,)).astype(columns[0].dtype)
 
 
 def compile_expr(expr: sp.Expr, params: Sequence[sp.Symbol]) -> NumericFunction:

@@ -47,7 +47,11 @@ def simulate(spec: LayerSpec, input_shape: Sequence[int], convention: str) -> in
             for j in count:
                 i = tuple(j[a] * spec.stride[a] + tap[a] * spec.dilation[a] - spec.padding[a]
                           for a in range(spec.ndim))
-                if all(0 <= i[a] < spatial[a] for a in range(spec.ndim)):
+                # zeros padding reads nothing; reflect/replicate/circular padding reads real data
+                low = [0 if spec.padding_mode == "zeros" else -spec.padding[a] for a in range(spec.ndim)]
+                high = [spatial[a] + (0 if spec.padding_mode == "zeros" else spec.right_padding[a])
+                        for a in range(spec.ndim)]
+                if all(low[a] <= i[a] < high[a] for a in range(spec.ndim)):
                     count[j] += 1
     K = 1
     for k in spec.kernel_size:

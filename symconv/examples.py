@@ -1,0 +1,46 @@
+"""Example models for profiling, tests and benchmarks (needs torch).
+
+    symconv profile symconv.examples:dcgan_generator --input 1,100,1,1
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def dcgan_generator(nz: int = 100, ngf: int = 64, nc: int = 3) -> nn.Sequential:
+    """The DCGAN generator: five ConvTranspose2d layers from a (nz, 1, 1) code to a 64×64 image."""
+    def up(c_in: int, c_out: int, stride: int, padding: int) -> list[nn.Module]:
+        return [nn.ConvTranspose2d(c_in, c_out, 4, stride, padding, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(True)]
+    return nn.Sequential(
+        *up(nz, ngf * 8, 1, 0), *up(ngf * 8, ngf * 4, 2, 1), *up(ngf * 4, ngf * 2, 2, 1), *up(ngf * 2, ngf, 2, 1),
+        nn.ConvTranspose2d(ngf, nc, 4, 2, 1, bias=False), nn.Tanh())
+
+
+class UNetDecoder(nn.Module):
+    """A U-Net-style decoder: upsample by transposed convolutions, refine by convolutions.
+
+    It exercises odd corners on purpose: output_padding, padding="same" with an even
+    kernel, reflect and replicate padding, a depthwise convolution and a Linear head.
+    """
+
+    def __init__(self, channels: int = 64, classes: int = 4) -> None:
+        super().__init__()
+        c = channels
+        self.up1 = nn.ConvTranspose2d(c, c // 2, 2, stride=2)
+        self.conv1 = nn.Conv2d(c // 2, c // 2, 3, padding=1, padding_mode="reflect")
+        self.up2 = nn.ConvTranspose2d(c // 2, c // 4, 3, stride=2, padding=1, output_padding=1)
+        self.conv2 = nn.Conv2d(c // 4, c // 4, 4, padding="same")
+        self.depthwise = nn.Conv2d(c // 4, c // 4, 3, padding=1, groups=c // 4, padding_mode="replicate")
+        self.act = nn.ReLU()
+        self.head = nn.Linear(c // 4, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.act(self.conv1(self.up1(x)))
+        x = self.act(self.depthwise(self.conv2(self.up2(x))))
+        return self.head(x.permute(0, 2, 3, 1))
+
+
+def unet_decoder(channels: int = 64, classes: int = 4) -> UNetDecoder:
+    return UNetDecoder(channels, classes)

@@ -1,0 +1,236 @@
+"""Whole-model profiles, the full parameter space of the torch layers, and bad input."""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import symconv
+from symconv import examples
+from symconv.cli import main
+from symconv.constructor import parse_layer
+
+from .conftest import simulate
+
+
+def real_calls(model: torch.nn.Module, shape: tuple[int, ...]) -> list[tuple[torch.nn.Module, tuple[int, ...]]]:
+    """(leaf, input shape) of every leaf call, from a real forward pass (independent of symconv's tracer)."""
+    calls = []
+    hooks = [m.register_forward_hook(lambda mod, inp, out: calls.append((mod, tuple(inp[0].shape))))
+             for m in model.modules() if not list(m.children())]
+    with torch.no_grad():
+        model(torch.zeros(shape))
+    for h in hooks:
+        h.remove()
+    return calls
+
+
+def independent_total(model: torch.nn.Module, shape: tuple[int, ...], convention: str) -> int:
+    total = 0
+    for module, in_shape in real_calls(model, shape):
+        if isinstance(module, torch.nn.Linear):
+            rows = 1
+            for v in in_shape[:-1]:
+                rows *= v
+            per_row = module.out_features * (module.in_features if convention == "macs"
+                                             else 2 * module.in_features - 1 + (module.bias is not None))
+            total += rows * per_row
+        elif isinstance(module, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+            total += simulate(symconv.spec_from_module(module), in_shape, convention)
+    return total
+
+
+@pytest.mark.parametrize("convention", ["docs", "exact", "macs"])
+@pytest.mark.parametrize("model, shape", [
+    (examples.dcgan_generator(nz=16, ngf=4, nc=3), (2, 16, 1, 1)),
+    (examples.unet_decoder(channels=16, classes=3), (2, 16, 5, 6)),
+])
+def test_profile_equals_the_sum_of_independent_layer_counts(model, shape, convention):
+    result = symconv.profile(model, shape, convention)
+    assert result.shape_pass == "meta"
+    assert result.total() == independent_total(model, shape, convention)
+    assert [r.name for r in result.records] == [
+        next(n for n, m in model.named_modules() if m is mod) for mod, _ in real_calls(model, shape)]
+    uncounted = [r for r in result.records if not r.counted]
+    assert uncounted and all(r.type in ("BatchNorm2d", "ReLU", "Tanh") for r in uncounted)
+
+
+def test_profile_leaves_the_model_as_it_was():
+    model = examples.dcgan_generator(nz=8, ngf=2)
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    symconv.profile(model, (1, 8, 1, 1))
+    assert model.training and all(m.training for m in model.modules())
+    after = model.state_dict()
+    assert all(after[k].device.type == "cpu" and torch.equal(after[k], v) for k, v in before.items())
+    assert all("forward" not in m.__dict__ for m in model.modules())
+
+
+def test_profile_falls_back_to_zeros_when_meta_fails():
+    class NoMeta(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.ConvTranspose1d(2, 2, 3, stride=2)
+
+        def forward(self, x):
+            if x.device.type == "meta":
+                raise NotImplementedError("no meta kernel")
+            return self.conv(x)
+
+    result = symconv.profile(NoMeta(), (2, 5), all_conventions=True)
+    assert result.shape_pass == "zeros"
+    spec = symconv.spec_from_module(NoMeta().conv)
+    assert [result.total(c) for c in ("docs", "exact", "macs")] == [
+        simulate(spec, (2, 5), c) for c in ("docs", "exact", "macs")]
+
+
+def test_profile_exports():
+    model = examples.unet_decoder(channels=8, classes=2)
+    result = symconv.profile(model, (1, 8, 3, 3), "exact", all_conventions=True)
+    rows = list(csv.reader(io.StringIO(result.to_csv())))
+    assert rows[0][-3:] == ["total (exact)", "total (docs)", "total (macs)"]
+    assert rows[-1][0] == "total" and int(rows[-1][-3]) == result.total("exact")
+    assert result.to_markdown().count("\n") == len(result.records) + 3
+    latex = result.to_latex()
+    assert latex.startswith(r"\begin{tabular}") and r"$\psi$" in latex and "not counted" in latex
+    frame = result.to_dataframe()
+    assert list(frame["type"]) == [r.type for r in result.records]
+    table = result.table()
+    assert "not counted" in table and str(result.total("exact")) in table
+
+
+# --- the full parameter space of the torch layers ------------------------------------------------------
+
+def _ones_map(module: torch.nn.Module, spatial: tuple[int, ...]) -> torch.Tensor:
+    """torch's own count map: the module on ones with a ones kernel, float64, one channel."""
+    module = module.double()
+    with torch.no_grad():
+        torch.nn.init.ones_(module.weight)
+        return module(torch.ones((1, 1, *spatial), dtype=torch.float64))[0, 0]
+
+
+@pytest.mark.parametrize("ndim", [1, 2, 3])
+def test_padding_same_with_even_kernels_against_torch(ndim):
+    cls = {1: torch.nn.Conv1d, 2: torch.nn.Conv2d, 3: torch.nn.Conv3d}[ndim]
+    checked = 0
+    for k, d, L in itertools.product((2, 3, 4), (1, 2), (1, 3, 6)):
+        kernel = tuple(k + a for a in range(ndim))
+        module = cls(1, 1, kernel, padding="same", dilation=d, bias=False)
+        spatial = tuple(L + a for a in range(ndim))
+        y = _ones_map(module, spatial)
+        exact = symconv.count_layer(symconv.spec_from_module(module), (1, 1, *spatial), "exact")
+        assert exact.output_size == tuple(y.shape)
+        assert exact.multiplications == int(y.sum())
+        assert exact.additions == int(y.sum()) - int(torch.count_nonzero(y))
+        checked += any(ki % 2 == 0 for ki in kernel)
+    assert checked > 0
+
+
+@pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular"])
+def test_every_padding_mode_against_torch(mode):
+    for k, p, s, d, L in itertools.product((1, 2, 3), (0, 1, 2), (1, 2), (1, 2), (3, 5)):
+        module = torch.nn.Conv2d(1, 1, k, stride=s, padding=p, dilation=d, bias=False, padding_mode=mode)
+        try:
+            y = _ones_map(module, (L, L + 1))
+        except RuntimeError:  # e.g. reflect padding wider than the input
+            continue
+        if y.numel() == 0:
+            continue
+        exact = symconv.count_layer(symconv.spec_from_module(module), (1, 1, L, L + 1), "exact")
+        assert exact.multiplications == int(y.sum()), (mode, k, p, s, d, L)
+        assert exact.additions == int(y.sum()) - int(torch.count_nonzero(y))
+
+
+def test_tuples_unbatched_and_depthwise():
+    module = torch.nn.ConvTranspose3d(6, 12, (2, 3, 4), stride=(1, 2, 3), padding=(0, 1, 2),
+                                      output_padding=(0, 1, 2), dilation=(2, 1, 1), groups=6)
+    spec = symconv.spec_from_module(module)
+    for convention in ("docs", "exact", "macs"):
+        assert symconv.count_ops(module, (6, 3, 4, 5), convention) == simulate(spec, (6, 3, 4, 5), convention)
+        assert symconv.count_ops(module, (1, 6, 3, 4, 5), convention) == simulate(spec, (6, 3, 4, 5), convention)
+
+
+# --- bad input ------------------------------------------------------------------------------------------
+
+BAD = [
+    ("Conv2d(3, 4, 3, groups=2)", "1,3,8,8", "groups=2 must divide in_channels=3 and out_channels=4"),
+    ("ConvTranspose2d(2, 2, 3, stride=2, output_padding=2)", "1,2,4,4",
+     "output_padding=(2, 2) must be smaller than stride=(2, 2) or dilation=(1, 1) (axis 0)"),
+    ("Conv2d(3, 4, 3)", "1,2,8,8", "input shape (1, 2, 8, 8) has 2 channels but in_channels=3"),
+    ("Conv2d(3, 4, 3)", "1,3,0,8", "input shape (1, 3, 0, 8) must hold positive integers, got 0"),
+    ("Conv2d(3, 4, 3)", "1,3,2.5,8", "input shape '1,3,2.5,8' has a non-integer size '2.5'"),
+    ("Conv2d(3, 4, 5)", "1,3,3,8", "output size -1 < 1 on axis 0 for input size (3, 8)"),
+    ("Conv5d(3, 4, 3)", "1,3,8,8", "unknown layer 'Conv5d'"),
+    ("Conv2d(3, 4, 3", "1,3,8,8", "malformed layer 'Conv2d(3, 4, 3'"),
+    ("Conv2d(3, 4, kernel=3)", "1,3,8,8", "Conv2d has no argument 'kernel'"),
+    ("Conv2d(3, 4, 3, stride=0)", "1,3,8,8", "stride=0 must be >= 1"),
+    ("Conv2d(3, 4, 3.5)", "1,3,8,8", "kernel_size=3.5 must be an int or a tuple of 2 ints"),
+]
+
+
+@pytest.mark.parametrize("layer_text, shape, message", BAD)
+def test_bad_input_cli_and_api(layer_text, shape, message):
+    proc = subprocess.run([sys.executable, "-m", "symconv", "count", layer_text, "--input", shape],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in proc.stderr
+    assert proc.stdout == ""
+    with pytest.raises(ValueError) as err:
+        symconv.count_layer(parse_layer(layer_text), symconv.constructor.parse_shape(shape))
+    assert message in str(err.value)
+
+
+def test_profile_cli():
+    out = io.StringIO()
+    from contextlib import redirect_stdout
+    with redirect_stdout(out):
+        status = main(["profile", "symconv.examples:dcgan_generator", "--input", "1,100,1,1",
+                       "--convention", "all", "--format", "csv"])
+    rows = list(csv.reader(io.StringIO(out.getvalue())))
+    model = examples.dcgan_generator()
+    assert status == 0
+    assert [int(v) for v in rows[-1][-3:]] == [symconv.profile(model, (1, 100, 1, 1), c).total()
+                                               for c in ("docs", "exact", "macs")]
+
+
+@pytest.mark.parametrize("target, message", [
+    ("symconv.examples:nothing", "has no attribute 'nothing'"),
+    ("no_such_module:model", "cannot import 'no_such_module'"),
+    ("symconv.examples", "must be written MODULE:ATTR"),
+])
+def test_profile_cli_bad_models(target, message):
+    proc = subprocess.run([sys.executable, "-m", "symconv", "profile", target, "--input", "1,100,1,1"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_profile_rejects_a_shape_the_model_cannot_take():
+    with pytest.raises(ValueError, match="channels"):
+        symconv.profile(examples.dcgan_generator(nz=8, ngf=2), (1, 9, 1, 1))
+
+
+def test_count_ops_does_not_run_the_module():
+    class Exploding(torch.nn.ConvTranspose2d):
+        def forward(self, x):
+            raise AssertionError("count_ops ran the module")
+
+    module = Exploding(2, 2, 4, stride=2, padding=1)
+    assert symconv.count_ops(module, (1, 2, 4, 4), "exact") == simulate(symconv.spec_from_module(module),
+                                                                       (1, 2, 4, 4), "exact")
+
+
+def test_linear_counts():
+    from symconv.linear import count_linear
+    assert count_linear(5, 3, True, (2, 7, 5), "docs") == 14 * 2 * 3 * 5
+    assert count_linear(5, 3, False, (5,), "exact") == 3 * (2 * 5 - 1)
+    assert count_linear(5, 3, True, (4, 5), "macs") == 4 * 3 * 5
+    with pytest.raises(ValueError, match="in_features=5"):
+        count_linear(5, 3, True, (4, 6))
