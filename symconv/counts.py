@@ -118,15 +118,9 @@ def additions_per_filter(input_size: int | Sequence[int], kernel_size: int | Seq
     if ndim not in (1, 2, 3):
         raise ValueError(f"input_size={input_size!r} must have 1, 2 or 3 axes")
     L = as_tuple("input_size", input_size, ndim, 1)
-    k = as_tuple("kernel_size", kernel_size, ndim, 1)
-    s = as_tuple("stride", stride, ndim, 1)
-    p = as_tuple("padding", padding, ndim, 0)
-    d = as_tuple("dilation", dilation, ndim, 1)
-    op = as_tuple("output_padding", output_padding, ndim, 0)
-    if not transposed and any(op):
-        raise ValueError(f"output_padding={output_padding!r} applies to transposed convolutions only")
     kind = ("ConvTranspose" if transposed else "Conv") + f"{ndim}d"
-    spec = LayerSpec(kind, 1, 1, k, s, p, d, op)
+    spec = LayerSpec.make(kind, 1, 1, kernel_size, stride=stride, padding=padding, dilation=dilation,
+                          output_padding=output_padding)
     conv = get_convention(convention).name
-    check_axes(transposed, L, k, s, p, d, op)
+    check_axes(transposed, L, spec.kernel_size, spec.stride, spec.padding, spec.dilation, spec.output_padding)
     return compiled(kind, "additions", conv).scalar(*_count_arguments(spec, 1, L)[0])

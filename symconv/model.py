@@ -184,9 +184,9 @@ class ConvModel:
 
     def lambdify(self, name: str, **options: Any) -> "NumericFunction":
         """An exact, vectorised numpy function of the layer's parameters (keywords by symbol name)."""
-        from .numeric import compile_expr
+        from .numeric import compile_expr, layer_validator
         expr = self.quantity(name, resolved=True, **options)
-        return compile_expr(expr, self.parameters())
+        return compile_expr(expr, self.parameters(), layer_validator(self))
 
 
 @lru_cache(maxsize=None)

@@ -238,10 +238,12 @@ class _Piece:
 class NumericFunction:
     """An exact, vectorised function of named parameters (see :func:`compile_expr`)."""
 
-    def __init__(self, expr: sp.Expr, params: Sequence[sp.Symbol]) -> None:
+    def __init__(self, expr: sp.Expr, params: Sequence[sp.Symbol],
+                 validator: Callable[[dict[str, np.ndarray]], None] | None = None) -> None:
         self.expr = expr
         self.params = tuple(params)
         self.names = tuple(p.name for p in self.params)
+        self.validator = validator
 
     @cached_property
     def _vector(self) -> tuple[list[_Piece], Callable[..., np.ndarray]]:
@@ -293,6 +295,8 @@ class NumericFunction:
         """Evaluate on scalars or broadcastable arrays; a scalar call returns a Python int."""
         raw = self._arguments(args, kwargs)
         if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in raw):
+            if self.validator:
+                self.validator({n: np.atleast_1d(int(v)) for n, v in zip(self.names, raw)})
             return int(self.scalar(*(int(v) for v in raw)))
         scalar = all(np.ndim(v) == 0 for v in raw)
         arrays = [np.atleast_1d(np.asarray(v)) for v in raw]
@@ -301,6 +305,8 @@ class NumericFunction:
                 raise ValueError(f"{name} must hold integers, got {a.dtype} values")
         shape = np.broadcast_shapes(*(a.shape for a in arrays))
         flat = [np.broadcast_to(a, shape).ravel() for a in arrays]
+        if self.validator:
+            self.validator(dict(zip(self.names, flat)))
         result = self._evaluate_exact(flat).reshape(shape)
         return int(result.ravel()[0]) if scalar else result
 
@@ -326,10 +332,38 @@ class NumericFunction:
         return np.broadcast_to(top(*env), (n,)).astype(columns[0].dtype)
 
 
-def compile_expr(expr: sp.Expr, params: Sequence[sp.Symbol]) -> NumericFunction:
+def compile_expr(expr: sp.Expr, params: Sequence[sp.Symbol],
+                 validator: Callable[[dict[str, np.ndarray]], None] | None = None) -> NumericFunction:
     """Compile a resolved quantity into an exact vectorised function of ``params``."""
     free = sp.sympify(expr).free_symbols - set(params)
     if free:
         names = ", ".join(sorted(s.name for s in free))
         raise ValueError(f"expression has symbols that are not parameters: {names}")
-    return NumericFunction(expr, params)
+    return NumericFunction(expr, params, validator)
+
+
+def layer_validator(model) -> Callable[[dict[str, np.ndarray]], None]:
+    """torch's rules on columns of layer parameters: ValueError naming the parameter and the first bad row."""
+    sizes = [(a, compile_expr(model.output_size(a.index), model.axis_parameters(a.index))) for a in model.axes]
+
+    def first(mask: np.ndarray) -> int:
+        return int(np.flatnonzero(mask)[0])
+
+    def check(cols: dict[str, np.ndarray]) -> None:
+        def fail(mask: np.ndarray, message: str) -> None:
+            if mask.any():
+                i = first(mask)
+                raise ValueError(message.format(**{k: v[i] for k, v in cols.items()}) + f" (configuration {i})")
+
+        for name, low in [(s.name, 0 if s.is_nonnegative and not s.is_positive else 1) for s in model.parameters()]:
+            fail(cols[name] < low, f"{name}={{{name}}} must be >= {low}")
+        fail((cols["C_in"] % cols["groups"] != 0) | (cols["C_out"] % cols["groups"] != 0),
+             "groups={groups} must divide in_channels={C_in} and out_channels={C_out}")
+        for a, size in sizes:
+            if model.transposed:
+                op, s, d = cols[a.op.name], cols[a.s.name], cols[a.d.name]
+                fail((op >= s) & (op >= d), f"{a.op.name}={{{a.op.name}}} must be smaller than "
+                                            f"{a.s.name}={{{a.s.name}}} or {a.d.name}={{{a.d.name}}}")
+            values = size(**{s.name: cols[s.name] for s in model.axis_parameters(a.index)})
+            fail(np.asarray(values) < 1, f"output size < 1 on axis {a.index} ({a.L.name}={{{a.L.name}}})")
+    return check

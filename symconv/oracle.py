@@ -47,21 +47,16 @@ class Measured(NamedTuple):
         return self.S - self.out_elements
 
 
-def ones_count_map(point: Point, padding_mode: str = "zeros") -> torch.Tensor:
+def ones_count_map(point: Point) -> torch.Tensor:
     """The n-d count map of a layer (float64 tensor of the spatial output shape).
 
-    Raises RuntimeError where torch rejects the layer. ``padding_mode`` other than
-    zeros (plain layers only) pads the ones input with the given mode first, as
-    torch's modules do, so padded positions count as real data.
+    Raises RuntimeError where torch rejects the layer.
     """
     fn = _FUNCTIONS[(point.ndim, point.transposed)]
     x = torch.ones((1, 1, *point.L), dtype=torch.float64)
     w = torch.ones((1, 1, *point.k), dtype=torch.float64)
     if point.transposed:
         y = fn(x, w, stride=point.s, padding=point.p, output_padding=point.op, dilation=point.d)
-    elif padding_mode != "zeros":
-        pads = [v for p in reversed(point.p) for v in (p, p)]
-        y = fn(F.pad(x, pads, mode=padding_mode), w, stride=point.s, dilation=point.d)
     else:
         y = fn(x, w, stride=point.s, padding=point.p, dilation=point.d)
     return y[0, 0]

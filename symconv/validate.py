@@ -70,10 +70,9 @@ class Report:
         return all(c.accepted or not c.in_hybrid for c in self.candidates) and \
             not any(sum(h.wrong.values()) for h in self.hybrids)
 
-    def coverage(self, transposed: bool | None = None) -> tuple[int, int]:
-        """(points resolved entirely by closed forms, points) over the hybrids' groups."""
-        rows = [h for h in self.hybrids if transposed is None or h.kind.startswith("ConvTranspose") == transposed]
-        return sum(h.closed_all for h in rows), sum(h.points for h in rows)
+    def coverage(self) -> tuple[int, int]:
+        """(points resolved entirely by closed forms, points) over every layer kind."""
+        return sum(h.closed_all for h in self.hybrids), sum(h.points for h in self.hybrids)
 
     def text(self) -> str:
         """The report as aligned text (what ``symconv validate`` prints)."""

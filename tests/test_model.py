@@ -306,3 +306,19 @@ def test_counts_equal_a_literal_simulation(kind, convention):
         except ValueError:
             continue
         assert symconv.count_layer(spec, shape, convention).total == simulate(spec, shape, convention)
+
+
+def test_lambdified_functions_reject_invalid_layers():
+    fn = symconv.layer("ConvTranspose1d").lambdify("total")
+    base = dict(N=1, C_in=4, C_out=4, groups=2, L_in=4, kernel_size=3, stride=2, padding=1, dilation=1,
+                output_padding=1)
+    assert fn(**base) == symconv.count_layer(LayerSpec.make("ConvTranspose1d", 4, 4, 3, stride=2, padding=1,
+                                                            output_padding=1, groups=2), (1, 4, 4)).total
+    cases = [(dict(groups=3), "groups=3 must divide in_channels=4"),
+             (dict(output_padding=2), "output_padding=2 must be smaller than stride=2 or dilation=1"),
+             (dict(padding=5), "output size < 1 on axis 0"),
+             (dict(L_in=0), "L_in=0 must be >= 1"),
+             (dict(C_in=np.array([4, 6, 3])), "in_channels=3 and out_channels=4 (configuration 2)")]
+    for change, message in cases:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            fn(**{**base, **change})
