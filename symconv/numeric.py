@@ -27,6 +27,7 @@ from sympy.printing.pycode import PythonCodePrinter
 from . import counting, overlap
 
 INT64_SAFE = 2.0 ** 62  # past this a float64 shadow cannot vouch for an int64 result
+PIECE_SAFE = 2.0 ** 31  # inputs below this keep every per-axis piece (at most a product of two) in int64
 
 
 # --- vectorised exact counters ------------------------------------------------------------
@@ -312,24 +313,34 @@ class NumericFunction:
 
     def _evaluate_exact(self, flat: list[np.ndarray]) -> np.ndarray:
         if any(a.dtype == object or (a.size and np.abs(a).max() >= INT64_SAFE) for a in flat):
-            return self._evaluate([a.astype(object) for a in flat])
-        ints = self._evaluate([a.astype(np.int64) for a in flat])
+            return self._evaluate([a.astype(object) for a in flat])[0]
+        ints, env = self._evaluate([a.astype(np.int64) for a in flat])
         with np.errstate(all="ignore"):
-            shadow = self._evaluate([a.astype(np.float64) for a in flat])
+            if all(not a.size or np.abs(a).max() < PIECE_SAFE for a in flat):
+                # Pieces are per-axis counts (products of at most two inputs): below PIECE_SAFE
+                # they cannot overflow, so only the top level needs a float64 shadow.
+                shadow = self._top_float(env)
+            else:
+                shadow = self._evaluate([a.astype(np.float64) for a in flat])[0]
         bad = ~(np.abs(shadow) < INT64_SAFE) | (np.abs(shadow - ints) >= 2.0 ** 32)
         if not bad.any():
             return ints
         exact = ints.astype(object)
-        exact[bad] = self._evaluate([a[bad].astype(object) for a in flat])
+        exact[bad] = self._evaluate([a[bad].astype(object) for a in flat])[0]
         return exact
 
-    def _evaluate(self, columns: list[np.ndarray]) -> np.ndarray:
+    def _top_float(self, env: list[np.ndarray]) -> np.ndarray:
+        top = self._vector[1]
+        return np.broadcast_to(top(*(e.astype(np.float64) for e in env)), env[0].shape)
+
+    def _evaluate(self, columns: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The result in the columns' dtype, and the environment (inputs, then pieces)."""
         pieces, top = self._vector
         n = len(columns[0])
         env = list(columns)
         for piece in pieces:
             env.append(piece.evaluate(env, n, columns[0].dtype))
-        return np.broadcast_to(top(*env), (n,)).astype(columns[0].dtype)
+        return np.broadcast_to(top(*env), (n,)).astype(columns[0].dtype), env
 
 
 def compile_expr(expr: sp.Expr, params: Sequence[sp.Symbol],

@@ -322,3 +322,18 @@ def test_lambdified_functions_reject_invalid_layers():
     for change, message in cases:
         with pytest.raises(ValueError, match=re.escape(message)):
             fn(**{**base, **change})
+
+
+def test_vectorised_overflow_checks_both_paths():
+    # Inputs below 2**31 shadow only the top level; larger inputs shadow every piece.
+    m = symconv.layer("ConvTranspose1d")
+    fn = m.lambdify("total", convention="exact")
+    rows = [dict(N=2 ** 30, C_in=2 ** 30, C_out=2 ** 30, groups=1, L_in=40, kernel_size=5, stride=3, padding=2,
+                 dilation=2, output_padding=1),
+            dict(N=1, C_in=1, C_out=1, groups=1, L_in=2 ** 40, kernel_size=5, stride=3, padding=2, dilation=2,
+                 output_padding=1)]
+    for row in rows:
+        expected = int(m.quantity("total", convention="exact", resolved=True).xreplace(
+            {s: row[s.name] for s in m.parameters()}))
+        got = fn(**{k: np.array([v, 3 if k == "L_in" else v]) for k, v in row.items()})
+        assert got[0] == expected
