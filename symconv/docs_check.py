@@ -26,7 +26,7 @@ from .grid import axis_valid
 from .latex import to_latex
 from .layers import LAYER_KINDS, LayerSpec
 from .model import ConvModel, layer
-from .numeric import compile_expr
+from .numeric import evaluate_on_columns
 from .symbols import AXIS_LETTERS, N
 
 PROVEN, DOCS_ONLY, WRONG, NOT_UNDERSTOOD = "proven", "docs only", "wrong", "not understood"
@@ -182,8 +182,8 @@ def _small_layers(kind: str) -> tuple[dict[str, np.ndarray], list[LayerSpec], li
 def _first_difference(model: ConvModel, a: sp.Expr, b: sp.Expr) -> str | None:
     """The smallest small valid layer where two expressions differ, described; None if none."""
     cols, specs, shapes = _small_layers(model.kind)
-    va = compile_expr(model.resolve(a), model.parameters())(**cols)
-    vb = compile_expr(model.resolve(b), model.parameters())(**cols)
+    va = evaluate_on_columns(model, a, cols)
+    vb = evaluate_on_columns(model, b, cols)
     diff = np.flatnonzero(va != vb)
     if not diff.size:
         return None

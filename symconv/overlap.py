@@ -18,7 +18,9 @@ on integers and lambdifies to the vectorised counter) for everything else.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable
 
 import sympy as sp
@@ -70,6 +72,14 @@ class PlainCoverage(_ExactCounter):
     _tex = r"\mathcal{Z}"
 
 
+class Gcd(_ExactCounter):
+    """gcd(a, b) of integers (SymPy's own gcd treats symbols as polynomials and returns 1)."""
+
+    nargs = 2
+    _count = staticmethod(math.gcd)
+    _tex = r"\gcd"
+
+
 def _plain_union(L: int, k: int, s: int, p: int, d: int, L_out: int) -> int:
     lows = [counting.ceil_div(p - t * d, s) for t in range(k)]
     counts = [max(0, (L - 1 + p - t * d) // s - lo + 1) for t, lo in enumerate(lows)]
@@ -77,10 +87,19 @@ def _plain_union(L: int, k: int, s: int, p: int, d: int, L_out: int) -> int:
 
 
 # --- A(q): closed forms by family -----------------------------------------------------------
+# Min and Max are built unevaluated: with symbolic arguments SymPy would try to order them
+# under assumptions (a third of a second per hybrid); numbers substituted later evaluate them.
+
+def _min(*args: sp.Expr) -> sp.Expr:
+    return sp.Min(*args, evaluate=False)
+
+
+def _max(*args: sp.Expr) -> sp.Expr:
+    return sp.Max(*args, evaluate=False)
 
 def _tri(x: sp.Expr) -> sp.Expr:
     """x(x+1)/2 for x > 0, else 0: pairs of non-negative integers with i + t < x."""
-    m = sp.Max(x, 0)
+    m = _max(x, 0)
     return m * (m + 1) / 2
 
 
@@ -94,23 +113,37 @@ class Family:
     condition: Callable[[sp.Expr, sp.Expr, sp.Expr, sp.Expr, sp.Expr], sp.Basic]
 
 
+def _unit_step(q: sp.Expr, n: sp.Expr, k: sp.Expr, s: sp.Expr) -> sp.Expr:
+    """#{(i, t) : i*s + t < q, i < n, t < k}: f inputs keep all k taps, inputs f..m-1 keep q - i*s."""
+    f = _min(n, _max(0, sp.floor((q - k) / s) + 1))
+    m = _min(n, sp.ceiling(q / s))
+    return k * f + (m - f) * q - s * (_tri(m - 1) - _tri(f - 1))
+
+
 A_FAMILIES: tuple[Family, ...] = (
     Family("first input only", "q <= s: only i = 0 can reach below q",
-           lambda q, n, k, s, d: sp.Min(k, sp.ceiling(q / d)),
+           lambda q, n, k, s, d: _min(k, sp.ceiling(q / d)),
            lambda q, n, k, s, d: q <= s),
     Family("first tap only", "q <= d: only t = 0 can reach below q",
-           lambda q, n, k, s, d: sp.Min(n, sp.ceiling(q / s)),
+           lambda q, n, k, s, d: _min(n, sp.ceiling(q / s)),
            lambda q, n, k, s, d: q <= d),
     Family("stride equals dilation", "s = d: i + t < ceil(q/s), a truncated triangle by inclusion-exclusion",
            lambda q, n, k, s, d: (lambda x: _tri(x) - _tri(x - n) - _tri(x - k) + _tri(x - n - k))(
                sp.ceiling(q / s)),
            lambda q, n, k, s, d: sp.Eq(s, d)),
     Family("no overlap", "s > d(k-1): each input's taps stay inside its own stride block",
-           lambda q, n, k, s, d: sp.Min(n * k, k * sp.floor(q / s) + sp.Min(k, sp.ceiling(sp.Mod(q, s) / d))),
+           lambda q, n, k, s, d: _min(n * k, k * sp.floor(q / s) + _min(k, sp.ceiling(sp.Mod(q, s) / d))),
            lambda q, n, k, s, d: s > d * (k - 1)),
+    Family("unit dilation", "d = 1: taps are consecutive, so each input keeps min(k, q - i*s) of them",
+           lambda q, n, k, s, d: _unit_step(q, n, k, s),
+           lambda q, n, k, s, d: sp.Eq(d, 1)),
+    Family("unit stride", "s = 1: the same count with inputs and taps swapped",
+           lambda q, n, k, s, d: _unit_step(q, k, n, d),
+           lambda q, n, k, s, d: sp.Eq(s, 1)),
 )
 
 
+@lru_cache(maxsize=None)
 def lattice(q: sp.Expr, n: sp.Expr, k: sp.Expr, s: sp.Expr, d: sp.Expr, *,
             families: tuple[Family, ...] = A_FAMILIES, fallback: bool = True) -> sp.Expr:
     """Hybrid A(q): 0 for q <= 0, then the first family whose condition holds, else the counter.
@@ -207,9 +240,11 @@ CANDIDATES: tuple[Candidate, ...] = (
               note="ignores gaps (stride > dilation·kernel) and positions output_padding adds"),
     Candidate("Z, full coverage", True, "Z", _per_axis(_z_full_transposed),
               note="unit dilation with stride <= kernel, or unit stride with dilation <= L"),
-    Candidate("Z = S, no overlap", True, "Z",
-              _per_axis(lambda a: (hybrid_s(a, True), a.s > a.d * (a.k - 1))),
-              note="s > d(k-1): every position holds at most one product"),
+    Candidate("Z = S, every position hit at most once", True, "Z",
+              _per_axis(lambda a: (hybrid_s(a, True),
+                                   sp.Or(a.d >= a.L * Gcd(a.s, a.d), a.s >= a.k * Gcd(a.s, a.d)))),
+              note="i·s + t·d is one-to-one iff d/gcd(s,d) >= L or s/gcd(s,d) >= k "
+                   "(contains 'no overlap', s > d(k-1))"),
     *(Candidate(f"S, crops by '{f.name}'", False, "S",
                 _per_axis(lambda a, f=f: (s_sum(a, False, families=(f,), fallback=False),
                                           s_closed_condition(a, False, (f,)))),
@@ -226,11 +261,13 @@ def s_closed_condition(ax: Axis, transposed: bool, families: tuple[Family, ...] 
                   closed_condition(right_crop(ax, transposed), n, ax.k, ax.s, ax.d, families))
 
 
+@lru_cache(maxsize=None)
 def hybrid_s(ax: Axis, transposed: bool) -> sp.Expr:
     """S of one axis: closed forms of both crops where a family holds, the counter elsewhere."""
     return s_sum(ax, transposed)
 
 
+@lru_cache(maxsize=None)
 def hybrid_z(ax: Axis, transposed: bool) -> sp.Expr:
     """Z of one axis: Piecewise over the accepted Z candidates, then the exact counter."""
     pieces = []

@@ -18,7 +18,7 @@ import sympy as sp
 from . import overlap
 from .grid import Point, default_grid
 from .model import ConvModel, layer
-from .numeric import compile_expr
+from .numeric import evaluate_on_columns
 from .oracle import Measured, measure_all
 
 MAX_EXAMPLES = 3
@@ -112,7 +112,7 @@ def _columns(model: ConvModel, points: Sequence[Point]) -> dict[str, np.ndarray]
 
 
 def _evaluate(model: ConvModel, expr: sp.Basic, cols: dict[str, np.ndarray]) -> np.ndarray:
-    return compile_expr(model.resolve(expr), model.parameters())(**cols)
+    return evaluate_on_columns(model, expr, cols)
 
 
 def _truth(model: ConvModel, measured: Sequence[Measured], quantity: str) -> np.ndarray:
@@ -163,9 +163,11 @@ def check_hybrid(model: ConvModel, points: Sequence[Point], measured: Sequence[M
 
 
 def z_closed_condition(ax, transposed: bool) -> sp.Basic:
-    """Where the hybrid Z of an axis resolves without the counter."""
+    """Where the hybrid Z of an axis resolves without a counter (a branch using S needs S closed too)."""
+    counters = (overlap.LatticeCount, overlap.TransposedCoverage, overlap.PlainCoverage)
+    s_closed = overlap.s_closed_condition(ax, transposed)
     pieces = overlap.hybrid_z(ax, transposed).args[:-1]
-    return sp.Or(*(c for _, c in pieces))
+    return sp.Or(*(sp.And(c, s_closed) if e.has(*counters) else c for e, c in pieces))
 
 
 def run(points: Sequence[Point] | None = None, workers: int | None = None,
