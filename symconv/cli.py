@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable, Sequence
+from typing import Sequence
 
 from .constructor import parse_layer, parse_shape
 from .conventions import CONVENTIONS

@@ -15,6 +15,7 @@ from .layers import LayerSpec, as_tuple, check_axes
 from .model import layer
 from .numeric import NumericFunction, compile_expr
 
+
 @lru_cache(maxsize=None)
 def compiled(kind: str, quantity: str, convention: str = "docs", bias: bool = True) -> NumericFunction:
     """A quantity as a function of channels and per-axis (L, L_out, k, S, Z), compiled once."""

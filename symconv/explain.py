@@ -36,7 +36,10 @@ def _scale(nested, c: int):
     return [_scale(x, c) for x in nested] if isinstance(nested, list) else nested * c
 
 
-def meeting(spec: LayerSpec, spatial: Sequence[int], position: Sequence[int]) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+Pair = tuple[tuple[int, ...], tuple[int, ...]]
+
+
+def meeting(spec: LayerSpec, spatial: Sequence[int], position: Sequence[int]) -> list[Pair]:
     """(input index, kernel tap) pairs whose product lands at an output position.
 
     Plain layers list only taps that read the input (taps on padding read zeros).

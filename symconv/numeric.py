@@ -24,7 +24,7 @@ import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.pycode import PythonCodePrinter
 
-from . import counting, overlap
+from . import overlap
 
 INT64_SAFE = 2.0 ** 62  # past this a float64 shadow cannot vouch for an int64 result
 PIECE_SAFE = 2.0 ** 31  # inputs below this keep every per-axis piece (at most a product of two) in int64
@@ -117,7 +117,7 @@ def _counter(cls: type) -> Callable[..., np.ndarray]:
     def run(*args: np.ndarray) -> np.ndarray:
         arrays = np.broadcast_arrays(*(np.asarray(a) for a in args))
         dtype = arrays[0].dtype
-        if dtype == object:
+        if dtype.kind == "O":
             out = [scalar(*(int(v) for v in row)) for row in zip(*(a.ravel() for a in arrays))]
             return np.array(out, dtype=object).reshape(arrays[0].shape)
         result = vector(*(a.astype(np.int64) for a in arrays)).reshape(arrays[0].shape)

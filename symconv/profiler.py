@@ -180,9 +180,12 @@ def _on_meta(model: torch.nn.Module) -> Iterator[None]:
                 del module.forward
 
 
-def _trace(model: torch.nn.Module, args: tuple[torch.Tensor, ...]) -> tuple[list[tuple[str, torch.nn.Module, tuple, tuple]], str]:
+Call = tuple[str, torch.nn.Module, tuple, tuple]
+
+
+def _trace(model: torch.nn.Module, args: tuple[torch.Tensor, ...]) -> tuple[list[Call], str]:
     """(name, module, input shape, output shape) of every leaf call, from a meta pass or a zeros pass."""
-    calls: list[tuple[str, torch.nn.Module, tuple, tuple]] = []
+    calls: list[Call] = []
     names = {m: n for n, m in model.named_modules()}
     leaves = [m for m in model.modules() if not any(True for _ in m.children())]
 
