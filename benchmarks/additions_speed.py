@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 import symconv
-from symconv.numeric import compile_expr
+from symconv.numeric import output_sizes
 
 
 def empirical(n: int) -> tuple[float, float]:
@@ -75,11 +75,9 @@ def throughput(count: int) -> None:
             if kind.startswith("ConvTranspose"):
                 cols[f"output_padding_{a}"] = rng.integers(0, 8, count) % np.maximum(s, d)
             cols["HW"[int(a)] + "_in"] = rng.integers(64 if kind == "Conv2d" else 1, 513, count)
-        model = symconv.layer(kind)
-        for a in range(2):  # no padding where it would leave an empty output: every row a valid layer
-            size = compile_expr(model.output_size(a), model.axis_parameters(a))
-            empty = size(**{s.name: cols[s.name] for s in model.axis_parameters(a)}) < 1
-            cols[f"padding_{a}"] = np.where(empty, 0, cols[f"padding_{a}"])
+        # no padding where it would leave an empty output: every row a valid layer
+        for a, size in enumerate(output_sizes(symconv.layer(kind), cols)):
+            cols[f"padding_{a}"] = np.where(size < 1, 0, cols[f"padding_{a}"])
         fn(**{k: v[:1000] for k, v in cols.items()})  # warm up
         start = time.perf_counter()
         result = fn(**cols)

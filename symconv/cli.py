@@ -137,6 +137,12 @@ def _profile(args: argparse.Namespace) -> int:
     return 0
 
 
+def _layer_arguments(p: argparse.ArgumentParser) -> None:
+    """The layer as a constructor call and its input shape, shared by count and explain."""
+    p.add_argument("layer", help='the layer as its constructor call, e.g. "ConvTranspose2d(1, 1, 4, stride=2)"')
+    p.add_argument("--input", required=True, metavar="SHAPE", help="input shape, comma-separated, e.g. 1,1,4,4")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="symconv",
@@ -145,8 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("count", help="count one layer's operations",
                        description="Count one layer's operations: ψ, λ, γ, additions and the total.")
-    p.add_argument("layer", help='the layer as its constructor call, e.g. "ConvTranspose2d(1, 1, 4, stride=2)"')
-    p.add_argument("--input", required=True, metavar="SHAPE", help="input shape, comma-separated, e.g. 1,1,4,4")
+    _layer_arguments(p)
     p.add_argument("--convention", default="docs", choices=[*CONVENTIONS, "all"],
                    help="counting convention (default: docs; all prints the three side by side)")
     p.add_argument("--latex", action="store_true", help="print the formulas in LaTeX with their values")
@@ -184,8 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Print the per-axis and n-d count maps of a layer, its additions under each "
                                    "convention and, with --at, which input elements meet which kernel taps at "
                                    "one output position.")
-    p.add_argument("layer", help='the layer as its constructor call, e.g. "ConvTranspose2d(1, 1, 4, stride=2)"')
-    p.add_argument("--input", required=True, metavar="SHAPE", help="input shape, comma-separated, e.g. 1,1,4,4")
+    _layer_arguments(p)
     p.add_argument("--at", metavar="POSITION", help="an output position, comma-separated spatial indices, e.g. 0,1")
     p.add_argument("--plot", metavar="FILE", help="also save a PNG heatmap of the count map (needs matplotlib)")
     p.set_defaults(run=_explain)

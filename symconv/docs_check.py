@@ -188,10 +188,7 @@ def _first_difference(model: ConvModel, a: sp.Expr, b: sp.Expr) -> str | None:
     if not diff.size:
         return None
     i = diff[0]
-    spec = specs[i]
-    spec = LayerSpec(spec.kind, spec.in_channels, spec.out_channels, spec.kernel_size, spec.stride, spec.padding,
-                     spec.dilation, spec.output_padding, spec.groups, True)
-    return f"{spec.constructor().replace(', bias=False', '')} on input {shapes[i]}: page {va[i]}, engine {vb[i]}"
+    return f"{specs[i].constructor()} on input {shapes[i]}: page {va[i]}, engine {vb[i]}"
 
 
 def _reference(model: ConvModel, quantity: str, axis: int, bias: bool, convention: str,

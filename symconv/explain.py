@@ -14,7 +14,7 @@ from .counting import count_map
 from .counts import count_layer
 from .layers import LayerSpec
 
-MAX_SHOWN = 4096  # count-map elements printed or plotted at most
+MAX_SHOWN = 4096  # count-map elements printed at most
 
 
 def axis_maps(spec: LayerSpec, spatial: Sequence[int]) -> list[list[int]]:
@@ -116,7 +116,7 @@ def plot(spec: LayerSpec, input_shape: Sequence[int], path: str) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         raise ValueError("--plot needs matplotlib: pip install 'symconv[plot]'") from None
-    maps = axis_maps(spec, count_layer(spec, input_shape).input_size)
+    maps = axis_maps(spec, spec.check_input(input_shape)[1])
     grid = full_map(maps)
     if spec.ndim == 1:
         grid = [grid]

@@ -16,7 +16,7 @@ configurations, O(k log k) per axis and row, independent of the input size.
 
 from __future__ import annotations
 
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -354,9 +354,20 @@ def compile_expr(expr: sp.Expr, params: Sequence[sp.Symbol],
     return NumericFunction(expr, params, validator)
 
 
+@lru_cache(maxsize=None)
+def output_size_functions(model) -> tuple[NumericFunction, ...]:
+    """Each axis' output size as a function of that axis' parameters, compiled once per model."""
+    return tuple(compile_expr(model.output_size(a.index), model.axis_parameters(a.index)) for a in model.axes)
+
+
+def output_sizes(model, cols: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """Each axis' output size on columns of layer parameters."""
+    return [np.asarray(size(**{s.name: cols[s.name] for s in model.axis_parameters(a.index)}))
+            for a, size in zip(model.axes, output_size_functions(model))]
+
+
 def layer_validator(model) -> Callable[[dict[str, np.ndarray]], None]:
     """torch's rules on columns of layer parameters: ValueError naming the parameter and the first bad row."""
-    sizes = [(a, compile_expr(model.output_size(a.index), model.axis_parameters(a.index))) for a in model.axes]
 
     def first(mask: np.ndarray) -> int:
         return int(np.flatnonzero(mask)[0])
@@ -371,13 +382,13 @@ def layer_validator(model) -> Callable[[dict[str, np.ndarray]], None]:
             fail(cols[name] < low, f"{name}={{{name}}} must be >= {low}")
         fail((cols["C_in"] % cols["groups"] != 0) | (cols["C_out"] % cols["groups"] != 0),
              "groups={groups} must divide in_channels={C_in} and out_channels={C_out}")
-        for a, size in sizes:
+        for a in model.axes:
             if model.transposed:
                 op, s, d = cols[a.op.name], cols[a.s.name], cols[a.d.name]
                 fail((op >= s) & (op >= d), f"{a.op.name}={{{a.op.name}}} must be smaller than "
                                             f"{a.s.name}={{{a.s.name}}} or {a.d.name}={{{a.d.name}}}")
-            values = size(**{s.name: cols[s.name] for s in model.axis_parameters(a.index)})
-            fail(np.asarray(values) < 1, f"output size < 1 on axis {a.index} ({a.L.name}={{{a.L.name}}})")
+        for a, values in zip(model.axes, output_sizes(model, cols)):
+            fail(values < 1, f"output size < 1 on axis {a.index} ({a.L.name}={{{a.L.name}}})")
     return check
 
 
@@ -390,8 +401,7 @@ def evaluate_on_columns(model, expr: sp.Expr, cols: dict[str, np.ndarray]) -> np
     """
     columns = dict(cols)
     params = list(model.parameters())
-    for a in model.axes:
-        size = compile_expr(model.output_size(a.index), model.axis_parameters(a.index))
-        columns[a.L_out.name] = size(**{s.name: columns[s.name] for s in model.axis_parameters(a.index)})
+    for a, values in zip(model.axes, output_sizes(model, cols)):
+        columns[a.L_out.name] = values
         params.append(a.L_out)
     return compile_expr(model.resolve(expr, through="counts"), params)(**{p.name: columns[p.name] for p in params})

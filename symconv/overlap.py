@@ -97,6 +97,7 @@ def _min(*args: sp.Expr) -> sp.Expr:
 def _max(*args: sp.Expr) -> sp.Expr:
     return sp.Max(*args, evaluate=False)
 
+
 def _tri(x: sp.Expr) -> sp.Expr:
     """x(x+1)/2 for x > 0, else 0: pairs of non-negative integers with i + t < x."""
     m = _max(x, 0)

@@ -111,10 +111,6 @@ def _columns(model: ConvModel, points: Sequence[Point]) -> dict[str, np.ndarray]
     return cols
 
 
-def _evaluate(model: ConvModel, expr: sp.Basic, cols: dict[str, np.ndarray]) -> np.ndarray:
-    return evaluate_on_columns(model, expr, cols)
-
-
 def _truth(model: ConvModel, measured: Sequence[Measured], quantity: str) -> np.ndarray:
     if quantity == "docs_additions":
         return np.array([m.docs_additions for m in measured], dtype=np.int64)
@@ -132,8 +128,8 @@ def check_group(model: ConvModel, points: Sequence[Point], measured: Sequence[Me
         if cand.quantity in ("S", "Z") and model.ndim != 1:
             continue  # per-axis candidates are checked where the grid is exhaustive
         expr, cond = cand.build(model.axes)
-        value = _evaluate(model, expr, cols)
-        inside = _evaluate(model, sp.Piecewise((1, cond), (0, True)), cols).astype(bool)
+        value = evaluate_on_columns(model, expr, cols)
+        inside = evaluate_on_columns(model, sp.Piecewise((1, cond), (0, True)), cols).astype(bool)
         truth = _truth(model, measured, cand.quantity)
         wrong = value != truth
         res = CandidateResult(cand.name, model.kind, cand.quantity, cand.note, cand.in_hybrid, len(points),
@@ -149,15 +145,13 @@ def check_hybrid(model: ConvModel, points: Sequence[Point], measured: Sequence[M
                  cols: dict[str, np.ndarray]) -> HybridResult:
     """The hybrids of ΠS, ΠZ and the docs additions against torch, and where they stay closed."""
     prod_s, prod_z = model.sum_elements, model.reached_elements
-    wrong = {
-        "S": int((_evaluate(model, prod_s, cols) != _truth(model, measured, "S")).sum()),
-        "Z": int((_evaluate(model, prod_z, cols) != _truth(model, measured, "Z")).sum()),
-        "docs": int((_evaluate(model, model.additions("docs") if model.transposed else prod_s - model.out_elements,
-                               cols) != _truth(model, measured, "docs_additions")).sum()),
-    }
+    docs_additions = model.additions("docs") if model.transposed else prod_s - model.out_elements
+    wrong = {name: int((evaluate_on_columns(model, expr, cols) != _truth(model, measured, truth)).sum())
+             for name, expr, truth in (("S", prod_s, "S"), ("Z", prod_z, "Z"),
+                                       ("docs", docs_additions, "docs_additions"))}
     s_closed = sp.And(*(overlap.s_closed_condition(a, model.transposed) for a in model.axes))
     z_closed = sp.And(*(z_closed_condition(a, model.transposed) for a in model.axes))
-    flag = lambda cond: _evaluate(model, sp.Piecewise((1, cond), (0, True)), cols).astype(bool)  # noqa: E731
+    flag = lambda cond: evaluate_on_columns(model, sp.Piecewise((1, cond), (0, True)), cols).astype(bool)  # noqa: E731
     s_ok, z_ok = flag(s_closed), flag(z_closed)
     return HybridResult(model.kind, len(points), wrong, int(s_ok.sum()), int(z_ok.sum()), int((s_ok & z_ok).sum()))
 
