@@ -2,9 +2,12 @@
 
 For ConvTranspose2d(k=4, s=2, p=1) at several input sizes it times
   * the pages' method: a ones input, a ones kernel, one convolution, sum(y - 1) in float32;
-  * ``symconv.additions_per_filter`` (validation included, one layer per call);
-  * the compiled function of the layer's parameters alone, without validation
-    (what a loop over many already-validated layers costs per layer);
+  * ``symconv.additions_per_filter``, the public function (validation included), on 1,000
+    distinct layers around that size, so no call repeats another's arguments;
+  * the same function's Python path alone (what runs where the compiled path is absent
+    or declines: NumPy integers, sizes past int64);
+  * the lambdified function of the layer's parameters (what a loop over many
+    already-validated layers costs per layer);
 and prints the ratios and whether the numbers agree. Then the throughput of the
 lambdified total over 10**6 random configurations, vectorised.
 
@@ -21,6 +24,7 @@ import numpy as np
 import torch
 
 import symconv
+from symconv import counts
 from symconv.numeric import output_sizes
 
 
@@ -39,26 +43,39 @@ def best(fn, number: int, repeat: int = 5) -> float:
     return min(timeit.repeat(fn, number=number, repeat=repeat)) / number
 
 
+def per_call(fn, layers: list[tuple], repeat: int = 5) -> float:
+    """Seconds per call of fn over a list of distinct argument tuples (best of ``repeat``)."""
+    def run() -> None:
+        for args in layers:
+            fn(*args)
+    return min(timeit.repeat(run, number=1, repeat=repeat)) / len(layers)
+
+
 def layer_rows(sizes: list[int]) -> None:
     # Additions as one function of the layer's parameters: hybrid S per axis, then ΠS - ΠL_out.
     fn = symconv.layer("ConvTranspose2d").lambdify("additions", convention="docs")
-    print(f"{'input':>10} {'output':>10} {'empirical':>12} {'symconv':>10} {'compiled':>10} "
-          f"{'ratio':>10} {'ratio(c)':>10}  agree")
+    compiled_path = counts._native_additions is not None
+    print(f"public function: {'compiled path' if compiled_path else 'Python path only (no compiled module)'}")
+    print(f"{'input':>10} {'output':>10} {'empirical':>11} {'symconv':>9} {'python':>9} {'lambdified':>10} "
+          f"{'ratio':>9} {'ratio(py)':>9} {'ratio(l)':>9}  agree")
     for n in sizes:
         runs = [empirical(n) for _ in range(3 if n <= 1024 else 1)]
         t_emp = min(r[0] for r in runs)
         value_emp = runs[0][1]
         exact = symconv.additions_per_filter((n, n), 4, 2, 1)
-        t_api = best(lambda: symconv.additions_per_filter((n, n), 4, 2, 1), 2000)
+        assert exact == counts.python_additions_per_filter((n, n), 4, 2, 1)
+        layers = [((n + i, n + i), 4, 2, 1) for i in range(1000)]
+        t_api = per_call(symconv.additions_per_filter, layers)
+        t_py = per_call(counts.python_additions_per_filter, layers[:200])
         params = dict(N=1, C_in=1, C_out=1, groups=1, H_in=n, W_in=n, kernel_size_0=4, kernel_size_1=4,
                       stride_0=2, stride_1=2, padding_0=1, padding_1=1, dilation_0=1, dilation_1=1,
                       output_padding_0=0, output_padding_1=0)
         args = [params[name] for name in fn.names]
         assert fn.scalar(*args) == exact
-        t_fn = best(lambda: fn.scalar(*args), 20000)
+        t_fn = min(timeit.repeat(lambda: fn.scalar(*args), number=20000, repeat=5)) / 20000
         agree = "yes" if value_emp == exact else f"no: float32 {value_emp:.0f} vs exact {exact}"
-        print(f"{n:>9}² {2 * n:>9}² {t_emp * 1e3:>10.2f}ms {t_api * 1e6:>8.2f}µs {t_fn * 1e6:>8.2f}µs "
-              f"{t_emp / t_api:>9.0f}× {t_emp / t_fn:>9.0f}×  {agree}")
+        print(f"{n:>9}² {2 * n:>9}² {t_emp * 1e3:>9.2f}ms {t_api * 1e9:>7.0f}ns {t_py * 1e6:>7.2f}µs "
+              f"{t_fn * 1e6:>8.2f}µs {t_emp / t_api:>8.0f}× {t_emp / t_py:>8.0f}× {t_emp / t_fn:>8.0f}×  {agree}")
 
 
 def throughput(count: int) -> None:

@@ -11,9 +11,14 @@ from functools import lru_cache
 from typing import Sequence
 
 from .conventions import get_convention
-from .layers import LayerSpec, as_tuple, check_axes
+from .layers import LayerSpec, as_tuple, check_axes, is_int
 from .model import layer
 from .numeric import NumericFunction, compile_expr
+
+try:  # the hybrids compiled to C (symconv/_native.c); absent where no C compiler was found at install
+    from ._native import additions_per_filter as _native_additions
+except ImportError:  # pragma: no cover - depends on the installation
+    _native_additions = None
 
 
 @lru_cache(maxsize=None)
@@ -114,10 +119,27 @@ def additions_per_filter(input_size: int | Sequence[int], kernel_size: int | Seq
     Conventions: "docs" (the pages' sum(y - 1) of the ones-convolution y),
     "exact" (ΠS - ΠZ: additions that combine products reaching the output),
     "macs" (0: a multiply-accumulate count has no separate additions).
+
+    The compiled rendering of the hybrids answers calls on plain ints within int64;
+    every other call (NumPy integers, huge sizes, invalid layers) takes the Python path.
     """
-    ndim = 1 if isinstance(input_size, int) else len(tuple(input_size))
+    if _native_additions is not None:
+        value = _native_additions(input_size, kernel_size, stride, padding, dilation, output_padding,
+                                  convention, transposed)
+        if value is not None:
+            return value
+    return python_additions_per_filter(input_size, kernel_size, stride, padding, dilation, output_padding,
+                                       convention=convention, transposed=transposed)
+
+
+def python_additions_per_filter(input_size: int | Sequence[int], kernel_size: int | Sequence[int],
+                                stride: int | Sequence[int] = 1, padding: int | Sequence[int] = 0,
+                                dilation: int | Sequence[int] = 1, output_padding: int | Sequence[int] = 0, *,
+                                convention: str = "docs", transposed: bool = True) -> int:
+    """:func:`additions_per_filter` through the lambdified hybrids on Python ints, validating every argument."""
+    ndim = 1 if is_int(input_size) else len(input_size) if isinstance(input_size, (tuple, list)) else 0
     if ndim not in (1, 2, 3):
-        raise ValueError(f"input_size={input_size!r} must have 1, 2 or 3 axes")
+        raise ValueError(f"input_size={input_size!r} must be an int or a tuple of 1, 2 or 3 ints")
     L = as_tuple("input_size", input_size, ndim, 1)
     kind = ("ConvTranspose" if transposed else "Conv") + f"{ndim}d"
     spec = LayerSpec.make(kind, 1, 1, kernel_size, stride=stride, padding=padding, dilation=dilation,

@@ -36,21 +36,21 @@ def canonical_kind(name: str) -> str:
     raise ValueError(f"unknown layer {name!r}: expected one of {', '.join(LAYER_KINDS)}")
 
 
-def _is_int(value: object) -> bool:
+def is_int(value: object) -> bool:
     """An integer that is not a bool (numpy integers included)."""
     return type(value) is int or (isinstance(value, numbers.Integral) and not isinstance(value, bool))
 
 
 def as_tuple(name: str, value: IntOrTuple, ndim: int, minimum: int) -> tuple[int, ...]:
     """Broadcast an int to ``ndim`` axes and check every entry is an int >= minimum."""
-    if _is_int(value):
+    if is_int(value):
         values = (value,) * ndim
     elif isinstance(value, (tuple, list)) and len(value) == ndim:
         values = tuple(value)
     else:
         raise ValueError(f"{name}={value!r} must be an int or a tuple of {ndim} ints")
     for v in values:
-        if not _is_int(v):
+        if not is_int(v):
             raise ValueError(f"{name}={value!r} must hold integers, got {v!r}")
         if v < minimum:
             raise ValueError(f"{name}={value!r} must be >= {minimum}")
@@ -127,7 +127,7 @@ class LayerSpec:
         kind = canonical_kind(kind)
         ndim, transposed = LAYER_KINDS[kind]
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
-            if not _is_int(value) or value < 1:
+            if not is_int(value) or value < 1:
                 raise ValueError(f"{name}={value!r} must be a positive integer")
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}")
@@ -159,7 +159,7 @@ class LayerSpec:
             raise ValueError(f"input shape {shape!r} must have {self.ndim + 1} (unbatched) or "
                              f"{self.ndim + 2} (batched) dimensions for {self.kind}")
         for v in shape:
-            if not _is_int(v) or v < 1:
+            if not is_int(v) or v < 1:
                 raise ValueError(f"input shape {shape!r} must hold positive integers, got {v!r}")
         batch = shape[0] if len(shape) == self.ndim + 2 else 1
         channels = shape[-self.ndim - 1]

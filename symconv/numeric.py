@@ -129,20 +129,33 @@ def _counter(cls: type) -> Callable[..., np.ndarray]:
 # --- printing -------------------------------------------------------------------------------
 
 class _IntegerDivision:
-    """Printer rules under which every division is an exact floor division of integers."""
+    """Printer rules under which every division is an exact floor division of integers.
+
+    The target language's spelling of floor division, ceiling division and
+    modulo are hooks, so the Python and C printers share the rules.
+    """
+
+    def _floor_div(self, num: str, den: str) -> str:
+        return f"(({num})//({den}))"
+
+    def _ceil_div(self, num: str, den: str) -> str:
+        return f"(-((-({num}))//({den})))"
+
+    def _modulo(self, a: str, b: str) -> str:
+        return f"(({a}) % ({b}))"
 
     def _divide(self, expr: sp.Expr) -> str | None:
         num, den = sp.fraction(sp.together(expr))
         if den == 1:
             return None
-        return f"(({self._print(num)})//({self._print(den)}))"
+        return self._floor_div(self._print(num), self._print(den))
 
     def _print_Mul(self, expr: sp.Expr) -> str:
         return self._divide(expr) or super()._print_Mul(expr)
 
     def _print_Pow(self, expr: sp.Expr, rational: bool = False) -> str:
         if expr.exp.is_Integer and expr.exp < 0:
-            return f"((1)//({self._print(expr.base ** -expr.exp)}))"
+            return self._floor_div("1", self._print(expr.base ** -expr.exp))
         return super()._print_Pow(expr, rational)
 
     def _print_floor(self, expr: sp.Expr) -> str:
@@ -152,10 +165,10 @@ class _IntegerDivision:
         num, den = sp.fraction(sp.together(expr.args[0]))
         if den == 1:
             return self._print(num)
-        return f"(-((-({self._print(num)}))//({self._print(den)})))"
+        return self._ceil_div(self._print(num), self._print(den))
 
     def _print_Mod(self, expr: sp.Expr) -> str:
-        return f"(({self._print(expr.args[0])}) % ({self._print(expr.args[1])}))"
+        return self._modulo(self._print(expr.args[0]), self._print(expr.args[1]))
 
     def _print_Function(self, expr: sp.Expr) -> str:
         name = type(expr).__name__

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import itertools
-from typing import Sequence
+from typing import Callable, Sequence
 
 import pytest
+from hypothesis import strategies as st
 
+from symconv import grid
 from symconv.layers import LayerSpec
 
 KINDS = ("Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d")
@@ -84,3 +86,26 @@ def validation_report():
     """The default grid measured by torch and every candidate checked (shared by tests)."""
     from symconv import validate
     return validate.run(progress=False)
+
+
+def random_points(size: Callable[[int], st.SearchStrategy[int]], kernel: st.SearchStrategy[int],
+                  stride: st.SearchStrategy[int], dilation: st.SearchStrategy[int],
+                  extra_padding: int) -> st.SearchStrategy[grid.Point]:
+    """Layers with 1-3 axes, transposed or plain, as torch accepts their per-axis options.
+
+    ``size(ndim)`` draws an input size; padding runs to d(k-1) + extra_padding (some
+    of those leave no output, which the tests handle).
+    """
+    @st.composite
+    def points(draw) -> grid.Point:
+        ndim = draw(st.integers(1, 3))
+        transposed = draw(st.booleans())
+        axes = []
+        for _ in range(ndim):
+            L, k, s, d = draw(size(ndim)), draw(kernel), draw(stride), draw(dilation)
+            p = draw(st.integers(0, d * (k - 1) + extra_padding))
+            op = draw(st.integers(0, max(s, d) - 1)) if transposed else 0
+            axes.append((L, k, s, p, d, op))
+        return grid.Point(transposed, *(tuple(ax[f] for ax in axes) for f in range(6)))
+
+    return points()

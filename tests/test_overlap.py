@@ -17,7 +17,7 @@ from symconv import counting, grid, numeric, oracle
 from symconv.cli import main
 from symconv.layers import LayerSpec
 
-from .conftest import simulate
+from .conftest import random_points, simulate
 
 
 @pytest.mark.parametrize("transposed", [True, False])
@@ -75,22 +75,12 @@ def test_worked_check_from_the_qa_layer():
     assert symconv.count_ops(module, (1, 1, 4, 4), "macs") == 256
 
 
-@st.composite
-def layers(draw):
-    ndim = draw(st.integers(1, 3))
-    transposed = draw(st.booleans())
-    axes = []
-    for _ in range(ndim):
-        L = draw(st.integers(1, 64 if ndim == 1 else 24))
-        k, s, d = draw(st.integers(1, 7)), draw(st.integers(1, 6)), draw(st.integers(1, 4))
-        p = draw(st.integers(0, d * (k - 1) + 3))
-        op = draw(st.integers(0, max(s, d) - 1)) if transposed else 0
-        axes.append((L, k, s, p, d, op))
-    return grid.Point(transposed, *(tuple(ax[f] for ax in axes) for f in range(6)))
+LAYERS = random_points(lambda ndim: st.integers(1, 64 if ndim == 1 else 24), st.integers(1, 7), st.integers(1, 6),
+                       st.integers(1, 4), extra_padding=3)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
-@given(layers())
+@given(LAYERS)
 def test_hybrid_equals_the_oracle_on_random_layers(pt):
     measured = oracle.measure(pt)
     if measured is None or not all(measured.out_shape):

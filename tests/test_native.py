@@ -1,0 +1,117 @@
+"""The compiled path of additions_per_filter: generated from the hybrids, equal to them, and
+handing every call it cannot answer exactly to the Python path."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import symconv
+from symconv import _native  # CI builds it: a missing extension must fail here, not skip
+from symconv import counting, counts, grid, native_codegen
+
+from .conftest import random_points
+
+CONVENTIONS = ("docs", "exact", "macs")
+
+
+def call_native(pt: grid.Point, convention: str) -> int | None:
+    return _native.additions_per_filter(pt.L, pt.k, pt.s, pt.p, pt.d, pt.op, convention, pt.transposed)
+
+
+def call_python(pt: grid.Point, convention: str) -> int:
+    return counts.python_additions_per_filter(pt.L, pt.k, pt.s, pt.p, pt.d, pt.op, convention=convention,
+                                              transposed=pt.transposed)
+
+
+def from_count_maps(pt: grid.Point, convention: str) -> int:
+    """Additions per filter from the literal per-axis count maps (independent of the hybrids)."""
+    maps = [counting.count_map(*pt.axis(a), transposed=pt.transposed) for a in range(pt.ndim)]
+    S = math.prod(sum(c) for c in maps)
+    if convention == "macs":
+        return 0
+    if convention == "exact":
+        return S - math.prod(sum(1 for v in c if v) for c in maps)
+    if pt.transposed:
+        return S - math.prod(len(c) for c in maps)
+    return math.prod(len(c) for c in maps) * (math.prod(pt.k) - 1)
+
+
+def test_the_public_function_uses_the_compiled_path():
+    assert counts._native_additions is _native.additions_per_filter
+
+
+def test_generated_header_is_current():
+    assert native_codegen.GENERATED.read_text() == native_codegen.generate()
+    assert native_codegen.main(["--check"]) == 0
+
+
+def test_compiled_path_equals_count_maps_and_python_on_the_whole_grid():
+    points = grid.default_grid()
+    for pt in points:
+        for convention in CONVENTIONS:
+            value = call_native(pt, convention)
+            assert value is not None, (pt.describe(), convention)
+            assert value == from_count_maps(pt, convention) == call_python(pt, convention), (
+                pt.describe(), convention)
+    assert {pt.transposed for pt in points} == {True, False}
+    assert {pt.ndim for pt in points} == {1, 2, 3}
+
+
+# Far off the grid: sizes up to 2**62 (int64 overflow) and kernels past the C counters' 256 taps.
+LARGE_LAYERS = random_points(lambda ndim: st.one_of(st.integers(1, 2000), st.integers(1, 2 ** 62)),
+                             st.one_of(st.integers(1, 9), st.integers(1, 400)), st.integers(1, 40),
+                             st.integers(1, 40), extra_padding=5)
+
+
+@settings(max_examples=300, deadline=None)
+@given(LARGE_LAYERS, st.sampled_from(CONVENTIONS))
+def test_compiled_path_equals_python_off_the_grid(pt, convention):
+    try:
+        expected = call_python(pt, convention)
+    except ValueError:  # a layer torch rejects: the compiled path must not answer it
+        assert call_native(pt, convention) is None
+        return
+    value = call_native(pt, convention)
+    assert value is None or value == expected
+    assert symconv.additions_per_filter(pt.L, pt.k, pt.s, pt.p, pt.d, pt.op, convention=convention,
+                                        transposed=pt.transposed) == expected
+
+
+def test_overflow_falls_back_to_exact_python_ints():
+    L = 2 ** 40  # per axis S = 3L fits int64; the 2-d product does not
+    assert _native.additions_per_filter((L, L), 3, 1, 0, 1, 0, "docs", True) is None
+    assert symconv.additions_per_filter((L, L), 3) == (3 * L) ** 2 - (L + 2) ** 2
+    assert _native.additions_per_filter(2 ** 70, 3, 1, 0, 1, 0, "docs", True) is None
+    assert symconv.additions_per_filter(2 ** 70, 3) == 3 * 2 ** 70 - (2 ** 70 + 2)
+
+
+@pytest.mark.parametrize("args", [
+    (True, 3, 1, 0, 1, 0, "docs", True),        # bool is not a size
+    (4.0, 3, 1, 0, 1, 0, "docs", True),         # nor is a float equal to an int
+    ((4, 4.0), 3, 1, 0, 1, 0, "docs", True),
+    (np.int64(4), 3, 1, 0, 1, 0, "docs", True),  # NumPy ints are valid but go to Python
+    (4, 3, 1, 0, 1, 0, "Docs", True),           # names are matched case-insensitively in Python
+    (4, 3, 1, 0, 1, 1, "docs", True),           # output_padding >= stride and dilation
+    (1, 1, 1, 1, 1, 0, "docs", True),           # output size < 1
+    (4, 3, 0, 0, 1, 0, "docs", True),           # stride 0
+    (4, 3, 1, 0, 1, 1, "docs", False),          # output_padding on a plain convolution
+    ((4, 4, 4, 4), 3, 1, 0, 1, 0, "docs", True),
+    (4, 3, 1, 0, 1, 0, "docs", 1),              # transposed must be a bool
+])
+def test_compiled_path_declines_what_python_must_judge(args):
+    assert _native.additions_per_filter(*args) is None
+
+
+def test_declined_calls_keep_the_python_behaviour():
+    assert symconv.additions_per_filter(np.int64(8), 4, 2, 1) == symconv.additions_per_filter(8, 4, 2, 1)
+    assert symconv.additions_per_filter(8, 4, 2, 1, convention="Exact") == 30 - 16
+    for bad in (True, 4.0, (4, 4.0)):
+        with pytest.raises(ValueError, match="input_size"):
+            symconv.additions_per_filter(bad, 3)
+    with pytest.raises(ValueError, match="output_padding"):
+        symconv.additions_per_filter(4, 3, output_padding=1)
