@@ -279,8 +279,88 @@ static PyObject *additions_per_filter(PyObject *self, PyObject *const *args, Py_
     return PyLong_FromLongLong(value);
 }
 
+/* --- the exact counters over rows of int64 arrays ------------------------------------ */
+
+#define MAX_COUNTER_ARGS 6
+
+static const struct {
+    const char *name;
+    int nargs;
+} COUNTERS[] = {{"lattice_count", 5}, {"transposed_coverage", 6}, {"plain_coverage", 6}};
+
+static i64 count_row(int counter, const i64 *a, int *e)
+{
+    switch (counter) {
+    case 0: return lattice_count(a[0], a[1], a[2], a[3], a[4], e);
+    case 1: return transposed_coverage(a[0], a[1], a[2], a[3], a[4], a[5], e);
+    default: return plain_coverage(a[0], a[1], a[2], a[3], a[4], a[5], e);
+    }
+}
+
+/* A C-contiguous buffer of n items of the given size; 0 with an exception set otherwise. */
+static int column(PyObject *o, Py_buffer *view, int writable, Py_ssize_t itemsize, Py_ssize_t *n)
+{
+    if (PyObject_GetBuffer(o, view, PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0)) < 0) return 0;
+    if (view->itemsize != itemsize || (*n >= 0 && view->len / itemsize != *n)) {
+        PyErr_SetString(PyExc_ValueError, "columns must be contiguous, of one length, int64 (bool for failed)");
+        PyBuffer_Release(view);
+        return 0;
+    }
+    *n = view->len / itemsize;
+    return 1;
+}
+
+PyDoc_STRVAR(count_rows_doc,
+"count_rows(counter, out, failed, *columns)\n"
+"--\n\n"
+"One of the exact counters (lattice_count, transposed_coverage, plain_coverage) on every\n"
+"row of int64 columns, into the int64 array out. Rows it cannot count in int64 (an\n"
+"overflow, or more than 256 taps where taps are sorted) are marked in the bool array\n"
+"failed and left for the NumPy counters.");
+
+static PyObject *count_rows(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    int counter = -1;
+    if (nargs >= 1 && PyUnicode_Check(args[0]))
+        for (int c = 0; c < (int)(sizeof COUNTERS / sizeof COUNTERS[0]); c++)
+            if (PyUnicode_CompareWithASCIIString(args[0], COUNTERS[c].name) == 0) counter = c;
+    if (counter < 0 || nargs != 3 + COUNTERS[counter].nargs) {
+        PyErr_SetString(PyExc_TypeError, "count_rows(counter, out, failed, *columns): unknown counter "
+                                         "or wrong number of columns");
+        return NULL;
+    }
+    int ncols = COUNTERS[counter].nargs;
+    Py_buffer out, failed, cols[MAX_COUNTER_ARGS];
+    Py_ssize_t n = -1;
+    if (!column(args[1], &out, 1, sizeof(i64), &n)) return NULL;
+    if (!column(args[2], &failed, 1, 1, &n)) {
+        PyBuffer_Release(&out);
+        return NULL;
+    }
+    int got = 0;
+    while (got < ncols && column(args[3 + got], &cols[got], 0, sizeof(i64), &n)) got++;
+    if (got == ncols) {
+        i64 *o = out.buf;
+        char *f = failed.buf;
+        i64 row[MAX_COUNTER_ARGS];
+        for (Py_ssize_t i = 0; i < n; i++) {
+            int e = 0;
+            for (int c = 0; c < ncols; c++) row[c] = ((const i64 *)cols[c].buf)[i];
+            o[i] = count_row(counter, row, &e);
+            f[i] = (char)e;
+        }
+    }
+    for (int c = 0; c < got; c++) PyBuffer_Release(&cols[c]);
+    PyBuffer_Release(&failed);
+    PyBuffer_Release(&out);
+    if (got < ncols) return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"additions_per_filter", (PyCFunction)(void (*)(void))additions_per_filter, METH_FASTCALL, additions_doc},
+    {"count_rows", (PyCFunction)(void (*)(void))count_rows, METH_FASTCALL, count_rows_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -11,7 +11,8 @@ that returns integers, never floats:
   and those rows are recomputed with Python integers (an object array).
 
 The exact counters of :mod:`symconv.counting` are vectorised here over arrays of
-configurations, O(k log k) per axis and row, independent of the input size.
+configurations, O(k log k) per axis and row, independent of the input size; where
+the compiled module is built they run row by row in C instead (``count_rows``).
 """
 
 from __future__ import annotations
@@ -102,26 +103,62 @@ def plain_coverage(L, k, s, p, d, L_out) -> np.ndarray:
     return progression_union(lows, one, counts, L_out[:, None], live)[1]
 
 
+def _compiled_rows(name: str, vector: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
+    """A counter row by row in C (symconv/_native.c) where it fits in int64; the NumPy one elsewhere."""
+    try:
+        from ._native import count_rows
+    except ImportError:  # no C compiler at install: NumPy throughout
+        return vector
+
+    def run(*args: np.ndarray) -> np.ndarray:
+        cols = [np.ascontiguousarray(np.ravel(a), dtype=np.int64) for a in np.broadcast_arrays(*args)]
+        out = np.empty(cols[0].size, dtype=np.int64)
+        failed = np.zeros(cols[0].size, dtype=bool)
+        count_rows(name, out, failed, *cols)
+        if failed.any():
+            out[failed] = vector(*(c[failed] for c in cols))
+        return out
+
+    return run
+
+
 _VECTOR_COUNTERS: dict[type, Callable[..., np.ndarray]] = {
-    overlap.LatticeCount: lattice_count,
-    overlap.TransposedCoverage: transposed_coverage,
-    overlap.PlainCoverage: plain_coverage,
+    overlap.LatticeCount: _compiled_rows("lattice_count", lattice_count),
+    overlap.TransposedCoverage: _compiled_rows("transposed_coverage", transposed_coverage),
+    overlap.PlainCoverage: _compiled_rows("plain_coverage", plain_coverage),
     overlap.Gcd: np.gcd,
 }
 
 
+class _Int64Overflow(ArithmeticError):
+    """A counter's exact value does not fit int64: the caller redoes every row with Python ints."""
+
+
 def _counter(cls: type) -> Callable[..., np.ndarray]:
-    """The counter for any dtype: int64 rows vectorised, Python-int rows one by one, floats cast."""
+    """The counter for any dtype: int64 rows vectorised, Python-int rows one by one, floats cast.
+
+    The vectorised counters multiply at most two arguments, so rows whose arguments
+    all lie below PIECE_SAFE cannot overflow int64; other rows are counted in Python.
+    """
     vector, scalar = _VECTOR_COUNTERS[cls], cls._count
 
     def run(*args: np.ndarray) -> np.ndarray:
         arrays = np.broadcast_arrays(*(np.asarray(a) for a in args))
-        dtype = arrays[0].dtype
+        dtype, shape = arrays[0].dtype, arrays[0].shape
         if dtype.kind == "O":
             out = [scalar(*(int(v) for v in row)) for row in zip(*(a.ravel() for a in arrays))]
-            return np.array(out, dtype=object).reshape(arrays[0].shape)
-        result = vector(*(a.astype(np.int64) for a in arrays)).reshape(arrays[0].shape)
-        return result.astype(dtype)
+            return np.array(out, dtype=object).reshape(shape)
+        ints = [a.astype(np.int64).ravel() for a in arrays]
+        result = np.asarray(vector(*ints), dtype=np.int64).ravel()
+        big = np.zeros(result.shape, dtype=bool)
+        for a in ints:
+            big |= (a >= PIECE_SAFE) | (a <= -PIECE_SAFE)
+        if big.any():
+            exact = [scalar(*(int(v) for v in row)) for row in zip(*(a[big] for a in ints))]
+            if any(not -(2 ** 63) <= v < 2 ** 63 for v in exact):
+                raise _Int64Overflow(cls.__name__)
+            result[big] = exact
+        return result.reshape(shape).astype(dtype)
 
     return run
 
@@ -328,6 +365,12 @@ class NumericFunction:
     def _evaluate_exact(self, flat: list[np.ndarray]) -> np.ndarray:
         if any(a.dtype == object or (a.size and np.abs(a).max() >= INT64_SAFE) for a in flat):
             return self._evaluate([a.astype(object) for a in flat])[0]
+        try:
+            return self._evaluate_int64(flat)
+        except _Int64Overflow:
+            return self._evaluate([a.astype(object) for a in flat])[0]
+
+    def _evaluate_int64(self, flat: list[np.ndarray]) -> np.ndarray:
         ints, env = self._evaluate([a.astype(np.int64) for a in flat])
         with np.errstate(all="ignore"):
             if all(not a.size or np.abs(a).max() < PIECE_SAFE for a in flat):

@@ -7,12 +7,13 @@ import math
 
 import numpy as np
 import pytest
+import sympy as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import symconv
 from symconv import _native  # CI builds it: a missing extension must fail here, not skip
-from symconv import counting, counts, grid, native_codegen
+from symconv import counting, counts, grid, native_codegen, numeric, overlap
 
 from .conftest import random_points
 
@@ -115,3 +116,60 @@ def test_declined_calls_keep_the_python_behaviour():
             symconv.additions_per_filter(bad, 3)
     with pytest.raises(ValueError, match="output_padding"):
         symconv.additions_per_filter(4, 3, output_padding=1)
+
+
+def _counter_rows(transposed: bool) -> list[np.ndarray]:
+    """(L, k, s, p, d, L_out) rows: small layers, huge inputs, kernels past 256 taps and,
+    for transposed axes, taps t*d past int64."""
+    rng = np.random.default_rng(1)
+    groups = [(rng.integers(1, 40, 3000), rng.integers(1, 9, 3000)),
+              (rng.integers(2 ** 55, 2 ** 58, 50), rng.integers(1, 9, 50)),
+              (rng.integers(1, 40, 20), rng.integers(257, 400, 20))]
+    L, k = (np.concatenate(cols) for cols in zip(*groups))
+    s, d = rng.integers(1, 6, L.size), rng.integers(1, 5, L.size)
+    p = rng.integers(0, d * (k - 1) + 3)
+    if transposed:  # taps t*d past 2**63, where wrapping int64 arithmetic gives wrong counts
+        n = 2000
+        L, k = np.append(L, rng.integers(1, 7, n)), np.append(k, rng.integers(2, 9, n))
+        s, p = np.append(s, rng.integers(1, 2 ** 62, n)), np.append(p, rng.integers(0, 2 ** 62, n))
+        d = np.append(d, rng.integers(2 ** 59, 2 ** 62, n))
+    size = counting.transposed_output_size if transposed else counting.plain_output_size
+    L_out = np.array([size(*row, *([0] if transposed else [])) for row in zip(*(a.tolist() for a in (L, k, s, p, d)))],
+                     dtype=object)
+    keep = (L_out >= 1) & (L_out < 2 ** 63)
+    return [a[keep] for a in (L, k, s, p, d)] + [L_out[keep].astype(np.int64)]
+
+
+@pytest.mark.parametrize("cls, transposed", [(overlap.TransposedCoverage, True), (overlap.PlainCoverage, False)])
+def test_compiled_rows_equal_the_python_counters(cls, transposed):
+    rows = _counter_rows(transposed)
+    failed = np.zeros(rows[0].size, dtype=bool)
+    out = np.empty(rows[0].size, dtype=np.int64)
+    _native.count_rows("transposed_coverage" if transposed else "plain_coverage", out, failed, *rows)
+    expected = [cls._count(*map(int, row)) for row in zip(*rows)]
+    assert failed.any() and not failed.all()  # wide kernels and overflows are left to the other counters
+    assert out[~failed].tolist() == [e for e, f in zip(expected, failed) if not f]
+    assert numeric._counter(cls)(*rows).tolist() == expected
+    q = np.arange(-3, 60)
+    assert (numeric._counter(overlap.LatticeCount)(q, 5, 4, 3, 2).tolist()
+            == [counting.lattice_count(int(v), 5, 4, 3, 2) for v in q])
+
+
+def test_compiled_rows_reject_bad_columns():
+    out, failed, col = np.empty(3, dtype=np.int64), np.zeros(3, dtype=bool), np.ones(3, dtype=np.int64)
+    with pytest.raises(TypeError, match="counter"):
+        _native.count_rows("no_counter", out, failed, col)
+    with pytest.raises(ValueError, match="int64"):
+        _native.count_rows("lattice_count", out, failed, col, col, col, col, np.ones(3, dtype=np.int32))
+    with pytest.raises(ValueError, match="one length"):
+        _native.count_rows("lattice_count", out, failed, col, col, col, col, np.ones(4, dtype=np.int64))
+
+
+def test_counts_past_int64_are_redone_with_python_ints():
+    q, n, k, s, d = sp.symbols("q n k s d", integer=True)
+    fn = numeric.compile_expr(overlap.LatticeCount(q, n, k, s, d), [q, n, k, s, d])
+    rows = dict(q=np.array([2 ** 62, 10]), n=np.array([2 ** 61, 3]), k=np.array([8, 4]), s=np.array([1, 2]),
+                d=np.array([1, 1]))
+    with pytest.raises(numeric._Int64Overflow):
+        numeric._counter(overlap.LatticeCount)(*rows.values())
+    assert fn(**rows).tolist() == [8 * 2 ** 61, counting.lattice_count(10, 3, 4, 2, 1)]
