@@ -14,6 +14,7 @@
 #include <Python.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <string.h>
 
 typedef long long i64;
 
@@ -263,16 +264,16 @@ static PyObject *additions_per_filter(PyObject *self, PyObject *const *args, Py_
         /* torch's rules; a layer it rejects gets its message from the Python path */
         if (L[a] < 1 || k[a] < 1 || s[a] < 1 || p[a] < 0 || d[a] < 1 || op[a] < 0) Py_RETURN_NONE;
         if (transposed ? !(op[a] < s[a] || op[a] < d[a]) : op[a] != 0) Py_RETURN_NONE;
+        Lo[a] = transposed ? t_L_out(L[a], k[a], s[a], p[a], d[a], op[a], &e) : p_L_out(L[a], k[a], s[a], p[a], d[a], &e);
+        if (e || Lo[a] < 1) Py_RETURN_NONE;
         if (transposed) {
-            Lo[a] = t_L_out(L[a], k[a], s[a], p[a], d[a], op[a], &e);
             S[a] = form->needs_S ? t_S(L[a], k[a], s[a], p[a], d[a], op[a], &e) : 0;
             Z[a] = form->needs_Z ? t_Z(L[a], k[a], s[a], p[a], d[a], op[a], &e) : 0;
         } else {
-            Lo[a] = p_L_out(L[a], k[a], s[a], p[a], d[a], &e);
             S[a] = form->needs_S ? p_S(L[a], k[a], s[a], p[a], d[a], &e) : 0;
             Z[a] = form->needs_Z ? p_Z(L[a], k[a], s[a], p[a], d[a], &e) : 0;
         }
-        if (e || Lo[a] < 1) Py_RETURN_NONE;
+        if (e) Py_RETURN_NONE;
     }
     i64 value = form->fn(L, Lo, k, S, Z, &e);
     if (e) Py_RETURN_NONE;
@@ -297,11 +298,14 @@ static i64 count_row(int counter, const i64 *a, int *e)
     }
 }
 
-/* A C-contiguous buffer of n items of the given size; 0 with an exception set otherwise. */
+/* A C-contiguous buffer of n int64 items (bool ones for the failed column); 0 with an exception set otherwise. */
 static int column(PyObject *o, Py_buffer *view, int writable, Py_ssize_t itemsize, Py_ssize_t *n)
 {
-    if (PyObject_GetBuffer(o, view, PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0)) < 0) return 0;
-    if (view->itemsize != itemsize || (*n >= 0 && view->len / itemsize != *n)) {
+    if (PyObject_GetBuffer(o, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0)) < 0)
+        return 0;
+    const char *format = view->format ? view->format : "B";
+    int integer = itemsize == 1 ? strcmp(format, "?") == 0 : (strcmp(format, "l") == 0 || strcmp(format, "q") == 0);
+    if (!integer || view->itemsize != itemsize || (*n >= 0 && view->len / itemsize != *n)) {
         PyErr_SetString(PyExc_ValueError, "columns must be contiguous, of one length, int64 (bool for failed)");
         PyBuffer_Release(view);
         return 0;

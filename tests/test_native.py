@@ -161,6 +161,10 @@ def test_compiled_rows_reject_bad_columns():
         _native.count_rows("no_counter", out, failed, col)
     with pytest.raises(ValueError, match="int64"):
         _native.count_rows("lattice_count", out, failed, col, col, col, col, np.ones(3, dtype=np.int32))
+    with pytest.raises(ValueError, match="int64"):
+        _native.count_rows("lattice_count", out, failed, col, col, col, col, np.ones(3))  # float64
+    with pytest.raises(ValueError, match="bool"):
+        _native.count_rows("lattice_count", out, np.zeros(3, dtype=np.uint8), col, col, col, col, col)
     with pytest.raises(ValueError, match="one length"):
         _native.count_rows("lattice_count", out, failed, col, col, col, col, np.ones(4, dtype=np.int64))
 
