@@ -25,7 +25,7 @@ from sympy.printing.c import C99CodePrinter
 
 from . import overlap
 from .conventions import CONVENTIONS
-from .numeric import _IntegerDivision
+from .numeric import IntegerDivision
 
 GENERATED = Path(__file__).with_name("_native_generated.h")
 
@@ -38,7 +38,7 @@ _COUNTERS = {
 }
 
 
-class CheckedCPrinter(_IntegerDivision, C99CodePrinter):
+class CheckedCPrinter(IntegerDivision, C99CodePrinter):
     """C on int64 where every operation goes through a checked helper of _native.c."""
 
     def __init__(self, names: dict[sp.Symbol, str]) -> None:

@@ -165,7 +165,7 @@ def _counter(cls: type) -> Callable[..., np.ndarray]:
 
 # --- printing -------------------------------------------------------------------------------
 
-class _IntegerDivision:
+class IntegerDivision:
     """Printer rules under which every division is an exact floor division of integers.
 
     The target language's spelling of floor division, ceiling division and
@@ -212,7 +212,7 @@ class _IntegerDivision:
         return f"{name}({', '.join(self._print(a) for a in expr.args)})"
 
 
-class IntegerPrinter(_IntegerDivision, NumPyPrinter):
+class IntegerPrinter(IntegerDivision, NumPyPrinter):
     """numpy code: exact floor divisions, element-wise min/max."""
 
     def _print_Min(self, expr: sp.Expr) -> str:
@@ -228,7 +228,7 @@ class IntegerPrinter(_IntegerDivision, NumPyPrinter):
         return code
 
 
-class ScalarPrinter(_IntegerDivision, PythonCodePrinter):
+class ScalarPrinter(IntegerDivision, PythonCodePrinter):
     """Plain Python on ints: exact at any size, Piecewise as lazy conditional expressions."""
 
     def _print_Min(self, expr: sp.Expr) -> str:
