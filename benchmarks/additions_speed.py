@@ -48,7 +48,7 @@ def per_call(fn, layers: list[tuple], repeat: int = 5) -> float:
     def run() -> None:
         for args in layers:
             fn(*args)
-    return min(timeit.repeat(run, number=1, repeat=repeat)) / len(layers)
+    return best(run, number=1, repeat=repeat) / len(layers)
 
 
 def layer_rows(sizes: list[int]) -> None:
@@ -72,7 +72,7 @@ def layer_rows(sizes: list[int]) -> None:
                       output_padding_0=0, output_padding_1=0)
         args = [params[name] for name in fn.names]
         assert fn.scalar(*args) == exact
-        t_fn = min(timeit.repeat(lambda: fn.scalar(*args), number=20000, repeat=5)) / 20000
+        t_fn = best(lambda: fn.scalar(*args), 20000)
         agree = "yes" if value_emp == exact else f"no: float32 {value_emp:.0f} vs exact {exact}"
         print(f"{n:>9}² {2 * n:>9}² {t_emp * 1e3:>9.2f}ms {t_api * 1e9:>7.0f}ns {t_py * 1e6:>7.2f}µs "
               f"{t_fn * 1e6:>8.2f}µs {t_emp / t_api:>8.0f}× {t_emp / t_py:>8.0f}× {t_emp / t_fn:>8.0f}×  {agree}")

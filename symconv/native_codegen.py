@@ -25,6 +25,8 @@ from sympy.printing.c import C99CodePrinter
 
 from . import overlap
 from .conventions import CONVENTIONS
+from .counts import axis_functions, compiled
+from .model import layer
 from .numeric import IntegerDivision
 
 GENERATED = Path(__file__).with_name("_native_generated.h")
@@ -129,8 +131,6 @@ class CheckedCPrinter(IntegerDivision, C99CodePrinter):
 
 def _axis_functions(transposed: bool) -> list[str]:
     """One C function per axis quantity (L_out, S, Z) from the axis parameters."""
-    from .counts import axis_functions
-
     prefix = "t" if transposed else "p"
     expected = ["L_in", "kernel_size", "stride", "padding", "dilation"] + (["output_padding"] if transposed else [])
     out = []
@@ -146,9 +146,6 @@ def _axis_functions(transposed: bool) -> list[str]:
 
 def _additions_function(kind: str, convention: str) -> tuple[str, str, bool, bool]:
     """(name, C function, needs S, needs Z) of the additions per filter of one layer kind."""
-    from .counts import compiled
-    from .model import layer
-
     model = layer(kind)
     fn = compiled(kind, "additions", convention)
     names = {}
@@ -163,8 +160,7 @@ def _additions_function(kind: str, convention: str) -> tuple[str, str, bool, boo
     code = (f"/* {kind}, {convention}: {fn.expr} */\n"
             f"static i64 {name}(const i64 *L, const i64 *Lo, const i64 *k, const i64 *S, const i64 *Z, int *e)\n"
             f"{{\n    (void)L; (void)Lo; (void)k; (void)S; (void)Z;\n    return {body};\n}}\n")
-    needs = {a.S for a in model.axes} & free, {a.Z for a in model.axes} & free
-    return name, code, bool(needs[0]), bool(needs[1])
+    return name, code, any(a.S in free for a in model.axes), any(a.Z in free for a in model.axes)
 
 
 def generate() -> str:

@@ -149,15 +149,19 @@ def _counter(cls: type) -> Callable[..., np.ndarray]:
             out = [scalar(*(int(v) for v in row)) for row in zip(*(a.ravel() for a in arrays))]
             return np.array(out, dtype=object).reshape(shape)
         ints = [a.astype(np.int64).ravel() for a in arrays]
-        result = np.asarray(vector(*ints), dtype=np.int64).ravel()
-        big = np.zeros(result.shape, dtype=bool)
+        big = np.zeros(ints[0].shape, dtype=bool)
         for a in ints:
             big |= (a >= PIECE_SAFE) | (a <= -PIECE_SAFE)
-        if big.any():
-            exact = [scalar(*(int(v) for v in row)) for row in zip(*(a[big] for a in ints))]
-            if any(not -(2 ** 63) <= v < 2 ** 63 for v in exact):
-                raise _Int64Overflow(cls.__name__)
-            result[big] = exact
+        if not big.any():
+            return np.asarray(vector(*ints), dtype=np.int64).reshape(shape).astype(dtype)
+        result = np.empty(ints[0].shape, dtype=np.int64)
+        small = ~big
+        if small.any():
+            result[small] = np.asarray(vector(*(a[small] for a in ints)), dtype=np.int64).ravel()
+        exact = [scalar(*(int(v) for v in row)) for row in zip(*(a[big] for a in ints))]
+        if any(not -(2 ** 63) <= v < 2 ** 63 for v in exact):
+            raise _Int64Overflow(cls.__name__)
+        result[big] = exact
         return result.reshape(shape).astype(dtype)
 
     return run
