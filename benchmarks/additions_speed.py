@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 import symconv
-from symconv import counts
-from symconv.numeric import output_sizes
+from symconv.numeric import layer_counts
+from symconv.numeric.compile import output_sizes
 
 
 def empirical(n: int) -> tuple[float, float]:
@@ -53,8 +53,8 @@ def per_call(fn, layers: list[tuple], repeat: int = 5) -> float:
 
 def layer_rows(sizes: list[int]) -> None:
     # Additions as one function of the layer's parameters: hybrid S per axis, then ΠS - ΠL_out.
-    fn = symconv.layer("ConvTranspose2d").lambdify("additions", convention="docs")
-    compiled_path = counts._native_additions is not None
+    fn = symconv.cost_model("ConvTranspose2d").lambdify("additions", convention="docs")
+    compiled_path = layer_counts._native_additions is not None
     print(f"public function: {'compiled path' if compiled_path else 'Python path only (no compiled module)'}")
     print(f"{'input':>10} {'output':>10} {'empirical':>11} {'symconv':>9} {'python':>9} {'lambdified':>10} "
           f"{'ratio':>9} {'ratio(py)':>9} {'ratio(l)':>9}  agree")
@@ -63,10 +63,10 @@ def layer_rows(sizes: list[int]) -> None:
         t_emp = min(r[0] for r in runs)
         value_emp = runs[0][1]
         exact = symconv.additions_per_filter((n, n), 4, 2, 1)
-        assert exact == counts.python_additions_per_filter((n, n), 4, 2, 1)
+        assert exact == layer_counts.python_additions_per_filter((n, n), 4, 2, 1)
         layers = [((n + i, n + i), 4, 2, 1) for i in range(1000)]
         t_api = per_call(symconv.additions_per_filter, layers)
-        t_py = per_call(counts.python_additions_per_filter, layers[:200])
+        t_py = per_call(layer_counts.python_additions_per_filter, layers[:200])
         params = dict(N=1, C_in=1, C_out=1, groups=1, H_in=n, W_in=n, kernel_size_0=4, kernel_size_1=4,
                       stride_0=2, stride_1=2, padding_0=1, padding_1=1, dilation_0=1, dilation_1=1,
                       output_padding_0=0, output_padding_1=0)
@@ -81,7 +81,7 @@ def layer_rows(sizes: list[int]) -> None:
 def throughput(count: int) -> None:
     rng = np.random.default_rng(0)
     for kind, convention in (("ConvTranspose2d", "docs"), ("ConvTranspose2d", "exact"), ("Conv2d", "exact")):
-        fn = symconv.layer(kind).lambdify("total", convention=convention)
+        fn = symconv.cost_model(kind).lambdify("total", convention=convention)
         g = rng.choice([1, 2, 4], count)
         cols = {"N": rng.integers(1, 65, count), "C_in": g * rng.integers(1, 65, count),
                 "C_out": g * rng.integers(1, 65, count), "groups": g}
@@ -93,7 +93,7 @@ def throughput(count: int) -> None:
                 cols[f"output_padding_{a}"] = rng.integers(0, 8, count) % np.maximum(s, d)
             cols["HW"[int(a)] + "_in"] = rng.integers(64 if kind == "Conv2d" else 1, 513, count)
         # no padding where it would leave an empty output: every row a valid layer
-        for a, size in enumerate(output_sizes(symconv.layer(kind), cols)):
+        for a, size in enumerate(output_sizes(symconv.cost_model(kind), cols)):
             cols[f"padding_{a}"] = np.where(size < 1, 0, cols[f"padding_{a}"])
         elapsed = float("inf")
         for _ in range(3):  # best of three: the first run also pays for first-touch memory

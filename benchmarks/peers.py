@@ -19,9 +19,9 @@ from typing import Callable
 import torch
 
 import symconv
-from symconv import examples
-from symconv.constructor import parse_layer
-from symconv.oracle import module_from_spec
+from symconv.frontends import examples
+from symconv.frontends.parsing import parse_layer
+from symconv.oracle.ones import module_from_layer
 
 warnings.filterwarnings("ignore")
 
@@ -73,7 +73,7 @@ def symconv_total(model, x, convention):
 
 
 def single(text: str) -> torch.nn.Module:
-    return torch.nn.Sequential(module_from_spec(parse_layer(text)))
+    return torch.nn.Sequential(module_from_layer(parse_layer(text)))
 
 
 CASES = [

@@ -16,9 +16,9 @@ import time
 
 COMMANDS = {
     "symconv profile (DCGAN, 5 layers)": [sys.executable, "-m", "symconv", "profile",
-                                          "symconv.examples:dcgan_generator", "--input", "1,100,1,1"],
+                                          "symconv.frontends.examples:dcgan_generator", "--input", "1,100,1,1"],
     "symconv profile --convention all": [sys.executable, "-m", "symconv", "profile",
-                                         "symconv.examples:dcgan_generator", "--input", "1,100,1,1",
+                                         "symconv.frontends.examples:dcgan_generator", "--input", "1,100,1,1",
                                          "--convention", "all"],
     "python -c 'import torch'": [sys.executable, "-c", "import torch"],
 }

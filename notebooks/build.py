@@ -21,10 +21,10 @@ import torch
 from IPython.display import Math, display
 
 import symconv
-from symconv.constructor import parse_layer
-from symconv.docs_check import check_text
-from symconv.grid import Point
-from symconv.oracle import measure, module_from_spec
+from symconv.frontends.docs_check import check_text
+from symconv.frontends.parsing import parse_layer
+from symconv.oracle.grid import Point
+from symconv.oracle.ones import measure, module_from_layer
 
 # The seed pages live in shared/seeds beside the repository.
 SEEDS = next(p / "shared" / "seeds" for p in Path.cwd().resolve().parents if (p / "shared" / "seeds").is_dir())"""
@@ -33,9 +33,9 @@ TORCH_TABLE = """\
 print(f"{'layer':<58} {'input':<16} {'shape':<6} {'docs add.':>10} {'torch':>8} {'exact mult.':>12} {'torch S':>8}")
 for text, shape in LAYERS:
     spec = parse_layer(text)
-    y = module_from_spec(spec)(torch.zeros(shape))
+    y = module_from_layer(spec)(torch.zeros(shape))
     docs, exact = symconv.count_layer(spec, shape, "docs"), symconv.count_layer(spec, shape, "exact")
-    ones = measure(Point.from_spec(spec, docs.input_size))  # torch ones-convolution, float64
+    ones = measure(Point.from_layer(spec, docs.input_size))  # torch ones-convolution, float64
     shape_ok = tuple(y.shape[-spec.ndim:]) == docs.output_size
     assert shape_ok and exact.multiplications == ones.S
     assert docs.additions == ones.docs_additions or not spec.transposed
@@ -56,7 +56,7 @@ def page_notebook(slug: str, kind: str, layers: list[tuple[str, tuple[int, ...]]
         ("code", "assert report.wrong == 0\nreport.counts()"),
         ("markdown", "## The engine's expressions\n\nPrinted from the symbolic model, in the pages' notation: "
                      "output sizes, ψ, λ, γ and the total under the docs convention, then λ under the exact one."),
-        ("code", f'm = symconv.layer("{kind}")\n'
+        ("code", f'm = symconv.cost_model("{kind}")\n'
                  "for a in range(m.ndim):\n"
                  "    display(Math(m.latex(\"output_size\", axis=a)))\n"
                  "for q in (\"psi\", \"lambda\", \"gamma\", \"total\"):\n"
@@ -72,8 +72,8 @@ OVERLAP = [
     ("markdown", "# Overlap additions: candidates, where they hold, and coverage\n\n"
                  "Each closed form is checked against torch ones-convolutions over the default grid: the "
                  "exhaustive one-axis grid and seeded 2-d and 3-d samples."),
-    ("code", "import matplotlib.pyplot as plt\n\nimport symconv\nfrom symconv import validate\n"
-             "from symconv.constructor import parse_layer\nfrom symconv.explain import axis_maps, full_map\n\n"
+    ("code", "import matplotlib.pyplot as plt\n\nimport symconv\nfrom symconv.frontends.explain import axis_maps, "
+             "full_map\nfrom symconv.frontends.parsing import parse_layer\nfrom symconv.oracle import validate\n\n"
              "report = validate.run(progress=False)\nprint(report.text())"),
     ("markdown", "## Where each candidate holds\n\nShare of the grid inside each candidate's condition, and its "
                  "disagreements inside (must be 0) and outside."),
@@ -103,8 +103,8 @@ HOW = [
     ("markdown", "# How a transposed convolution computes each output\n\n"
                  "Two questions people ask, answered with symconv's count maps: which input elements meet which "
                  "kernel taps at each output position."),
-    ("code", "import torch\n\nimport symconv\nfrom symconv.constructor import parse_layer\n"
-             "from symconv.explain import explain, meeting"),
+    ("code", "import torch\n\nimport symconv\nfrom symconv.frontends.parsing import parse_layer\n"
+             "from symconv.frontends.explain import explain, meeting"),
     ("markdown", "## A 4×4 input, kernel 1..16, stride 2, padding 1\n\n"
                  "Input of ones, kernel values 1 to 16 row by row. The output is 8×8."),
     ("code", "layer = torch.nn.ConvTranspose2d(1, 1, 4, stride=2, padding=1, bias=False)\n"

@@ -1,23 +1,61 @@
 """symconv: exact, symbolic operation counts for PyTorch convolution layers.
 
-``import symconv`` loads the symbolic core (SymPy) and the numeric layer (numpy);
-torch is imported only by the oracle and the module profiler, when used.
+The package is layered, each layer importing only those below it:
+
+* ``symconv.core``: the symbolic core (SymPy and the standard library only);
+* ``symconv.numeric``: exact numbers from it (generated Python, numpy, compiled C);
+* ``symconv.oracle`` and ``symconv.tracing``: the torch side (ones-convolutions,
+  validation, reading modules, the profiler);
+* ``symconv.frontends``: the command line, the docs checker, derivations, explain.
+
+``import symconv`` loads nothing heavy: each name below is imported when first
+used, so counting a layer needs neither SymPy nor numpy, and torch is loaded only
+by the torch side.
 """
 
-from .conventions import CONVENTIONS, Convention, get_convention
-from .counts import LayerCount, additions_per_filter, count_layer
-from .layers import LayerSpec
-from .model import ConvModel, layer
-from .modules import count_ops, spec_from_module
+from __future__ import annotations
 
-__all__ = ["CONVENTIONS", "Convention", "ConvModel", "LayerCount", "LayerSpec", "additions_per_filter",
-           "count_layer", "count_ops", "get_convention", "layer", "profile", "spec_from_module"]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .core.errors import SymconvError
+
 __version__ = "0.1.0"
 
+#: public name -> the module that defines it
+_EXPORTS = {
+    "CONVENTIONS": "symconv.core.conventions",
+    "Convention": "symconv.core.conventions",
+    "get_convention": "symconv.core.conventions",
+    "CostModel": "symconv.core.model",
+    "cost_model": "symconv.core.model",
+    "Layer": "symconv.numeric.layer",
+    "LayerCount": "symconv.numeric.layer_counts",
+    "count_layer": "symconv.numeric.layer_counts",
+    "additions_per_filter": "symconv.numeric.layer_counts",
+    "count_ops": "symconv.tracing.modules",
+    "layer_from_module": "symconv.tracing.modules",
+    "profile": "symconv.tracing.profiler",
+}
 
-def __getattr__(name: str):
-    # The module profiler needs torch; load it only when asked for.
-    if name == "profile":
-        from .profiler import profile
-        return profile
-    raise AttributeError(f"module 'symconv' has no attribute {name!r}")
+__all__ = ["SymconvError", *_EXPORTS]
+
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazily
+    from .core.conventions import CONVENTIONS, Convention, get_convention
+    from .core.model import CostModel, cost_model
+    from .numeric.layer import Layer
+    from .numeric.layer_counts import LayerCount, additions_per_filter, count_layer
+    from .tracing.modules import count_ops, layer_from_module
+    from .tracing.profiler import profile
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'symconv' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,90 +1,23 @@
-"""Shared fixtures and an independent, literal operation counter used as ground truth."""
+"""Shared fixtures: the validation report, random layers, and the seed pages."""
 
 from __future__ import annotations
 
-import itertools
-from typing import Callable, Sequence
+import os
+from pathlib import Path
+from typing import Callable
 
 import pytest
 from hypothesis import strategies as st
 
-from symconv import grid
-from symconv.layers import LayerSpec
+from symconv.oracle import grid
 
 KINDS = ("Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d")
-
-
-def simulate(spec: LayerSpec, input_shape: Sequence[int], convention: str) -> int:
-    """Count operations by walking every product of the layer, one at a time.
-
-    Written from the definitions, independent of the engine: each product is an
-    (output position, input position, tap) triple of a filter. ``docs`` charges
-    every output element Πk products (plain layers: and Πk - 1 additions; transposed
-    layers: the additions sum(c - 1) of the ones-convolution); ``exact`` charges
-    only products that land in the output and the additions that combine them.
-    """
-    shape = tuple(input_shape)
-    batch = shape[0] if len(shape) == spec.ndim + 2 else 1
-    spatial = shape[-spec.ndim:]
-    count: dict[tuple[int, ...], int] = {}
-    out_sizes = []
-    for a in range(spec.ndim):
-        L, k, s, p, d = spatial[a], spec.kernel_size[a], spec.stride[a], spec.padding[a], spec.dilation[a]
-        if spec.transposed:
-            out_sizes.append((L - 1) * s - 2 * p + d * (k - 1) + spec.output_padding[a] + 1)
-        else:
-            out_sizes.append((L + p + spec.right_padding[a] - d * (k - 1) - 1) // s + 1)
-    for out in itertools.product(*(range(n) for n in out_sizes)):
-        count[out] = 0
-    ranges_in = [range(n) for n in spatial]
-    ranges_k = [range(n) for n in spec.kernel_size]
-    for tap in itertools.product(*ranges_k):
-        if spec.transposed:
-            for i in itertools.product(*ranges_in):
-                j = tuple(i[a] * spec.stride[a] + tap[a] * spec.dilation[a] - spec.padding[a]
-                          for a in range(spec.ndim))
-                if j in count:
-                    count[j] += 1
-        else:
-            for j in count:
-                i = tuple(j[a] * spec.stride[a] + tap[a] * spec.dilation[a] - spec.padding[a]
-                          for a in range(spec.ndim))
-                # zeros padding reads nothing; reflect/replicate/circular padding reads real data
-                low = [0 if spec.padding_mode == "zeros" else -spec.padding[a] for a in range(spec.ndim)]
-                high = [spatial[a] + (0 if spec.padding_mode == "zeros" else spec.right_padding[a])
-                        for a in range(spec.ndim)]
-                if all(low[a] <= i[a] < high[a] for a in range(spec.ndim)):
-                    count[j] += 1
-    K = 1
-    for k in spec.kernel_size:
-        K *= k
-    per_group_in = spec.in_channels // spec.groups
-    filters = spec.in_channels * spec.out_channels // spec.groups
-    positions = len(count)
-    if convention == "macs":
-        n_in = 1
-        for v in spatial:
-            n_in *= v
-        return batch * filters * K * (n_in if spec.transposed else positions)
-    if convention == "docs":
-        per_filter = positions * K
-        if spec.transposed:
-            per_filter += sum(c - 1 for c in count.values())
-        else:
-            per_filter += positions * (K - 1)
-        aggregation = spec.out_channels * positions * (per_group_in - 1 + int(spec.bias))
-        return batch * (filters * per_filter + aggregation)
-    # exact: per filter, each product is a multiplication; combining c products takes c - 1 additions.
-    reached = [c for c in count.values() if c]
-    per_filter = sum(reached) + sum(c - 1 for c in reached)
-    aggregation = spec.out_channels * (len(reached) * (per_group_in - 1) + positions * int(spec.bias))
-    return batch * (filters * per_filter + aggregation)
 
 
 @pytest.fixture(scope="session")
 def validation_report():
     """The default grid measured by torch and every candidate checked (shared by tests)."""
-    from symconv import validate
+    from symconv.oracle import validate
     return validate.run(progress=False)
 
 
@@ -109,3 +42,19 @@ def random_points(size: Callable[[int], st.SearchStrategy[int]], kernel: st.Sear
         return grid.Point(transposed, *(tuple(ax[f] for ax in axes) for f in range(6)))
 
     return points()
+
+
+ROOT = Path(__file__).resolve().parents[1]
+#: the seed pages of ../shared beside the repository (CI has them; a user's own clone may not)
+SEEDS = next((p / "shared" / "seeds" for p in ROOT.parents if (p / "shared" / "seeds").is_dir()), None)
+
+
+@pytest.fixture(scope="session")
+def seeds() -> Path:
+    """The seed pages; skipped where absent, except in CI (.ci/run sets SYMCONV_REQUIRE_SEEDS), where
+    an absent folder is a failure rather than a silent skip."""
+    if SEEDS is None:
+        if os.environ.get("SYMCONV_REQUIRE_SEEDS"):
+            pytest.fail("SYMCONV_REQUIRE_SEEDS is set but shared/seeds is not beside the repository")
+        pytest.skip("the seed pages (shared/seeds beside the repository) are not here")
+    return SEEDS

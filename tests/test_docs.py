@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from symconv import docs_check
-from symconv.cli import main
-from symconv.derive import generate
+from symconv.frontends import docs_check
+from symconv.frontends.cli import main
+from symconv.frontends.derive import generate
 
-ROOT = Path(__file__).resolve().parents[1]
-SEEDS = next((p / "shared" / "seeds" for p in ROOT.parents if (p / "shared" / "seeds").is_dir()), None)
+from .conftest import ROOT
 
 
 def run_cli(*argv: str) -> tuple[int, str, str]:
@@ -21,12 +20,6 @@ def run_cli(*argv: str) -> tuple[int, str, str]:
     with redirect_stdout(out), redirect_stderr(err):
         status = main(list(argv))
     return status, out.getvalue(), err.getvalue()
-
-
-@pytest.fixture(scope="module")
-def seeds() -> Path:
-    assert SEEDS is not None, "shared/seeds must sit beside the repository"
-    return SEEDS
 
 
 # The verdicts, equation by equation, that the pages' equations deserve.

@@ -12,9 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import symconv
-from symconv import _native  # CI builds it: a missing extension must fail here, not skip
-from symconv import counting, counts, grid, native_codegen, numeric, overlap
+from symconv.core import counters
+from symconv.numeric import _native  # CI builds it: a missing extension must fail here, not skip
+from symconv.numeric import codegen, compile, layer_counts, vector_counters
+from symconv.oracle import grid
 
+from .bruteforce import count_map, output_size
 from .conftest import random_points
 
 CONVENTIONS = ("docs", "exact", "macs")
@@ -25,13 +28,13 @@ def call_native(pt: grid.Point, convention: str) -> int | None:
 
 
 def call_python(pt: grid.Point, convention: str) -> int:
-    return counts.python_additions_per_filter(pt.L, pt.k, pt.s, pt.p, pt.d, pt.op, convention=convention,
+    return layer_counts.python_additions_per_filter(pt.L, pt.k, pt.s, pt.p, pt.d, pt.op, convention=convention,
                                               transposed=pt.transposed)
 
 
 def from_count_maps(pt: grid.Point, convention: str) -> int:
     """Additions per filter from the literal per-axis count maps (independent of the hybrids)."""
-    maps = [counting.count_map(*pt.axis(a), transposed=pt.transposed) for a in range(pt.ndim)]
+    maps = [count_map(*pt.axis(a), transposed=pt.transposed) for a in range(pt.ndim)]
     S = math.prod(sum(c) for c in maps)
     if convention == "macs":
         return 0
@@ -43,12 +46,15 @@ def from_count_maps(pt: grid.Point, convention: str) -> int:
 
 
 def test_the_public_function_uses_the_compiled_path():
-    assert counts._native_additions is _native.additions_per_filter
+    assert layer_counts._native_additions is _native.additions_per_filter
 
 
-def test_generated_header_is_current():
-    assert native_codegen.GENERATED.read_text() == native_codegen.generate()
-    assert native_codegen.main(["--check"]) == 0
+def test_generated_files_are_current():
+    files = codegen.outputs()
+    assert set(files) == {codegen.GENERATED_C, codegen.GENERATED_PY}
+    for path, text in files.items():
+        assert path.read_text() == text, f"{path.name} is stale: run python -m symconv.numeric.codegen"
+    assert codegen.main(["--check"]) == 0
 
 
 def test_compiled_path_equals_count_maps_and_python_on_the_whole_grid():
@@ -74,7 +80,7 @@ LARGE_LAYERS = random_points(lambda ndim: st.one_of(st.integers(1, 2000), st.int
 def test_compiled_path_equals_python_off_the_grid(pt, convention):
     try:
         expected = call_python(pt, convention)
-    except ValueError:  # a layer torch rejects: the compiled path must not answer it
+    except symconv.SymconvError:  # a layer torch rejects: the compiled path must not answer it
         assert call_native(pt, convention) is None
         return
     value = call_native(pt, convention)
@@ -112,9 +118,9 @@ def test_declined_calls_keep_the_python_behaviour():
     assert symconv.additions_per_filter(np.int64(8), 4, 2, 1) == symconv.additions_per_filter(8, 4, 2, 1)
     assert symconv.additions_per_filter(8, 4, 2, 1, convention="Exact") == 30 - 16
     for bad in (True, 4.0, (4, 4.0)):
-        with pytest.raises(ValueError, match="input_size"):
+        with pytest.raises(symconv.SymconvError, match="input_size"):
             symconv.additions_per_filter(bad, 3)
-    with pytest.raises(ValueError, match="output_padding"):
+    with pytest.raises(symconv.SymconvError, match="output_padding"):
         symconv.additions_per_filter(4, 3, output_padding=1)
 
 
@@ -133,26 +139,25 @@ def _counter_rows(transposed: bool) -> list[np.ndarray]:
         L, k = np.append(L, rng.integers(1, 7, n)), np.append(k, rng.integers(2, 9, n))
         s, p = np.append(s, rng.integers(1, 2 ** 62, n)), np.append(p, rng.integers(0, 2 ** 62, n))
         d = np.append(d, rng.integers(2 ** 59, 2 ** 62, n))
-    size = counting.transposed_output_size if transposed else counting.plain_output_size
-    L_out = np.array([size(*row, *([0] if transposed else [])) for row in zip(*(a.tolist() for a in (L, k, s, p, d)))],
+    L_out = np.array([output_size(*row, transposed=transposed) for row in zip(*(a.tolist() for a in (L, k, s, p, d)))],
                      dtype=object)
     keep = (L_out >= 1) & (L_out < 2 ** 63)
     return [a[keep] for a in (L, k, s, p, d)] + [L_out[keep].astype(np.int64)]
 
 
-@pytest.mark.parametrize("cls, transposed", [(overlap.TransposedCoverage, True), (overlap.PlainCoverage, False)])
-def test_compiled_rows_equal_the_python_counters(cls, transposed):
+@pytest.mark.parametrize("name, transposed", [("transposed_coverage", True), ("plain_coverage", False)])
+def test_compiled_rows_equal_the_python_counters(name, transposed):
     rows = _counter_rows(transposed)
     failed = np.zeros(rows[0].size, dtype=bool)
     out = np.empty(rows[0].size, dtype=np.int64)
-    _native.count_rows("transposed_coverage" if transposed else "plain_coverage", out, failed, *rows)
-    expected = [cls._count(*map(int, row)) for row in zip(*rows)]
+    _native.count_rows(name, out, failed, *rows)
+    expected = [getattr(counters, name)(*map(int, row)) for row in zip(*rows)]
     assert failed.any() and not failed.all()  # wide kernels and overflows are left to the other counters
     assert out[~failed].tolist() == [e for e, f in zip(expected, failed) if not f]
-    assert numeric._counter(cls)(*rows).tolist() == expected
+    assert getattr(vector_counters, name)(*rows).tolist() == expected
     q = np.arange(-3, 60)
-    assert (numeric._counter(overlap.LatticeCount)(q, 5, 4, 3, 2).tolist()
-            == [counting.lattice_count(int(v), 5, 4, 3, 2) for v in q])
+    assert (vector_counters.lattice_count(q, 5, 4, 3, 2).tolist()
+            == [counters.lattice_count(int(v), 5, 4, 3, 2) for v in q])
 
 
 def test_compiled_rows_reject_bad_columns():
@@ -170,10 +175,11 @@ def test_compiled_rows_reject_bad_columns():
 
 
 def test_counts_past_int64_are_redone_with_python_ints():
+    from symconv.core.overlap import LatticeCount
     q, n, k, s, d = sp.symbols("q n k s d", integer=True)
-    fn = numeric.compile_expr(overlap.LatticeCount(q, n, k, s, d), [q, n, k, s, d])
+    fn = compile.compile_expr(LatticeCount(q, n, k, s, d), [q, n, k, s, d])
     rows = dict(q=np.array([2 ** 62, 10]), n=np.array([2 ** 61, 3]), k=np.array([8, 4]), s=np.array([1, 2]),
                 d=np.array([1, 1]))
-    with pytest.raises(numeric._Int64Overflow):
-        numeric._counter(overlap.LatticeCount)(*rows.values())
-    assert fn(**rows).tolist() == [8 * 2 ** 61, counting.lattice_count(10, 3, 4, 2, 1)]
+    with pytest.raises(vector_counters.Int64Overflow):
+        vector_counters.lattice_count(*rows.values())
+    assert fn(**rows).tolist() == [8 * 2 ** 61, counters.lattice_count(10, 3, 4, 2, 1)]

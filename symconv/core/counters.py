@@ -7,14 +7,15 @@ Everything symconv counts reduces to two sums over it:
 * ``S`` = sum_j c(j), the products that reach the output;
 * ``Z`` = #{j : c(j) >= 1}, the output positions that receive any product.
 
-The functions here cost O(k log k) per axis and never loop over the input or
-output length, so they are exact and fast for any size. ``count_map`` is the
-literal enumeration, kept for explanations and for tests.
+The closed forms of :mod:`symconv.core.overlap` cover most layers; these counters
+answer the rest. They cost O(k log k) per axis and never loop over the input or
+output length. The output length is an argument: it comes from the one SymPy
+definition, never restated here.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import math
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -37,14 +38,6 @@ def lattice_count(q: int, n: int, k: int, s: int, d: int) -> int:
             break
         total += min(n, ceil_div(room, s))
     return total
-
-
-class AxisCounts(NamedTuple):
-    """Sum and support of one axis' count map, with its output length."""
-
-    S: int
-    Z: int
-    L_out: int
 
 
 def _clip(base: int, step: int, count: int, window: int) -> tuple[int, int]:
@@ -81,48 +74,16 @@ def progression_union(bases: list[int], step: int, counts: list[int], window: in
     return total, distinct
 
 
-def transposed_output_size(L: int, k: int, s: int, p: int, d: int, op: int) -> int:
-    """torch's ConvTranspose output length along one axis."""
-    return (L - 1) * s - 2 * p + d * (k - 1) + op + 1
+def transposed_coverage(L: int, k: int, s: int, p: int, d: int, L_out: int) -> int:
+    """Z of a transposed axis: output positions j = i*s + t*d - p in [0, L_out)."""
+    return progression_union([t * d - p for t in range(k)], s, [L] * k, L_out)[1]
 
 
-def plain_output_size(L: int, k: int, s: int, p: int, d: int, p_right: int | None = None) -> int:
-    """torch's Conv output length along one axis (left padding p, right p_right)."""
-    pr = p if p_right is None else p_right
-    return (L + p + pr - d * (k - 1) - 1) // s + 1
+def plain_coverage(L: int, k: int, s: int, p: int, d: int, L_out: int) -> int:
+    """Z of a plain axis: output positions j in [0, L_out) with a tap reading 0 <= j*s + t*d - p < L."""
+    lows = [ceil_div(p - t * d, s) for t in range(k)]
+    counts = [max(0, (L - 1 + p - t * d) // s - lo + 1) for t, lo in enumerate(lows)]
+    return progression_union(lows, 1, counts, L_out)[1]
 
 
-def transposed_axis(L: int, k: int, s: int, p: int, d: int, op: int) -> AxisCounts:
-    """S and Z of a transposed convolution axis: pairs with i*s + t*d - p = j."""
-    L_out = transposed_output_size(L, k, s, p, d, op)
-    S, Z = progression_union([t * d - p for t in range(k)], s, [L] * k, L_out)
-    return AxisCounts(S, Z, L_out)
-
-
-def plain_axis(L: int, k: int, s: int, p: int, d: int, p_right: int | None = None) -> AxisCounts:
-    """S and Z of a plain convolution axis: taps with 0 <= j*s + t*d - p < L."""
-    L_out = plain_output_size(L, k, s, p, d, p_right)
-    bases, counts = [], []
-    for t in range(k):
-        lo = ceil_div(p - t * d, s)
-        hi = (L - 1 + p - t * d) // s
-        bases.append(lo)
-        counts.append(max(0, hi - lo + 1))
-    S, Z = progression_union(bases, 1, counts, L_out)
-    return AxisCounts(S, Z, L_out)
-
-
-def count_map(L: int, k: int, s: int, p: int, d: int, op: int = 0, *, transposed: bool,
-              p_right: int | None = None) -> list[int]:
-    """The literal count map of one axis, by enumerating every product (O(L*k))."""
-    if transposed:
-        L_out = transposed_output_size(L, k, s, p, d, op)
-        c = [0] * max(L_out, 0)
-        for i in range(L):
-            for t in range(k):
-                j = i * s + t * d - p
-                if 0 <= j < L_out:
-                    c[j] += 1
-        return c
-    L_out = plain_output_size(L, k, s, p, d, p_right)
-    return [sum(1 for t in range(k) if 0 <= j * s + t * d - p < L) for j in range(max(L_out, 0))]
+gcd = math.gcd

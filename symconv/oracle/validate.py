@@ -15,11 +15,12 @@ from typing import Sequence
 import numpy as np
 import sympy as sp
 
-from . import overlap
+from ..core import overlap
+from ..core.model import CostModel, cost_model
+from ..core.names import kind_of
+from ..numeric.compile import evaluate_on_columns
 from .grid import Point, default_grid
-from .model import ConvModel, layer
-from .numeric import evaluate_on_columns
-from .oracle import Measured, measure_all
+from .ones import Measured, measure_all
 
 MAX_EXAMPLES = 3
 
@@ -101,7 +102,7 @@ class Report:
         return "\n".join(lines)
 
 
-def _columns(model: ConvModel, points: Sequence[Point]) -> dict[str, np.ndarray]:
+def _columns(model: CostModel, points: Sequence[Point]) -> dict[str, np.ndarray]:
     """Keyword arrays for a model's numeric functions (channels and batch set to 1)."""
     cols: dict[str, np.ndarray] = {n: np.ones(len(points), dtype=np.int64) for n in ("N", "C_in", "C_out", "groups")}
     for a, ax in enumerate(model.axes):
@@ -111,13 +112,13 @@ def _columns(model: ConvModel, points: Sequence[Point]) -> dict[str, np.ndarray]
     return cols
 
 
-def _truth(model: ConvModel, measured: Sequence[Measured], quantity: str) -> np.ndarray:
+def _truth(model: CostModel, measured: Sequence[Measured], quantity: str) -> np.ndarray:
     if quantity == "docs_additions":
         return np.array([m.docs_additions for m in measured], dtype=np.int64)
     return np.array([getattr(m, quantity) for m in measured], dtype=np.int64)
 
 
-def check_group(model: ConvModel, points: Sequence[Point], measured: Sequence[Measured]
+def check_group(model: CostModel, points: Sequence[Point], measured: Sequence[Measured]
                 ) -> tuple[list[CandidateResult], HybridResult]:
     """Check every candidate and the hybrids on points of one layer kind."""
     cols = _columns(model, points)
@@ -141,7 +142,7 @@ def check_group(model: ConvModel, points: Sequence[Point], measured: Sequence[Me
     return results, check_hybrid(model, points, measured, cols)
 
 
-def check_hybrid(model: ConvModel, points: Sequence[Point], measured: Sequence[Measured],
+def check_hybrid(model: CostModel, points: Sequence[Point], measured: Sequence[Measured],
                  cols: dict[str, np.ndarray]) -> HybridResult:
     """The hybrids of ΠS, ΠZ and the docs additions against torch, and where they stay closed."""
     prod_s, prod_z = model.sum_elements, model.reached_elements
@@ -176,7 +177,7 @@ def run(points: Sequence[Point] | None = None, workers: int | None = None,
     merged: dict[tuple[str, str], CandidateResult] = {}
     hybrids = []
     for (ndim, transposed), idx in sorted(groups.items(), key=lambda kv: (not kv[0][1], kv[0][0])):
-        model = layer(("ConvTranspose" if transposed else "Conv") + f"{ndim}d")
+        model = cost_model(kind_of(ndim, transposed))
         cands, hybrid = check_group(model, [points[i] for i in idx], [measured[i] for i in idx])
         hybrids.append(hybrid)
         for c in cands:

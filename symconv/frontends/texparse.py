@@ -14,7 +14,8 @@ import re
 import sympy as sp
 from sympy.parsing.latex import parse_latex
 
-from .symbols import AXIS_LETTERS, LATEX_NAMES, SYMBOLS
+from ..core.errors import SymconvError
+from ..core.symbols import AXIS_LETTERS, LATEX_NAMES, SYMBOLS
 
 GREEK_SYMBOLS = {r"\psi": sp.Symbol("psi"), r"\lambda": sp.Symbol("lambda"), r"\gamma": sp.Symbol("gamma")}
 _WRAPPERS = ("small", "scriptsize", "footnotesize", "large", "Large", "normalsize", "displaystyle")
@@ -74,7 +75,7 @@ def _placeholder(i: int) -> str:
 def parse(tex: str) -> sp.Expr:
     """Parse one side of an equation into an expression over symconv's symbols.
 
-    Raises ValueError with the reason when the text cannot be read.
+    Raises SymconvError with the reason when the text cannot be read.
     """
     tex = normalise(tex)
     table = sorted(LATEX_NAMES.items(), key=lambda kv: -len(kv[1]))
@@ -91,16 +92,16 @@ def parse(tex: str) -> sp.Expr:
             placeholders[token] = symbol
     leftover = re.findall(r"\\text\{[^}]*\}", tex)
     if leftover:
-        raise ValueError(f"unknown names {', '.join(sorted(set(leftover)))}")
+        raise SymconvError(f"unknown names {', '.join(sorted(set(leftover)))}")
     try:
         parsed = parse_latex(tex, backend="lark")
     except Exception as err:  # the lark parser raises many kinds of errors
-        raise ValueError(f"the LaTeX parser cannot read it ({type(err).__name__})") from None
+        raise SymconvError(f"the LaTeX parser cannot read it ({type(err).__name__})") from None
     if not isinstance(parsed, sp.Expr):
-        raise ValueError(f"it reads as {type(parsed).__name__}, not an expression")
+        raise SymconvError(f"it reads as {type(parsed).__name__}, not an expression")
     mapping = {}
     for s in parsed.free_symbols:
         if str(s) not in placeholders:
-            raise ValueError(f"unknown symbol {s}")
+            raise SymconvError(f"unknown symbol {s}")
         mapping[s] = placeholders[str(s)]
     return parsed.xreplace(mapping)

@@ -1,13 +1,17 @@
 """Parameter grids on which closed forms are checked against torch.
 
 A :class:`Point` is one layer shape: per-axis tuples of input size, kernel,
-stride, padding, dilation and output padding. Pure Python.
+stride, padding, dilation and output padding. Which points torch accepts is
+decided by the core's rules (:func:`symconv.numeric.layer.axis_accepted`).
 """
 
 from __future__ import annotations
 
 import random
 from typing import Iterator, NamedTuple
+
+from ..core.names import kind_of
+from ..numeric.layer import axis_accepted
 
 SIZES = range(1, 9)
 KERNELS = range(1, 6)
@@ -27,10 +31,10 @@ class Point(NamedTuple):
     op: tuple[int, ...]
 
     @classmethod
-    def from_spec(cls, spec, spatial: tuple[int, ...]) -> "Point":
-        """The per-axis parameters of a LayerSpec on a spatial input size."""
-        return cls(spec.transposed, tuple(spatial), spec.kernel_size, spec.stride, spec.padding, spec.dilation,
-                   spec.output_padding)
+    def from_layer(cls, layer, spatial: tuple[int, ...]) -> "Point":
+        """The per-axis parameters of a :class:`~symconv.numeric.layer.Layer` on a spatial input size."""
+        return cls(layer.transposed, tuple(spatial), layer.kernel_size, layer.stride, layer.padding, layer.dilation,
+                   layer.output_padding)
 
     @property
     def ndim(self) -> int:
@@ -40,7 +44,7 @@ class Point(NamedTuple):
         return self.L[a], self.k[a], self.s[a], self.p[a], self.d[a], self.op[a]
 
     def describe(self) -> str:
-        name = ("ConvTranspose" if self.transposed else "Conv") + f"{self.ndim}d"
+        name = kind_of(self.ndim, self.transposed)
         def short(t: tuple[int, ...]) -> str:
             return str(t[0]) if self.ndim == 1 else str(t)
         text = (f"{name}(k={short(self.k)}, s={short(self.s)}, p={short(self.p)}, d={short(self.d)}"
@@ -56,16 +60,9 @@ def _axis_options(transposed: bool, valid_only: bool) -> Iterator[tuple[int, int
                 for d in DILATIONS:
                     for p in range(d * (k - 1) + 2):
                         for op in (range(max(s, d)) if transposed else (0,)):
-                            if valid_only and not axis_valid(transposed, L, k, s, p, d, op):
+                            if valid_only and not axis_accepted(transposed, L, k, s, p, d, op):
                                 continue
                             yield L, k, s, p, d, op
-
-
-def axis_valid(transposed: bool, L: int, k: int, s: int, p: int, d: int, op: int) -> bool:
-    """torch's acceptance rule for one axis (see NOTES: output size >= 1, op < s or op < d)."""
-    if transposed:
-        return (op < s or op < d) and (L - 1) * s - 2 * p + d * (k - 1) + op + 1 >= 1
-    return op == 0 and (L + 2 * p - d * (k - 1) - 1) // s + 1 >= 1
 
 
 def grid_1d(transposed: bool, valid_only: bool = True) -> list[Point]:

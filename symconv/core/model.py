@@ -2,7 +2,7 @@
 
 Quantities are written once here, in the pages' own terms (output sizes as
 symbols ``H_out``…, the docs' ``additions_per_filter`` as a symbol, per-axis
-count-map sums ``S_H``, ``Z_H``…). :meth:`ConvModel.resolve` replaces those
+count-map sums ``S_H``, ``Z_H``…). :meth:`CostModel.resolve` replaces those
 symbols by their formulas (output sizes) and by the overlap engine's hybrid
 expressions, giving a closed expression in the layer's parameters only. LaTeX
 and numeric functions are generated from these expressions, never retyped.
@@ -17,17 +17,18 @@ import sympy as sp
 
 from . import overlap
 from .conventions import Convention, get_convention
-from .layers import LAYER_KINDS, canonical_kind
+from .errors import SymconvError
+from .names import LAYER_KINDS, canonical_kind
 from .symbols import Axis, C_in, C_out, N, additions_per_filter, groups, make_axis
 
 if TYPE_CHECKING:
-    from .numeric import NumericFunction
+    from ..numeric.compile import NumericFunction
 
 QUANTITIES = ("output_size", "psi", "multiplications", "additions", "lambda", "gamma", "total", "summary",
               "S", "Z")
 
 
-class ConvModel:
+class CostModel:
     """The cost of one kind of convolution layer, symbolic in all its parameters."""
 
     def __init__(self, kind: str, *, asymmetric: bool = False) -> None:
@@ -37,7 +38,7 @@ class ConvModel:
         self.axes: tuple[Axis, ...] = tuple(make_axis(a, self.ndim, self.asymmetric) for a in range(self.ndim))
 
     def __repr__(self) -> str:
-        return f"ConvModel({self.kind!r})"
+        return f"CostModel({self.kind!r})"
 
     # --- shapes -------------------------------------------------------------------------
 
@@ -131,7 +132,7 @@ class ConvModel:
         Each stage may introduce symbols of the later ones, never of earlier ones.
         """
         if through not in self._STAGES:
-            raise ValueError(f"through={through!r} must be one of {', '.join(self._STAGES)}")
+            raise SymconvError(f"through={through!r} must be one of {', '.join(self._STAGES)}")
         expr = sp.sympify(expr)
         for name in self._STAGES[:self._STAGES.index(through) + 1]:
             expr = expr.xreplace(self._stage(name))
@@ -153,9 +154,9 @@ class ConvModel:
             "Z": lambda: self.axes[axis].Z,
         }
         if name not in builders:
-            raise ValueError(f"quantity={name!r} must be one of {', '.join(QUANTITIES)}")
+            raise SymconvError(f"quantity={name!r} must be one of {', '.join(QUANTITIES)}")
         if name in ("output_size", "S", "Z") and not 0 <= axis < self.ndim:
-            raise ValueError(f"axis={axis} must be in 0..{self.ndim - 1} for {self.kind}")
+            raise SymconvError(f"axis={axis} must be in 0..{self.ndim - 1} for {self.kind}")
         expr = builders[name]()
         return self.resolve(expr) if resolved else expr
 
@@ -178,18 +179,19 @@ class ConvModel:
     # --- generated artefacts ---------------------------------------------------------------
 
     def latex(self, name: str, **options: Any) -> str:
-        """The quantity in the pages' LaTeX notation (see :func:`symconv.latex.to_latex`)."""
+        """The quantity in the pages' LaTeX notation (see :func:`symconv.core.latex.to_latex`)."""
         from .latex import to_latex
         return to_latex(self.quantity(name, **options))
 
     def lambdify(self, name: str, **options: Any) -> "NumericFunction":
         """An exact, vectorised numpy function of the layer's parameters (keywords by symbol name)."""
-        from .numeric import compile_expr, layer_validator
+        from ..numeric.compile import compile_expr  # numpy, loaded only when asked for
+        from ..numeric.validator import layer_validator
         expr = self.quantity(name, resolved=True, **options)
         return compile_expr(expr, self.parameters(), layer_validator(self))
 
 
 @lru_cache(maxsize=None)
-def layer(kind: str, *, asymmetric: bool = False) -> ConvModel:
-    """The symbolic model of a layer kind, e.g. ``layer("ConvTranspose2d")`` (case-insensitive)."""
-    return ConvModel(kind, asymmetric=asymmetric)
+def cost_model(kind: str, *, asymmetric: bool = False) -> CostModel:
+    """The symbolic cost model of a layer kind, e.g. ``cost_model("ConvTranspose2d")`` (case-insensitive)."""
+    return CostModel(kind, asymmetric=asymmetric)

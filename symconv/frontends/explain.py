@@ -1,7 +1,7 @@
 """Explain how a layer computes each output: count maps and the products behind one position.
 
 The count map is enumerated literally here (it is for reading, so its size is
-capped); the counts themselves come from :func:`symconv.counts.count_layer`.
+capped); the counts themselves come from :func:`symconv.numeric.layer_counts.count_layer`.
 """
 
 from __future__ import annotations
@@ -9,19 +9,28 @@ from __future__ import annotations
 import itertools
 from typing import Sequence
 
-from .conventions import CONVENTIONS
-from .counting import count_map
-from .counts import count_layer
-from .layers import LayerSpec
+from ..core.errors import SymconvError
+from ..core.names import CONVENTION_DESCRIPTIONS, CONVENTION_NAMES
+from ..numeric.layer import Layer
+from ..numeric.layer_counts import count_layer
 
 MAX_SHOWN = 4096  # count-map elements printed at most
 
 
-def axis_maps(spec: LayerSpec, spatial: Sequence[int]) -> list[list[int]]:
-    """Each axis' count map: products landing at each output position of one filter."""
-    return [count_map(spatial[a], spec.kernel_size[a], spec.stride[a], spec.padding[a], spec.dilation[a],
-                      spec.output_padding[a], transposed=spec.transposed, p_right=spec.right_padding[a])
-            for a in range(spec.ndim)]
+def axis_maps(spec: Layer, spatial: Sequence[int]) -> list[list[int]]:
+    """Each axis' count map: products of one filter landing at each output position (zero padding)."""
+    maps = []
+    for a, L_out in enumerate(spec.output_size(spatial)):
+        L, k, s, p, d = spatial[a], spec.kernel_size[a], spec.stride[a], spec.padding[a], spec.dilation[a]
+        if spec.transposed:
+            c = [0] * L_out
+            for j in (i * s + t * d - p for i in range(L) for t in range(k)):
+                if 0 <= j < L_out:
+                    c[j] += 1
+        else:
+            c = [sum(1 for t in range(k) if 0 <= j * s + t * d - p < L) for j in range(L_out)]
+        maps.append(c)
+    return maps
 
 
 def full_map(maps: list[list[int]]):
@@ -39,14 +48,14 @@ def _scale(nested, c: int):
 Pair = tuple[tuple[int, ...], tuple[int, ...]]
 
 
-def meeting(spec: LayerSpec, spatial: Sequence[int], position: Sequence[int]) -> list[Pair]:
+def meeting(spec: Layer, spatial: Sequence[int], position: Sequence[int]) -> list[Pair]:
     """(input index, kernel tap) pairs whose product lands at an output position.
 
     Plain layers list only taps that read the input (taps on padding read zeros).
     """
     out = spec.check_input((spec.in_channels, *spatial))[2]
     if len(position) != spec.ndim or any(not 0 <= j < n for j, n in zip(position, out)):
-        raise ValueError(f"position {tuple(position)!r} is outside the output {out!r}")
+        raise SymconvError(f"position {tuple(position)!r} is outside the output {out!r}")
     per_axis = []
     for a, j in enumerate(position):
         L, k, s, p, d = spatial[a], spec.kernel_size[a], spec.stride[a], spec.padding[a], spec.dilation[a]
@@ -72,9 +81,9 @@ def _fmt_map(nested, indent: str = "  ") -> list[str]:
     return [indent + " ".join(str(v) for v in nested)]
 
 
-def explain(spec: LayerSpec, input_shape: Sequence[int], position: Sequence[int] | None = None) -> str:
+def explain(spec: Layer, input_shape: Sequence[int], position: Sequence[int] | None = None) -> str:
     """A readable account of the layer on the input: count maps, additions, one position's products."""
-    counts = {c: count_layer(spec, input_shape, c) for c in CONVENTIONS}
+    counts = {c: count_layer(spec, input_shape, c) for c in CONVENTION_NAMES}
     docs = counts["docs"]
     spatial = docs.input_size
     maps = axis_maps(spec, spatial)
@@ -95,7 +104,7 @@ def explain(spec: LayerSpec, input_shape: Sequence[int], position: Sequence[int]
             lines += ["", f"count map of the layer: {size} elements, too many to print"]
     lines += ["", "additions per filter:"]
     for name, c in counts.items():
-        lines.append(f"  {name:<6} {c.additions:>12}   ({CONVENTIONS[name].description.split(':')[0]})")
+        lines.append(f"  {name:<6} {c.additions:>12}   ({CONVENTION_DESCRIPTIONS[name].split(':')[0]})")
     if docs.unreached:
         lines.append(f"  {docs.unreached} output position(s) receive no product: the docs convention counts "
                      f"-1 addition at each")
@@ -108,14 +117,14 @@ def explain(spec: LayerSpec, input_shape: Sequence[int], position: Sequence[int]
     return "\n".join(lines)
 
 
-def plot(spec: LayerSpec, input_shape: Sequence[int], path: str) -> None:
+def plot(spec: Layer, input_shape: Sequence[int], path: str) -> None:
     """Save a heatmap of the count map (3-d layers: the middle slice of the first axis) as PNG."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise ValueError("--plot needs matplotlib: pip install 'symconv[plot]'") from None
+        raise SymconvError("--plot needs matplotlib: pip install 'symconv[plot]'") from None
     maps = axis_maps(spec, spec.check_input(input_shape)[1])
     grid = full_map(maps)
     if spec.ndim == 1:
@@ -129,6 +138,6 @@ def plot(spec: LayerSpec, input_shape: Sequence[int], path: str) -> None:
     try:
         fig.savefig(path, dpi=100, bbox_inches="tight")
     except OSError as err:
-        raise ValueError(f"cannot write {path!r}: {err.strerror}") from None
+        raise SymconvError(f"cannot write {path!r}: {err.strerror}") from None
     finally:
         plt.close(fig)

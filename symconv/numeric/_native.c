@@ -1,9 +1,10 @@
-/* symconv._native: the compiled path of symconv.additions_per_filter.
+/* symconv.numeric._native: the compiled path of symconv.additions_per_filter.
  *
- * The formulas are not written here: _native_generated.h renders the overlap
- * engine's SymPy hybrids as C (python -m symconv.native_codegen). This file holds
- * what they call: int64 arithmetic that flags overflow and zero divisors, the
- * exact counters of symconv/counting.py, and the binding.
+ * The formulas and torch's acceptance rules are not written here:
+ * _native_generated.h renders the core's SymPy expressions as C
+ * (python -m symconv.numeric.codegen). This file holds what they call: int64
+ * arithmetic that flags overflow and zero divisors, the exact counters of
+ * symconv/core/counters.py, and the binding.
  *
  * The binding answers only calls it can answer exactly: exact ints (or tuples or
  * lists of them), parameters torch accepts, a lower-case convention name, and no
@@ -84,7 +85,7 @@ static inline i64 max_(i64 a, i64 b, int *e)
     return a > b ? a : b;
 }
 
-static inline i64 gcd_(i64 a, i64 b, int *e)
+static inline i64 gcd(i64 a, i64 b, int *e)
 {
     if (a == LLONG_MIN || b == LLONG_MIN) {
         *e = 1;
@@ -100,7 +101,7 @@ static inline i64 gcd_(i64 a, i64 b, int *e)
     return a;
 }
 
-/* --- exact counters (symconv/counting.py) ------------------------------------ */
+/* --- exact counters (symconv/core/counters.py) -------------------------------- */
 
 /* A(q) = #{(i, t) : 0 <= i < n, 0 <= t < k, i*s + t*d < q} */
 static i64 lattice_count(i64 q, i64 n, i64 k, i64 s, i64 d, int *e)
@@ -261,11 +262,12 @@ static PyObject *additions_per_filter(PyObject *self, PyObject *const *args, Py_
     const struct additions_form *form = &ADDITIONS[transposed][ndim - 1][convention];
     int e = 0;
     for (Py_ssize_t a = 0; a < ndim; a++) {
-        /* torch's rules; a layer it rejects gets its message from the Python path */
-        if (L[a] < 1 || k[a] < 1 || s[a] < 1 || p[a] < 0 || d[a] < 1 || op[a] < 0) Py_RETURN_NONE;
-        if (transposed ? !(op[a] < s[a] || op[a] < d[a]) : op[a] != 0) Py_RETURN_NONE;
+        /* torch's rules (generated); a layer it rejects gets its message from the Python path */
+        int accepted = transposed ? t_accepts(L[a], k[a], s[a], p[a], d[a], op[a], &e)
+                                  : op[a] == 0 && p_accepts(L[a], k[a], s[a], p[a], d[a], &e);
+        if (e || !accepted) Py_RETURN_NONE;
         Lo[a] = transposed ? t_L_out(L[a], k[a], s[a], p[a], d[a], op[a], &e) : p_L_out(L[a], k[a], s[a], p[a], d[a], &e);
-        if (e || Lo[a] < 1) Py_RETURN_NONE;
+        if (e) Py_RETURN_NONE;
         if (transposed) {
             S[a] = form->needs_S ? t_S(L[a], k[a], s[a], p[a], d[a], op[a], &e) : 0;
             Z[a] = form->needs_Z ? t_Z(L[a], k[a], s[a], p[a], d[a], op[a], &e) : 0;
@@ -369,8 +371,8 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "symconv._native",
-    "Compiled rendering of symconv's overlap hybrids (see symconv/native_codegen.py).", -1, methods,
+    PyModuleDef_HEAD_INIT, "symconv.numeric._native",
+    "Compiled rendering of symconv's overlap hybrids (see symconv/numeric/codegen.py).", -1, methods,
 };
 
 PyMODINIT_FUNC PyInit__native(void)

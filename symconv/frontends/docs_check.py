@@ -21,13 +21,14 @@ from pathlib import Path
 import numpy as np
 import sympy as sp
 
+from ..core.errors import SymconvError
+from ..core.latex import to_latex
+from ..core.model import CostModel, cost_model
+from ..core.names import LAYER_KINDS
+from ..core.symbols import AXIS_LETTERS, N
+from ..numeric.compile import evaluate_on_columns
+from ..numeric.layer import Layer, axis_accepted
 from . import texparse
-from .grid import axis_valid
-from .latex import to_latex
-from .layers import LAYER_KINDS, LayerSpec
-from .model import ConvModel, layer
-from .numeric import evaluate_on_columns
-from .symbols import AXIS_LETTERS, N
 
 PROVEN, DOCS_ONLY, WRONG, NOT_UNDERSTOOD = "proven", "docs only", "wrong", "not understood"
 _DISPLAY = re.compile(r"\$\$(.+?)\$\$|\\\[(.+?)\\\]|\\begin\{equation\}(.+?)\\end\{equation\}", re.S)
@@ -94,7 +95,7 @@ def page_kind(text: str) -> str:
     """The layer a page documents, from its first mention of torch.nn.<Layer>."""
     m = re.search(r"torch\.nn\.(Conv(?:Transpose)?[123]d)\b", text)
     if not m:
-        raise ValueError("the page names no torch.nn convolution layer (e.g. torch.nn.Conv2d)")
+        raise SymconvError("the page names no torch.nn convolution layer (e.g. torch.nn.Conv2d)")
     return m.group(1)
 
 
@@ -135,8 +136,8 @@ def _branches(rhs: str) -> list[tuple[str, bool | None]]:
     return rows
 
 
-def _quantity(lhs: str, model: ConvModel) -> tuple[str, int]:
-    """(quantity name, axis) stated by a left side; ValueError when it is none of ours."""
+def _quantity(lhs: str, model: CostModel) -> tuple[str, int]:
+    """(quantity name, axis) stated by a left side; SymconvError when it is none of ours."""
     text = texparse.normalise(lhs).replace(" ", "")
     for greek, name in ((r"\psi", "psi"), (r"\lambda", "lambda"), (r"\gamma", "gamma")):
         if text == greek:
@@ -146,7 +147,7 @@ def _quantity(lhs: str, model: ConvModel) -> tuple[str, int]:
         return "output_size", AXIS_LETTERS[model.ndim].index(m.group(1))
     if re.fullmatch(r"\\text\{" + model.kind + r"\}_\{?ops\}?", text):
         return "total", 0
-    raise ValueError(f"the left side {lhs.strip()!r} is not a quantity symconv computes for {model.kind}")
+    raise SymconvError(f"the left side {lhs.strip()!r} is not a quantity symconv computes for {model.kind}")
 
 
 def _equal(a: sp.Expr, b: sp.Expr) -> bool:
@@ -155,16 +156,16 @@ def _equal(a: sp.Expr, b: sp.Expr) -> bool:
 
 
 @lru_cache(maxsize=None)
-def _small_layers(kind: str) -> tuple[dict[str, np.ndarray], list[LayerSpec], list[tuple[int, ...]]]:
+def _small_layers(kind: str) -> tuple[dict[str, np.ndarray], list[Layer], list[tuple[int, ...]]]:
     """Small valid layers of a kind, smallest first, as parameter columns and as specs."""
     ndim, transposed = LAYER_KINDS[kind]
     options = sorted(((L, k, s, p, d, op) for L in range(1, 5) for k in range(1, 4) for s in range(1, 3)
                       for d in range(1, 3) for p in range(0, 3) for op in (range(2) if transposed else (0,))
-                      if axis_valid(transposed, L, k, s, p, d, op)), key=sum)[: (40, 14, 7)[ndim - 1]]
+                      if axis_accepted(transposed, L, k, s, p, d, op)), key=sum)[: (40, 14, 7)[ndim - 1]]
     channels = [(n, ci, co, g) for n in (1, 2) for g in (1, 2) for ci in (g, 2 * g) for co in (g, 2 * g)]
     rows = sorted(((ch, axes) for ch in channels for axes in itertools.product(options, repeat=ndim)),
                   key=lambda r: sum(r[0]) + sum(sum(a) for a in r[1]))
-    model = layer(kind)
+    model = cost_model(kind)
     cols: dict[str, list[int]] = {name: [] for name in (s.name for s in model.parameters())}
     specs, shapes = [], []
     for (n, ci, co, g), axes in rows:
@@ -174,12 +175,12 @@ def _small_layers(kind: str) -> tuple[dict[str, np.ndarray], list[LayerSpec], li
             for sym, v in zip(model.axis_parameters(a), axes[a]):
                 cols[sym.name].append(v)
         fields = list(zip(*axes))
-        specs.append(LayerSpec(kind, ci, co, fields[1], fields[2], fields[3], fields[4], fields[5], g))
+        specs.append(Layer(kind, ci, co, fields[1], fields[2], fields[3], fields[4], fields[5], g))
         shapes.append((n, ci, *fields[0]))
     return {k: np.array(v, dtype=np.int64) for k, v in cols.items()}, specs, shapes
 
 
-def _first_difference(model: ConvModel, a: sp.Expr, b: sp.Expr) -> str | None:
+def _first_difference(model: CostModel, a: sp.Expr, b: sp.Expr) -> str | None:
     """The smallest small valid layer where two expressions differ, described; None if none."""
     cols, specs, shapes = _small_layers(model.kind)
     va = evaluate_on_columns(model, a, cols)
@@ -191,21 +192,21 @@ def _first_difference(model: ConvModel, a: sp.Expr, b: sp.Expr) -> str | None:
     return f"{specs[i].constructor()} on input {shapes[i]}: page {va[i]}, engine {vb[i]}"
 
 
-def _reference(model: ConvModel, quantity: str, axis: int, bias: bool, convention: str,
+def _reference(model: CostModel, quantity: str, axis: int, bias: bool, convention: str,
                expr: sp.Expr) -> sp.Expr:
     if quantity == "total" and expr.free_symbols & {PSI, LAMBDA, GAMMA}:
         return N * (PSI * LAMBDA + GAMMA)  # the definition, whatever the convention
     return model.quantity(quantity, convention=convention, bias=bias, axis=axis)
 
 
-def check_equation(model: ConvModel, number: int, tex: str) -> list[Verdict]:
+def check_equation(model: CostModel, number: int, tex: str) -> list[Verdict]:
     """Verdicts for one display equation (a chain a = b = c checks each right side)."""
     sides = _split_top(texparse.strip_wrappers(tex), "=")
     if len(sides) < 2:
         return [Verdict(number, tex, NOT_UNDERSTOOD, detail="no '=' at the top level")]
     try:
         quantity, axis = _quantity(sides[0], model)
-    except ValueError as err:
+    except SymconvError as err:
         return [Verdict(number, tex, NOT_UNDERSTOOD, detail=str(err))]
     verdicts = []
     for side, rhs in enumerate(sides[1:], start=1):
@@ -217,12 +218,12 @@ def check_equation(model: ConvModel, number: int, tex: str) -> list[Verdict]:
     return verdicts
 
 
-def _check_side(model: ConvModel, number: int, tex: str, quantity: str, axis: int, expr_tex: str,
+def _check_side(model: CostModel, number: int, tex: str, quantity: str, axis: int, expr_tex: str,
                 bias: bool | None) -> Verdict:
     label = quantity if quantity != "output_size" else f"output size, axis {axis}"
     try:
         expr = texparse.parse(expr_tex)
-    except ValueError as err:
+    except SymconvError as err:
         return Verdict(number, tex, NOT_UNDERSTOOD, label, bias, f"cannot read {expr_tex.strip()[:60]!r}: {err}")
     depends = quantity in ("gamma", "total")
     biases = [bias] if bias is not None else ([True, False] if depends else [True])
@@ -254,7 +255,7 @@ def _check_side(model: ConvModel, number: int, tex: str, quantity: str, axis: in
 def check_text(text: str, path: str = "<page>") -> PageReport:
     """Check every display equation of a page's text."""
     kind = page_kind(text)
-    model = layer(kind)
+    model = cost_model(kind)
     report = PageReport(path, kind)
     for number, tex in enumerate(display_equations(text), start=1):
         report.verdicts += check_equation(model, number, tex)
@@ -262,10 +263,10 @@ def check_text(text: str, path: str = "<page>") -> PageReport:
 
 
 def check_page(path: str | Path) -> PageReport:
-    """Check a page file (Markdown or text); ValueError when it cannot be read."""
+    """Check a page file (Markdown or text); SymconvError when it cannot be read."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as err:
-        raise ValueError(f"cannot read page {str(path)!r}: {err.strerror}") from None
+        raise SymconvError(f"cannot read page {str(path)!r}: {err.strerror}") from None
     return check_text(text, str(path))

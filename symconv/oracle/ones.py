@@ -3,8 +3,7 @@
 A convolution of a ones input with a ones kernel outputs, at every position, the
 number of products that land there: the count map. We run it in float64, which
 is exact for every count below 2**53, and read S (the sum), Z (non-zero
-positions) and the output size off it. This module is the only one in the
-engine that imports torch.
+positions) and the output size off it.
 """
 
 from __future__ import annotations
@@ -18,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from ..numeric.layer import Layer
 from .grid import Point
-from .layers import LayerSpec
 
 _FUNCTIONS = {
     (1, False): F.conv1d, (2, False): F.conv2d, (3, False): F.conv3d,
@@ -98,13 +97,13 @@ def measure_all(points: Sequence[Point], workers: int | None = None, progress: b
     return results
 
 
-def module_from_spec(spec: LayerSpec) -> torch.nn.Module:
-    """The torch module a LayerSpec describes."""
-    cls = getattr(torch.nn, spec.kind)
-    kwargs = dict(stride=spec.stride, padding=spec.padding, dilation=spec.dilation, groups=spec.groups,
-                  bias=spec.bias, padding_mode=spec.padding_mode)
-    if spec.padding_right is not None:
+def module_from_layer(layer: Layer) -> torch.nn.Module:
+    """The torch module a :class:`~symconv.numeric.layer.Layer` describes."""
+    cls = getattr(torch.nn, layer.kind)
+    kwargs = dict(stride=layer.stride, padding=layer.padding, dilation=layer.dilation, groups=layer.groups,
+                  bias=layer.bias, padding_mode=layer.padding_mode)
+    if layer.padding_right is not None:
         kwargs["padding"] = "same"
-    if spec.transposed:
-        kwargs["output_padding"] = spec.output_padding
-    return cls(spec.in_channels, spec.out_channels, spec.kernel_size, **kwargs)
+    if layer.transposed:
+        kwargs["output_padding"] = layer.output_padding
+    return cls(layer.in_channels, layer.out_channels, layer.kernel_size, **kwargs)

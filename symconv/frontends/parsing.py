@@ -9,7 +9,9 @@ from __future__ import annotations
 import ast
 from typing import Any, Sequence
 
-from .layers import LAYER_KINDS, LayerSpec, canonical_kind
+from ..core.errors import SymconvError
+from ..core.names import LAYER_KINDS, canonical_kind
+from ..numeric.layer import Layer
 
 # torch's positional order of each constructor
 _POSITIONAL = {
@@ -25,52 +27,52 @@ def _literal(node: ast.AST, text: str) -> Any:
     try:
         return ast.literal_eval(node)
     except (ValueError, SyntaxError):
-        raise ValueError(f"{ast.get_source_segment(text, node) or '?'!r} in {text!r} is not a literal "
+        raise SymconvError(f"{ast.get_source_segment(text, node) or '?'!r} in {text!r} is not a literal "
                          f"(ints, tuples, True/False, strings)") from None
 
 
-def parse_layer(text: str) -> LayerSpec:
-    """A LayerSpec from text like ``"Conv2d(3, 64, 3, padding=1)"``; ValueError naming what is wrong."""
+def parse_layer(text: str) -> Layer:
+    """A :class:`Layer` from text like ``"Conv2d(3, 64, 3, padding=1)"``; SymconvError naming what is wrong."""
     text = text.strip()
     try:
         tree = ast.parse(text, mode="eval")
     except SyntaxError:
-        raise ValueError(f"malformed layer {text!r}: expected a constructor call like "
+        raise SymconvError(f"malformed layer {text!r}: expected a constructor call like "
                          f"'ConvTranspose2d(16, 8, 4, stride=2)'") from None
     call = tree.body
     if not isinstance(call, ast.Call):
-        raise ValueError(f"malformed layer {text!r}: expected a constructor call like 'Conv2d(3, 64, 3)'")
+        raise SymconvError(f"malformed layer {text!r}: expected a constructor call like 'Conv2d(3, 64, 3)'")
     name = ast.get_source_segment(text, call.func) or ""
     for prefix in _PREFIXES:
         name = name[len(prefix):] if name.startswith(prefix) else name
     kind = canonical_kind(name)
     order = _POSITIONAL[LAYER_KINDS[kind][1]]
     if len(call.args) > len(order):
-        raise ValueError(f"{kind} takes at most {len(order)} positional arguments, got {len(call.args)}")
+        raise SymconvError(f"{kind} takes at most {len(order)} positional arguments, got {len(call.args)}")
     kwargs = {order[i]: _literal(node, text) for i, node in enumerate(call.args)}
     for kw in call.keywords:
         if kw.arg is None or kw.arg not in order:
-            raise ValueError(f"{kind} has no argument {kw.arg!r}; arguments: {', '.join(order)}")
+            raise SymconvError(f"{kind} has no argument {kw.arg!r}; arguments: {', '.join(order)}")
         if kw.arg in kwargs:
-            raise ValueError(f"{kind} got argument {kw.arg!r} twice")
+            raise SymconvError(f"{kind} got argument {kw.arg!r} twice")
         kwargs[kw.arg] = _literal(kw.value, text)
     missing = [n for n in order[:3] if n not in kwargs]
     if missing:
-        raise ValueError(f"{kind} needs {', '.join(missing)}")
-    return LayerSpec.make(kind, **kwargs)
+        raise SymconvError(f"{kind} needs {', '.join(missing)}")
+    return Layer.make(kind, **kwargs)
 
 
 def parse_shape(text: str | Sequence[int]) -> tuple[int, ...]:
-    """'1,1,4,4' -> (1, 1, 4, 4); ValueError naming a non-integer entry."""
+    """'1,1,4,4' -> (1, 1, 4, 4); SymconvError naming a non-integer entry."""
     if not isinstance(text, str):
         return tuple(text)
     parts = [p.strip() for p in text.strip().strip("()[]").split(",") if p.strip()]
     if not parts:
-        raise ValueError(f"input shape {text!r} is empty: give sizes like 1,1,4,4")
+        raise SymconvError(f"input shape {text!r} is empty: give sizes like 1,1,4,4")
     shape = []
     for p in parts:
         try:
             shape.append(int(p))
         except ValueError:
-            raise ValueError(f"input shape {text!r} has a non-integer size {p!r}") from None
+            raise SymconvError(f"input shape {text!r} has a non-integer size {p!r}") from None
     return tuple(shape)

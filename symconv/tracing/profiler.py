@@ -16,10 +16,10 @@ from typing import Any, Iterator, Sequence
 
 import torch
 
-from .conventions import CONVENTIONS, get_convention
-from .counts import count_layer
-from .linear import count_linear
-from .modules import module_kind, spec_from_module
+from ..core.errors import SymconvError
+from ..core.names import CONVENTION_NAMES, convention_name
+from ..numeric.layer_counts import count_layer, count_matmul
+from .modules import layer_from_module, module_kind
 
 NOT_COUNTED = "not counted"
 
@@ -111,7 +111,7 @@ class Profile:
         try:
             import pandas as pd
         except ImportError:
-            raise ValueError("to_dataframe needs pandas: pip install 'symconv[pandas]'") from None
+            raise SymconvError("to_dataframe needs pandas: pip install 'symconv[pandas]'") from None
         rows = self.rows()
         return pd.DataFrame(rows[1:-1], columns=rows[0])
 
@@ -124,17 +124,27 @@ def _tex_text(text: str) -> str:
     return text.replace("_", r"\_").replace("&", r"\&").replace("%", r"\%")
 
 
+def count_linear(module: torch.nn.Linear, input_shape: tuple[int, ...], convention: str) -> int:
+    """Exact operations of a Linear module on an input of ``input_shape`` (..., in_features)."""
+    if not input_shape or input_shape[-1] != module.in_features:
+        raise SymconvError(f"input shape {input_shape!r} must end in in_features={module.in_features}")
+    rows = 1
+    for v in input_shape[:-1]:
+        rows *= v
+    return count_matmul(rows, module.in_features, module.out_features, module.bias is not None, convention)
+
+
 def _example_inputs(inputs: Any) -> tuple[torch.Tensor, ...]:
     """A shape (ints) becomes zeros; tensors are taken as they are."""
     if isinstance(inputs, torch.Tensor):
         return (inputs,)
     if isinstance(inputs, (tuple, list)) and inputs and all(isinstance(v, int) for v in inputs):
         if any(v < 1 for v in inputs):
-            raise ValueError(f"input shape {tuple(inputs)!r} must hold positive integers")
+            raise SymconvError(f"input shape {tuple(inputs)!r} must hold positive integers")
         return (torch.zeros(tuple(inputs)),)
     if isinstance(inputs, (tuple, list)) and inputs and all(isinstance(v, torch.Tensor) for v in inputs):
         return tuple(inputs)
-    raise ValueError(f"inputs={inputs!r} must be a shape (ints), a tensor or a tuple of tensors")
+    raise SymconvError(f"inputs={inputs!r} must be a shape (ints), a tensor or a tuple of tensors")
 
 
 # Leaves whose output has their input's shape: on meta they pass the input through instead of
@@ -210,7 +220,7 @@ def _trace(model: torch.nn.Module, args: tuple[torch.Tensor, ...]) -> tuple[list
                     model(*(torch.zeros_like(a, device=device) for a in args))
             except RuntimeError as err:
                 shapes = ", ".join(str(tuple(a.shape)) for a in args)
-                raise ValueError(f"the model does not run on input shape {shapes}: "
+                raise SymconvError(f"the model does not run on input shape {shapes}: "
                                  f"{str(err).splitlines()[0]}") from None
             return calls, "zeros"
     finally:
@@ -225,21 +235,20 @@ def profile(model: torch.nn.Module, inputs: Sequence[int] | torch.Tensor | Seque
     ψ, λ and γ are given under ``convention``; totals under it, or under all three
     conventions (the chosen one first) with ``all_conventions``.
     """
-    first = get_convention(convention).name
-    conventions = (first, *(c for c in CONVENTIONS if c != first)) if all_conventions else (first,)
+    first = convention_name(convention)
+    conventions = (first, *(c for c in CONVENTION_NAMES if c != first)) if all_conventions else (first,)
     calls, how = _trace(model, _example_inputs(inputs))
     records = []
     for name, module, in_shape, out_shape in calls:
         record = LayerRecord(name, type(module).__name__, in_shape, out_shape)
         if module_kind(module) is not None:
-            spec = spec_from_module(module)
-            counts = {c: count_layer(spec, in_shape, c) for c in conventions}
+            layer = layer_from_module(module)
+            counts = {c: count_layer(layer, in_shape, c) for c in conventions}
             main = counts[first]
             record.counted, record.psi, record.lam, record.gamma = True, main.psi, main.lam, main.gamma
             record.totals = {c: v.total for c, v in counts.items()}
         elif isinstance(module, torch.nn.Linear):
             record.counted = True
-            record.totals = {c: count_linear(module.in_features, module.out_features, module.bias is not None,
-                                             in_shape, c) for c in conventions}
+            record.totals = {c: count_linear(module, in_shape, c) for c in conventions}
         records.append(record)
     return Profile(records, conventions, how)

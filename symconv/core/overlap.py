@@ -10,7 +10,7 @@ pairs cropped at either end are counted by one lattice function
 so ``S = L*k - A_L(p) - A_L(p - op)``. A plain convolution is the same picture
 with the roles of input and output swapped: ``S = L_out*k - A_{L_out}(p) -
 A_{L_out}(q_r)``. Each *candidate* below is a closed form with the condition
-under which it is claimed to hold; the grid check in :mod:`symconv.validate`
+under which it is claimed to hold; the grid check in :mod:`symconv.oracle.validate`
 confirms or rejects it. The hybrid of a quantity is ``Piecewise`` over its
 accepted candidates, ending in an exact counter (a SymPy function that evaluates
 on integers and lambdifies to the vectorised counter) for everything else.
@@ -18,23 +18,28 @@ on integers and lambdifies to the vectorised counter) for everything else.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable
 
 import sympy as sp
 
-from . import counting
+from . import counters
 from .symbols import Axis
 
 
 class _ExactCounter(sp.Function):
-    """A SymPy function evaluated by an exact integer counter once its arguments are numbers."""
+    """A SymPy function evaluated by an exact integer counter once its arguments are numbers.
+
+    It prints itself: as a call of its pure-Python counter (``_pythoncode``), of the
+    vectorised one in :mod:`symconv.numeric.vector_counters` (``_numpycode``) and of
+    the checked C one in ``_native.c`` (``_ccode``), with the same arguments.
+    """
 
     is_integer = True
     is_nonnegative = True
     _count: Callable[..., int]
+    _name: str   # the counter's name in every language
     _tex: str
 
     @classmethod
@@ -43,15 +48,31 @@ class _ExactCounter(sp.Function):
             return sp.Integer(cls._count(*(int(a) for a in args)))
         return None
 
+    def _arguments(self, printer) -> list[str]:
+        return [printer._print(a) for a in self.args]
+
     def _latex(self, printer) -> str:
-        return self._tex + r"\left(" + ", ".join(printer._print(a) for a in self.args) + r"\right)"
+        return self._tex + r"\left(" + ", ".join(self._arguments(printer)) + r"\right)"
+
+    def _call_in(self, module: str, printer) -> str:
+        return f"{printer._module_format(f'{module}.{self._name}')}({', '.join(self._arguments(printer))})"
+
+    def _pythoncode(self, printer) -> str:
+        return self._call_in("symconv.core.counters", printer)
+
+    def _numpycode(self, printer) -> str:
+        return self._call_in("symconv.numeric.vector_counters", printer)
+
+    def _ccode(self, printer) -> str:
+        return printer._call(self._name, *self._arguments(printer))
 
 
 class LatticeCount(_ExactCounter):
     """A(q; n, k, s, d): pairs with i*s + t*d < q, 0 <= i < n, 0 <= t < k."""
 
     nargs = 5
-    _count = staticmethod(counting.lattice_count)
+    _count = staticmethod(counters.lattice_count)
+    _name = "lattice_count"
     _tex = r"\mathcal{A}"
 
 
@@ -59,8 +80,8 @@ class TransposedCoverage(_ExactCounter):
     """Z of a transposed axis: output positions j hit by some i*s + t*d - p (L, k, s, p, d, L_out)."""
 
     nargs = 6
-    _count = staticmethod(lambda L, k, s, p, d, L_out: counting.progression_union(
-        [t * d - p for t in range(k)], s, [L] * k, L_out)[1])
+    _count = staticmethod(counters.transposed_coverage)
+    _name = "transposed_coverage"
     _tex = r"\mathcal{Z}^{T}"
 
 
@@ -68,7 +89,8 @@ class PlainCoverage(_ExactCounter):
     """Z of a plain axis: output positions j with some tap in the input (L, k, s, p, d, L_out)."""
 
     nargs = 6
-    _count = staticmethod(lambda L, k, s, p, d, L_out: _plain_union(L, k, s, p, d, L_out))
+    _count = staticmethod(counters.plain_coverage)
+    _name = "plain_coverage"
     _tex = r"\mathcal{Z}"
 
 
@@ -76,14 +98,9 @@ class Gcd(_ExactCounter):
     """gcd(a, b) of integers (SymPy's own gcd treats symbols as polynomials and returns 1)."""
 
     nargs = 2
-    _count = staticmethod(math.gcd)
+    _count = staticmethod(counters.gcd)
+    _name = "gcd"
     _tex = r"\gcd"
-
-
-def _plain_union(L: int, k: int, s: int, p: int, d: int, L_out: int) -> int:
-    lows = [counting.ceil_div(p - t * d, s) for t in range(k)]
-    counts = [max(0, (L - 1 + p - t * d) // s - lo + 1) for t, lo in enumerate(lows)]
-    return counting.progression_union(lows, 1, counts, L_out)[1]
 
 
 # --- A(q): closed forms by family -----------------------------------------------------------

@@ -1,11 +1,13 @@
-"""Read torch.nn convolution modules into LayerSpecs, without importing torch."""
+"""Read torch.nn convolution modules into :class:`~symconv.numeric.layer.Layer` s, without importing torch."""
 
 from __future__ import annotations
 
 from typing import Any, Sequence
 
-from .counts import count_layer
-from .layers import LAYER_KINDS, LayerSpec
+from ..core.errors import SymconvError
+from ..core.names import LAYER_KINDS
+from ..numeric.layer import Layer
+from ..numeric.layer_counts import count_layer
 
 
 def module_kind(module: Any) -> str | None:
@@ -16,13 +18,13 @@ def module_kind(module: Any) -> str | None:
     return None
 
 
-def spec_from_module(module: Any) -> LayerSpec:
-    """The LayerSpec of a torch.nn.Conv*/ConvTranspose* module; ValueError for anything else."""
+def layer_from_module(module: Any) -> Layer:
+    """The :class:`Layer` of a torch.nn.Conv*/ConvTranspose* module; SymconvError for anything else."""
     kind = module_kind(module)
     if kind is None:
-        raise ValueError(f"{type(module).__name__} is not a torch.nn convolution layer "
+        raise SymconvError(f"{type(module).__name__} is not a torch.nn convolution layer "
                          f"({', '.join(LAYER_KINDS)})")
-    return LayerSpec.make(kind, module.in_channels, module.out_channels, tuple(module.kernel_size),
+    return Layer.make(kind, module.in_channels, module.out_channels, tuple(module.kernel_size),
                           stride=tuple(module.stride),
                           padding=module.padding if isinstance(module.padding, str) else tuple(module.padding),
                           dilation=tuple(module.dilation), output_padding=tuple(module.output_padding),
@@ -33,6 +35,6 @@ def count_ops(module: Any, input_shape: Sequence[int], convention: str = "docs")
     """Total operations of a convolution module on an input shape, exactly, without running it.
 
     ``input_shape`` may be batched (N, C, *spatial) or unbatched (C, *spatial; N = 1).
-    Conventions: "docs", "exact", "macs" (see :mod:`symconv.conventions`).
+    Conventions: "docs", "exact", "macs" (see :mod:`symconv.core.conventions`).
     """
-    return count_layer(spec_from_module(module), tuple(input_shape), convention).total
+    return count_layer(layer_from_module(module), tuple(input_shape), convention).total

@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Callable
 
 import sympy as sp
 
+from .names import CONVENTION_DESCRIPTIONS, convention_name
 from .symbols import C_in, C_out, additions_per_filter, groups
 
 if TYPE_CHECKING:
-    from .model import ConvModel
+    from .model import CostModel
 
 
 @dataclass(frozen=True)
@@ -25,12 +26,12 @@ class Convention:
 
     name: str
     description: str
-    multiplications: Callable[["ConvModel"], sp.Expr]
-    additions: Callable[["ConvModel"], sp.Expr]
-    aggregation: Callable[["ConvModel", bool], sp.Expr]
+    multiplications: Callable[["CostModel"], sp.Expr]
+    additions: Callable[["CostModel"], sp.Expr]
+    aggregation: Callable[["CostModel", bool], sp.Expr]
 
 
-def _docs_additions(m: "ConvModel") -> sp.Expr:
+def _docs_additions(m: "CostModel") -> sp.Expr:
     # Plain: k-1 additions per output element. Transposed: the pages' ones-convolution
     # measurement sum(y - 1), a symbol until resolved to ΠS - ΠL_out.
     return additions_per_filter if m.transposed else m.out_elements * (m.kernel_elements - 1)
@@ -38,8 +39,7 @@ def _docs_additions(m: "ConvModel") -> sp.Expr:
 
 DOCS = Convention(
     "docs",
-    "the documentation pages' method: every output element costs Πk multiplications; a transposed "
-    "layer's additions are sum(y - 1) of its ones-convolution y (negative at positions no product reaches)",
+    CONVENTION_DESCRIPTIONS["docs"],
     multiplications=lambda m: m.out_elements * m.kernel_elements,
     additions=_docs_additions,
     aggregation=lambda m, bias: C_out * m.out_elements * (C_in / groups - 1 + int(bias)),
@@ -47,8 +47,7 @@ DOCS = Convention(
 
 EXACT = Convention(
     "exact",
-    "only arithmetic that reaches the output: no products with padded or inserted zeros or with cropped "
-    "positions; ΠS multiplications and ΠS - ΠZ additions per filter",
+    CONVENTION_DESCRIPTIONS["exact"],
     multiplications=lambda m: m.sum_elements,
     additions=lambda m: m.sum_elements - m.reached_elements,
     aggregation=lambda m, bias: C_out * (m.reached_elements * (C_in / groups - 1) + int(bias) * m.out_elements),
@@ -56,8 +55,7 @@ EXACT = Convention(
 
 MACS = Convention(
     "macs",
-    "multiply-accumulates as fvcore, ptflops and DeepSpeed report them: transposed layers over the input "
-    "(ΠL_in·Πk per filter), plain layers over the output (ΠL_out·Πk); no separate additions, bias ignored",
+    CONVENTION_DESCRIPTIONS["macs"],
     multiplications=lambda m: (m.in_elements if m.transposed else m.out_elements) * m.kernel_elements,
     additions=lambda m: sp.Integer(0),
     aggregation=lambda m, bias: sp.Integer(0),
@@ -67,10 +65,7 @@ CONVENTIONS: dict[str, Convention] = {c.name: c for c in (DOCS, EXACT, MACS)}
 
 
 def get_convention(name: str | Convention) -> Convention:
-    """Look a convention up by name; ValueError naming the unknown one."""
+    """Look a convention up by name (case-insensitive); SymconvError naming an unknown one."""
     if isinstance(name, Convention):
         return name
-    try:
-        return CONVENTIONS[str(name).lower()]
-    except KeyError:
-        raise ValueError(f"convention={name!r} must be one of {', '.join(CONVENTIONS)}") from None
+    return CONVENTIONS[convention_name(name)]

@@ -1,7 +1,8 @@
 """The ``symconv`` command line.
 
-Every sub-command turns bad input into one line on stderr and exit status 2;
-no traceback reaches the user.
+Every sub-command turns bad input (a :class:`~symconv.SymconvError`) into one line
+on stderr and exit status 2. Any other exception is a bug in symconv and keeps
+its traceback.
 """
 
 from __future__ import annotations
@@ -10,30 +11,27 @@ import argparse
 import sys
 from typing import Sequence
 
-from .constructor import parse_layer, parse_shape
-from .conventions import CONVENTIONS
+from ..core.errors import SymconvError
+from ..core.names import CONVENTION_NAMES
+from .parsing import parse_layer, parse_shape
 
 EXIT_BAD_INPUT = 2
 
 
-class UsageError(ValueError):
-    """Bad input to a command: printed as one line, exit status 2."""
-
-
 def _count(args: argparse.Namespace) -> int:
-    from .counts import count_layer
-    from .latex import equation
-    from .model import layer
+    from ..numeric.layer_counts import count_layer
 
     spec = parse_layer(args.layer)
     shape = parse_shape(args.input)
-    conventions = list(CONVENTIONS) if args.convention == "all" else [args.convention]
+    conventions = list(CONVENTION_NAMES) if args.convention == "all" else [args.convention]
     counts = [count_layer(spec, shape, c) for c in conventions]
     first = counts[0]
     batch_shape = (first.batch, spec.out_channels, *first.output_size)
     print(f"{spec.constructor()} on input {tuple(shape)} -> output {batch_shape}")
     if args.latex:
-        model = layer(spec.kind)
+        from ..core.latex import equation
+        from ..core.model import cost_model
+        model = cost_model(spec.kind)
         for c in counts:
             print(f"% convention: {c.convention}")
             for name, value in (("psi", c.psi), ("lambda", c.lam), ("gamma", c.gamma)):
@@ -57,7 +55,7 @@ def _count(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from . import validate
+    from ..oracle import validate
     report = validate.run(workers=args.workers)
     print(report.text())
     return 0 if report.ok else 1
@@ -108,25 +106,26 @@ def _load_model(target: str):
     import torch
     module_name, _, attr = target.partition(":")
     if not module_name or not attr:
-        raise ValueError(f"model {target!r} must be written MODULE:ATTR, e.g. symconv.examples:dcgan_generator")
+        raise SymconvError(f"model {target!r} must be written MODULE:ATTR, "
+                           f"e.g. symconv.frontends.examples:dcgan_generator")
     try:
         module = importlib.import_module(module_name)
     except ImportError as err:
-        raise ValueError(f"cannot import {module_name!r}: {err}") from None
+        raise SymconvError(f"cannot import {module_name!r}: {err}") from None
     obj = module
     for part in attr.split("."):
         if not hasattr(obj, part):
-            raise ValueError(f"{module_name!r} has no attribute {attr!r}")
+            raise SymconvError(f"{module_name!r} has no attribute {attr!r}")
         obj = getattr(obj, part)
     if not isinstance(obj, torch.nn.Module) and callable(obj):
         obj = obj()
     if not isinstance(obj, torch.nn.Module):
-        raise ValueError(f"{target!r} is not a torch.nn.Module nor builds one without arguments")
+        raise SymconvError(f"{target!r} is not a torch.nn.Module nor builds one without arguments")
     return obj
 
 
 def _profile(args: argparse.Namespace) -> int:
-    from .profiler import profile
+    from ..tracing.profiler import profile
     shape = parse_shape(args.input)
     model = _load_model(args.model)
     every = args.convention == "all"
@@ -152,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("count", help="count one layer's operations",
                        description="Count one layer's operations: ψ, λ, γ, additions and the total.")
     _layer_arguments(p)
-    p.add_argument("--convention", default="docs", choices=[*CONVENTIONS, "all"],
+    p.add_argument("--convention", default="docs", choices=[*CONVENTION_NAMES, "all"],
                    help="counting convention (default: docs; all prints the three side by side)")
     p.add_argument("--latex", action="store_true", help="print the formulas in LaTeX with their values")
     p.set_defaults(run=_count)
@@ -162,9 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "shapes come from a forward pass on the meta device.")
     p.add_argument("model", metavar="MODULE:ATTR",
                    help="an importable model, or a class or function building one, e.g. "
-                        "symconv.examples:dcgan_generator")
+                        "symconv.frontends.examples:dcgan_generator")
     p.add_argument("--input", required=True, metavar="SHAPE", help="input shape, comma-separated, e.g. 1,100,1,1")
-    p.add_argument("--convention", default="docs", choices=[*CONVENTIONS, "all"],
+    p.add_argument("--convention", default="docs", choices=[*CONVENTION_NAMES, "all"],
                    help="counting convention (default: docs; all adds a total column per convention)")
     p.add_argument("--format", default="table", choices=["table", "csv", "markdown", "latex"],
                    help="output format (default: table)")
@@ -207,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except ValueError as err:
+    except SymconvError as err:
         print(f"symconv {args.command}: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:

@@ -1,0 +1,1 @@
+"""Front ends: the command line, the docs checker, derivations, explanations and example models."""

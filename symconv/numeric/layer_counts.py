@@ -1,0 +1,139 @@
+"""Exact counts for concrete layers: the one path from a :class:`Layer` to numbers.
+
+Every number comes from the core's resolved expressions, generated once as plain
+Python (``_scalar_generated.py``) and evaluated on Python ints: exact at any size,
+and no SymPy at run time. ``additions_per_filter`` tries the same expressions
+compiled to C first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from ..core.errors import SymconvError
+from ..core.names import convention_name, kind_of
+from . import _scalar_generated as generated
+from .layer import Layer, as_tuple, is_int
+
+try:  # the hybrids compiled to C (_native.c); absent where no C compiler was found at install
+    from ._native import additions_per_filter as _native_additions
+except ImportError:  # pragma: no cover - depends on the installation
+    _native_additions = None
+
+
+def axis_counts(layer: Layer, spatial: Sequence[int]) -> list[tuple[int, int, int]]:
+    """(L_out, S, Z) of every axis of a valid layer on a spatial input size."""
+    if layer.transposed:
+        fns = (generated.t_L_out, generated.t_S, generated.t_Z)
+    else:
+        fns = (generated.p_L_out, generated.p_S, generated.p_Z)
+    rows = []
+    for a, L in enumerate(spatial):
+        args = layer.axis_arguments(a, L)
+        rows.append(tuple(fn(*args) for fn in fns))
+    return rows
+
+
+def _data_padding(layer: Layer, spatial: tuple[int, ...]) -> tuple[Layer, tuple[int, ...]]:
+    """Reflect/replicate/circular padding pads with real data: the same arithmetic as an unpadded
+    layer on the padded input."""
+    if layer.padding_mode == "zeros":
+        return layer, spatial
+    padded = tuple(L + pl + pr for L, pl, pr in zip(spatial, layer.padding, layer.right_padding))
+    zeros = (0,) * layer.ndim
+    return Layer(layer.kind, layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, zeros,
+                 layer.dilation, layer.output_padding, layer.groups, layer.bias), padded
+
+
+@dataclass(frozen=True)
+class LayerCount:
+    """ψ, per-filter counts, γ and the total of one layer on one input, under one convention."""
+
+    layer: Layer
+    convention: str
+    batch: int
+    input_size: tuple[int, ...]
+    output_size: tuple[int, ...]
+    psi: int
+    multiplications: int
+    additions: int
+    lam: int
+    gamma: int
+    total: int
+    unreached: int = 0  # output elements of a filter that no product reaches (docs counts -1 addition each)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"psi": self.psi, "multiplications": self.multiplications, "additions": self.additions,
+                "lambda": self.lam, "gamma": self.gamma, "total": self.total}
+
+
+def _count_arguments(layer: Layer, batch: int, spatial: tuple[int, ...]) -> tuple[list[int], int]:
+    """Arguments of the generated quantities, and the output elements no product reaches."""
+    effective, eff_spatial = _data_padding(layer, spatial)
+    args = [batch, layer.in_channels, layer.out_channels, layer.groups]
+    elements = reached = 1
+    for L, (L_out, S, Z), k in zip(eff_spatial, axis_counts(effective, eff_spatial), layer.kernel_size):
+        args += [L, L_out, k, S, Z]
+        elements, reached = elements * L_out, reached * Z
+    return args, elements - reached
+
+
+def count_layer(layer: Layer, input_shape: Sequence[int], convention: str = "docs") -> LayerCount:
+    """Exact counts of a layer on an input shape (batched or not); SymconvError on invalid input."""
+    conv = convention_name(convention)
+    batch, spatial, out = layer.check_input(input_shape)
+    args, unreached = _count_arguments(layer, batch, spatial)
+
+    def value(quantity: str) -> int:
+        return generated.QUANTITIES[(layer.kind, conv, quantity, layer.bias)](*args)
+
+    psi = layer.in_channels * layer.out_channels // layer.groups
+    mult, add = value("multiplications"), value("additions")
+    return LayerCount(layer, conv, batch, spatial, out, psi, mult, add, mult + add, value("gamma"), value("total"),
+                      unreached)
+
+
+def additions_per_filter(input_size: int | Sequence[int], kernel_size: int | Sequence[int],
+                         stride: int | Sequence[int] = 1, padding: int | Sequence[int] = 0,
+                         dilation: int | Sequence[int] = 1, output_padding: int | Sequence[int] = 0, *,
+                         convention: str = "docs", transposed: bool = True) -> int:
+    """Additions per filter of a (transposed, by default) convolution, exactly.
+
+    Ints or tuples; the number of spatial axes is the length of ``input_size``.
+    Conventions: "docs" (the pages' sum(y - 1) of the ones-convolution y),
+    "exact" (ΠS - ΠZ: additions that combine products reaching the output),
+    "macs" (0: a multiply-accumulate count has no separate additions).
+
+    The compiled rendering of the hybrids answers calls on plain ints within int64;
+    every other call (NumPy integers, huge sizes, invalid layers) takes the Python path.
+    """
+    if _native_additions is not None:
+        value = _native_additions(input_size, kernel_size, stride, padding, dilation, output_padding,
+                                  convention, transposed)
+        if value is not None:
+            return value
+    return python_additions_per_filter(input_size, kernel_size, stride, padding, dilation, output_padding,
+                                       convention=convention, transposed=transposed)
+
+
+def python_additions_per_filter(input_size: int | Sequence[int], kernel_size: int | Sequence[int],
+                                stride: int | Sequence[int] = 1, padding: int | Sequence[int] = 0,
+                                dilation: int | Sequence[int] = 1, output_padding: int | Sequence[int] = 0, *,
+                                convention: str = "docs", transposed: bool = True) -> int:
+    """:func:`additions_per_filter` through the generated Python on Python ints, validating every argument."""
+    ndim = 1 if is_int(input_size) else len(input_size) if isinstance(input_size, (tuple, list)) else 0
+    if ndim not in (1, 2, 3):
+        raise SymconvError(f"input_size={input_size!r} must be an int or a tuple of 1, 2 or 3 ints")
+    L = as_tuple("input_size", input_size, ndim)
+    conv = convention_name(convention)
+    kind = kind_of(ndim, transposed)
+    layer = Layer.make(kind, 1, 1, kernel_size, stride=stride, padding=padding, dilation=dilation,
+                       output_padding=output_padding)
+    layer.check_input((1, *L))
+    return generated.QUANTITIES[(kind, conv, "additions", True)](*_count_arguments(layer, 1, L)[0])
+
+
+def count_matmul(rows: int, inner: int, columns: int, bias: bool, convention: str = "docs") -> int:
+    """Exact operations of an (rows × inner)·(inner × columns) matrix product, plus a bias when ``bias``."""
+    return generated.MATMUL[(convention_name(convention), bool(bias))](rows, inner, columns)
