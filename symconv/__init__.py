@@ -36,6 +36,8 @@ _EXPORTS = {
     "count_ops": "symconv.tracing.modules",
     "layer_from_module": "symconv.tracing.modules",
     "profile": "symconv.tracing.profiler",
+    "flop_counter_mapping": "symconv.tracing.flop_counter",
+    "count_gradients": "symconv.numeric.layer_counts",
 }
 
 __all__ = ["SymconvError", *_EXPORTS]
@@ -44,7 +46,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazi
     from .core.conventions import CONVENTIONS, Convention, get_convention
     from .core.model import CostModel, cost_model
     from .numeric.layer import Layer
-    from .numeric.layer_counts import LayerCount, additions_per_filter, count_layer
+    from .numeric.layer_counts import LayerCount, additions_per_filter, count_gradients, count_layer
+    from .tracing.flop_counter import flop_counter_mapping
     from .tracing.modules import count_ops, layer_from_module
     from .tracing.profiler import profile
 

@@ -8,6 +8,7 @@ to torch itself.
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Sequence
 
 from symconv.numeric.layer import Layer
@@ -104,3 +105,64 @@ def simulate(spec: Layer, input_shape: Sequence[int], convention: str) -> int:
     return batch * (filters * per_filter + aggregation)
 
 
+
+
+def _axis_triples(spec: Layer, spatial: Sequence[int]) -> list[list[tuple[int, int, int]]]:
+    """Per axis, the valid (input i, tap t, output j) triples, enumerated from the definitions."""
+    axes = []
+    for a in range(spec.ndim):
+        L, k, s, d, p = spatial[a], spec.kernel_size[a], spec.stride[a], spec.dilation[a], spec.padding[a]
+        L_out = output_size(L, k, s, p, d, spec.output_padding[a], transposed=spec.transposed,
+                            p_right=spec.right_padding[a])
+        if spec.transposed:
+            axes.append([(i, t, i * s + t * d - p) for i in range(L) for t in range(k) if 0 <= i * s + t * d - p < L_out])
+        else:
+            axes.append([(j * s + t * d - p, t, j) for j in range(L_out) for t in range(k) if 0 <= j * s + t * d - p < L])
+    return axes
+
+
+def simulate_gradients(spec: Layer, input_shape: Sequence[int], convention: str) -> dict[str, int]:
+    """The backward pass of a (zero-padded) convolution, gradient element by gradient element.
+
+    exact: each gradient element that receives terms costs terms multiplications and
+    terms - 1 additions (grad_bias: additions only). docs: the pages' rule on the
+    adjoint layer (grad_input) and a full sum per weight element. macs: the forward's.
+    """
+    assert spec.padding_mode == "zeros"
+    shape = tuple(input_shape)
+    N = shape[0] if len(shape) == spec.ndim + 2 else 1
+    spatial = shape[-spec.ndim:]
+    triples = _axis_triples(spec, spatial)
+    C_in, C_out, g = spec.in_channels, spec.out_channels, spec.groups
+    psi = C_in * C_out // g
+    out_sizes = [output_size(spatial[a], spec.kernel_size[a], spec.stride[a], spec.padding[a], spec.dilation[a],
+                             spec.output_padding[a], transposed=spec.transposed, p_right=spec.right_padding[a])
+                 for a in range(spec.ndim)]
+    out_elements, in_elements, taps = math.prod(out_sizes), math.prod(spatial), math.prod(spec.kernel_size)
+    if convention == "macs":
+        forward = simulate(spec, shape, "macs")
+        return {"grad_input": forward, "grad_weight": forward, "grad_bias": 0}
+    bias = C_out * (N * out_elements - 1)
+    if convention == "exact":
+        per_input: dict[tuple, int] = {}
+        per_tap: dict[tuple, int] = {}
+        for combo in itertools.product(*triples):
+            i, t = tuple(c[0] for c in combo), tuple(c[1] for c in combo)
+            per_input[i] = per_input.get(i, 0) + 1
+            per_tap[t] = per_tap.get(t, 0) + 1
+        grad_input = N * C_in * sum(2 * (C_out // g) * c - 1 for c in per_input.values())
+        grad_weight = psi * sum(2 * N * c - 1 for c in per_tap.values())
+        return {"grad_input": grad_input, "grad_weight": grad_weight, "grad_bias": bias}
+    # docs
+    if spec.transposed:  # the adjoint is a plain layer from the output size back to the input size
+        grad_input = N * (psi * in_elements * (2 * taps - 1) + C_in * in_elements * (C_out // g - 1))
+        window = in_elements
+    else:  # the adjoint is a transposed layer, counted as the pages count it
+        op = tuple(L - output_size(Lo, k, s, p, d, 0, transposed=True)
+                   for L, Lo, k, s, p, d in zip(spatial, out_sizes, spec.kernel_size, spec.stride, spec.padding,
+                                                spec.dilation))
+        adjoint = Layer(f"ConvTranspose{spec.ndim}d", C_out, C_in, spec.kernel_size, spec.stride, spec.padding,
+                        spec.dilation, op, g, False)
+        grad_input = simulate(adjoint, (N, C_out, *out_sizes), "docs")
+        window = out_elements
+    return {"grad_input": grad_input, "grad_weight": psi * taps * (2 * N * window - 1), "grad_bias": bias}

@@ -53,12 +53,15 @@ def independent_total(model: torch.nn.Module, shape: tuple[int, ...], convention
 ])
 def test_profile_equals_the_sum_of_independent_layer_counts(model, shape, convention):
     result = symconv.profile(model, shape, convention)
-    assert result.shape_pass == "meta"
+    assert result.run == "meta"
     assert result.total() == independent_total(model, shape, convention)
-    assert [r.name for r in result.records] == [
-        next(n for n, m in model.named_modules() if m is mod) for mod, _ in real_calls(model, shape)]
-    uncounted = [r for r in result.records if not r.counted]
-    assert uncounted and all(r.type in ("BatchNorm2d", "ReLU", "Tanh") for r in uncounted)
+    names = {m: n for n, m in model.named_modules()}
+    assert [r.module for r in result.counted] == [
+        names[mod] for mod, _ in real_calls(model, shape) if isinstance(mod, (torch.nn.Linear, torch.nn.Conv2d,
+                                                                                torch.nn.ConvTranspose2d))]
+    arithmetic = [(op, where) for op, _, where, math in result.not_counted() if math]
+    assert arithmetic and all(type(model.get_submodule(n)).__name__ in ("BatchNorm2d", "ReLU", "Tanh")
+                              for _, where in arithmetic for n in where)
 
 
 def test_profile_leaves_the_model_as_it_was():
@@ -72,7 +75,7 @@ def test_profile_leaves_the_model_as_it_was():
     assert all("forward" not in m.__dict__ for m in model.modules())
 
 
-def test_profile_falls_back_to_zeros_when_meta_fails():
+def test_profile_runs_the_example_tensor_where_meta_fails():
     class NoMeta(torch.nn.Module):
         def __init__(self):
             super().__init__()
@@ -83,26 +86,32 @@ def test_profile_falls_back_to_zeros_when_meta_fails():
                 raise NotImplementedError("no meta kernel")
             return self.conv(x)
 
-    result = symconv.profile(NoMeta(), (2, 5), all_conventions=True)
-    assert result.shape_pass == "zeros"
+    x = torch.randn(2, 5)
+    result = symconv.profile(NoMeta(), x, all_conventions=True)
+    assert result.run == "real values"
     spec = symconv.layer_from_module(NoMeta().conv)
     assert [result.total(c) for c in ("docs", "exact", "macs")] == [
         simulate(spec, (2, 5), c) for c in ("docs", "exact", "macs")]
+    with pytest.raises(symconv.SymconvError, match="needs real values"):
+        symconv.profile(NoMeta(), (2, 5))
 
 
 def test_profile_exports():
     model = examples.unet_decoder(channels=8, classes=2)
     result = symconv.profile(model, (1, 8, 3, 3), "exact", all_conventions=True)
     rows = list(csv.reader(io.StringIO(result.to_csv())))
-    assert rows[0][-3:] == ["total (exact)", "total (docs)", "total (macs)"]
+    assert rows[0][-3:] == ["exact (FLOPs)", "docs (FLOPs)", "macs (MACs)"]
     assert rows[-1][0] == "total" and int(rows[-1][-3]) == result.total("exact")
-    assert result.to_markdown().count("\n") == len(result.records) + 3
+    assert rows[3][4] == "(1, 8, 3, 3)"  # shapes keep their commas
+    markdown = result.to_markdown()
+    assert len([line for line in markdown.splitlines() if line.startswith("|")]) == len(rows) + 1
+    assert result.summary().splitlines()[0] in markdown
     latex = result.to_latex()
-    assert latex.startswith(r"\begin{tabular}") and r"$\psi$" in latex and "not counted" in latex
+    assert latex.startswith(r"\begin{tabular}") and r"$\psi$" in latex
     frame = result.to_dataframe()
-    assert list(frame["type"]) == [r.type for r in result.records]
+    assert list(frame["module"])[:3] == [r.module for r in result.records][:3]
     table = result.table()
-    assert "not counted" in table and str(result.total("exact")) in table
+    assert "not counted" in table and f"{result.total('exact'):,}" in table
 
 
 # --- the full parameter space of the torch layers ------------------------------------------------------
@@ -235,14 +244,6 @@ def test_count_ops_does_not_run_the_module():
     assert symconv.count_ops(module, (1, 2, 4, 4), "exact") == simulate(symconv.layer_from_module(module),
                                                                        (1, 2, 4, 4), "exact")
 
-
-def test_linear_counts():
-    from symconv.tracing.profiler import count_linear
-    assert count_linear(torch.nn.Linear(5, 3), (2, 7, 5), "docs") == 14 * 2 * 3 * 5
-    assert count_linear(torch.nn.Linear(5, 3, bias=False), (5,), "exact") == 3 * (2 * 5 - 1)
-    assert count_linear(torch.nn.Linear(5, 3), (4, 5), "macs") == 4 * 3 * 5
-    with pytest.raises(symconv.SymconvError, match="in_features=5"):
-        count_linear(torch.nn.Linear(5, 3), (4, 6), "docs")
 
 
 @pytest.mark.parametrize("error", [RuntimeError("a bug"), ValueError("a bug that is not bad input")])

@@ -87,3 +87,18 @@ def plain_coverage(L: int, k: int, s: int, p: int, d: int, L_out: int) -> int:
 
 
 gcd = math.gcd
+
+
+def tap_coverage(n: int, k: int, s: int, p: int, d: int, W: int) -> int:
+    """Taps t in [0, k) that some a in [0, n) places inside the window: 0 <= a*s + t*d - p < W.
+
+    The taps a convolution's weight gradient reaches: (n, W) is (L, L_out) for a
+    transposed axis (a is the input index) and (L_out, L) for a plain one (a is the
+    output index). For each tap the admissible a form an interval; O(k).
+    """
+    reached = 0
+    for t in range(k):
+        lo = max(0, ceil_div(p - t * d, s))
+        hi = min(n - 1, (W - 1 + p - t * d) // s)
+        reached += lo <= hi
+    return reached

@@ -94,6 +94,15 @@ class PlainCoverage(_ExactCounter):
     _tex = r"\mathcal{Z}"
 
 
+class TapCoverage(_ExactCounter):
+    """Taps t with some a*s + t*d - p in [0, W), a in [0, n): what a weight gradient reaches (n, k, s, p, d, W)."""
+
+    nargs = 6
+    _count = staticmethod(counters.tap_coverage)
+    _name = "tap_coverage"
+    _tex = r"\mathcal{T}"
+
+
 class Gcd(_ExactCounter):
     """gcd(a, b) of integers (SymPy's own gcd treats symbols as polynomials and returns 1)."""
 

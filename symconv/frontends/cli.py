@@ -99,39 +99,19 @@ def _explain(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_model(target: str):
-    """``package.module:attr``: a Module, or a class or function that builds one with no arguments."""
-    import importlib
-
-    import torch
-    module_name, _, attr = target.partition(":")
-    if not module_name or not attr:
-        raise SymconvError(f"model {target!r} must be written MODULE:ATTR, "
-                           f"e.g. symconv.frontends.examples:dcgan_generator")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise SymconvError(f"cannot import {module_name!r}: {err}") from None
-    obj = module
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise SymconvError(f"{module_name!r} has no attribute {attr!r}")
-        obj = getattr(obj, part)
-    if not isinstance(obj, torch.nn.Module) and callable(obj):
-        obj = obj()
-    if not isinstance(obj, torch.nn.Module):
-        raise SymconvError(f"{target!r} is not a torch.nn.Module nor builds one without arguments")
-    return obj
-
-
 def _profile(args: argparse.Namespace) -> int:
     from ..tracing.profiler import profile
+    from .loading import load_model
     shape = parse_shape(args.input)
-    model = _load_model(args.model)
+    model = load_model(args.model)
     every = args.convention == "all"
-    result = profile(model, shape, "docs" if every else args.convention, all_conventions=every)
-    text = {"table": result.table, "csv": result.to_csv, "markdown": result.to_markdown,
-            "latex": result.to_latex}[args.format]()
+    result = profile(model, shape, "docs" if every else args.convention, all_conventions=every,
+                     backward=args.backward)
+    if args.format == "json":
+        text = result.to_json()
+    else:
+        text = {"table": result.table, "csv": result.to_csv, "markdown": result.to_markdown,
+                "latex": result.to_latex}[args.format](depth=args.depth)
     print(text.rstrip("\n"))
     return 0
 
@@ -156,16 +136,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latex", action="store_true", help="print the formulas in LaTeX with their values")
     p.set_defaults(run=_count)
 
-    p = sub.add_parser("profile", help="count every layer of a model",
-                       description="Count every leaf module of a torch model on an input shape, in call order; "
-                                   "shapes come from a forward pass on the meta device.")
-    p.add_argument("model", metavar="MODULE:ATTR",
-                   help="an importable model, or a class or function building one, e.g. "
+    p = sub.add_parser("profile", help="count every operator a model runs",
+                       description="Count every operator a torch model runs on an input (convolutions, their "
+                                   "gradients, matrix products, attention), per module at every depth, on the meta "
+                                   "device: nothing is computed and the model is not modified.")
+    p.add_argument("model", metavar="SOURCE:ATTR",
+                   help="an importable model, or a class or function building one with no arguments: "
+                        "package.module:attr or path/to/file.py:attr, e.g. "
                         "symconv.frontends.examples:dcgan_generator")
     p.add_argument("--input", required=True, metavar="SHAPE", help="input shape, comma-separated, e.g. 1,100,1,1")
     p.add_argument("--convention", default="docs", choices=[*CONVENTION_NAMES, "all"],
                    help="counting convention (default: docs; all adds a total column per convention)")
-    p.add_argument("--format", default="table", choices=["table", "csv", "markdown", "latex"],
+    p.add_argument("--backward", action="store_true",
+                   help="also count a training step's backward pass (gradients of parameters and inputs)")
+    p.add_argument("--depth", type=int, default=None, metavar="N",
+                   help="fold the module hierarchy below depth N (the model is depth 0)")
+    p.add_argument("--format", default="table", choices=["table", "csv", "markdown", "latex", "json"],
                    help="output format (default: table)")
     p.set_defaults(run=_profile)
 

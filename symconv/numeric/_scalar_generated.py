@@ -6,7 +6,7 @@ layers and (L_in, kernel_size, stride, padding, padding_right, dilation) for pla
 
 # flake8: noqa
 
-from symconv.core.counters import gcd, lattice_count, plain_coverage, transposed_coverage
+from symconv.core.counters import gcd, lattice_count, plain_coverage, tap_coverage, transposed_coverage
 
 def t_L_out(L_in, kernel_size, stride, padding, dilation, output_padding):
     return dilation*(kernel_size - 1) + output_padding - 2*padding + stride*(L_in - 1) + 1
@@ -20,6 +20,14 @@ def t_Z(L_in, kernel_size, stride, padding, dilation, output_padding):
     return ((dilation*(kernel_size - 1) + output_padding - 2*padding + stride*(L_in - 1) - max(0, output_padding - padding) + 1) if (dilation == 1) and (kernel_size >= stride) or (stride == 1) and (L_in >= dilation) else (L_in*kernel_size - ((0) if (output_padding - padding >= 0) else (min(kernel_size, (-((-(-output_padding + padding))//(dilation))))) if (stride >= -output_padding + padding) else (min(L_in, (-((-(-output_padding + padding))//(stride))))) if (dilation >= -output_padding + padding) else (((-(max(0, -L_in + (-((-(-output_padding + padding))//(stride)))) + 1)*max(0, -L_in + (-((-(-output_padding + padding))//(stride)))))//(2)) + ((-(max(0, -kernel_size + (-((-(-output_padding + padding))//(stride)))) + 1)*max(0, -kernel_size + (-((-(-output_padding + padding))//(stride)))))//(2)) + (((max(0, -L_in - kernel_size + (-((-(-output_padding + padding))//(stride)))) + 1)*max(0, -L_in - kernel_size + (-((-(-output_padding + padding))//(stride)))))//(2)) + (((max(0, (-((-(-output_padding + padding))//(stride)))) + 1)*max(0, (-((-(-output_padding + padding))//(stride)))))//(2))) if (dilation == stride) else (min(L_in*kernel_size, kernel_size*((-output_padding + padding)//(stride)) + min(kernel_size, (-((-(((-output_padding + padding) % (stride))))//(dilation)))))) if (stride > dilation*(kernel_size - 1)) else (kernel_size*min(L_in, max(0, ((-kernel_size - output_padding + padding)//(stride)) + 1)) + ((-stride*((max(0, min(L_in, (-((-(-output_padding + padding))//(stride)))) - 1) + 1)*max(0, min(L_in, (-((-(-output_padding + padding))//(stride)))) - 1) - (max(0, min(L_in, max(0, ((-kernel_size - output_padding + padding)//(stride)) + 1)) - 1) + 1)*max(0, min(L_in, max(0, ((-kernel_size - output_padding + padding)//(stride)) + 1)) - 1)))//(2)) + (-output_padding + padding)*(min(L_in, (-((-(-output_padding + padding))//(stride)))) - min(L_in, max(0, ((-kernel_size - output_padding + padding)//(stride)) + 1)))) if (dilation == 1) else (L_in*min(kernel_size, max(0, ((-L_in - output_padding + padding)//(dilation)) + 1)) + ((-dilation*((max(0, min(kernel_size, (-((-(-output_padding + padding))//(dilation)))) - 1) + 1)*max(0, min(kernel_size, (-((-(-output_padding + padding))//(dilation)))) - 1) - (max(0, min(kernel_size, max(0, ((-L_in - output_padding + padding)//(dilation)) + 1)) - 1) + 1)*max(0, min(kernel_size, max(0, ((-L_in - output_padding + padding)//(dilation)) + 1)) - 1)))//(2)) + (-output_padding + padding)*(min(kernel_size, (-((-(-output_padding + padding))//(dilation)))) - min(kernel_size, max(0, ((-L_in - output_padding + padding)//(dilation)) + 1)))) if (stride == 1) else (lattice_count(-output_padding + padding, L_in, kernel_size, stride, dilation))) - ((0) if (padding <= 0) else (min(kernel_size, (-((-(padding))//(dilation))))) if (padding <= stride) else (min(L_in, (-((-(padding))//(stride))))) if (dilation >= padding) else (((-(max(0, -L_in + (-((-(padding))//(stride)))) + 1)*max(0, -L_in + (-((-(padding))//(stride)))))//(2)) + ((-(max(0, -kernel_size + (-((-(padding))//(stride)))) + 1)*max(0, -kernel_size + (-((-(padding))//(stride)))))//(2)) + (((max(0, -L_in - kernel_size + (-((-(padding))//(stride)))) + 1)*max(0, -L_in - kernel_size + (-((-(padding))//(stride)))))//(2)) + (((max(0, (-((-(padding))//(stride)))) + 1)*max(0, (-((-(padding))//(stride)))))//(2))) if (dilation == stride) else (min(L_in*kernel_size, kernel_size*((padding)//(stride)) + min(kernel_size, (-((-(((padding) % (stride))))//(dilation)))))) if (stride > dilation*(kernel_size - 1)) else (kernel_size*min(L_in, max(0, ((-kernel_size + padding)//(stride)) + 1)) + padding*(min(L_in, (-((-(padding))//(stride)))) - min(L_in, max(0, ((-kernel_size + padding)//(stride)) + 1))) + ((-stride*((max(0, min(L_in, (-((-(padding))//(stride)))) - 1) + 1)*max(0, min(L_in, (-((-(padding))//(stride)))) - 1) - (max(0, min(L_in, max(0, ((-kernel_size + padding)//(stride)) + 1)) - 1) + 1)*max(0, min(L_in, max(0, ((-kernel_size + padding)//(stride)) + 1)) - 1)))//(2))) if (dilation == 1) else (L_in*min(kernel_size, max(0, ((-L_in + padding)//(dilation)) + 1)) + ((-dilation*((max(0, min(kernel_size, (-((-(padding))//(dilation)))) - 1) + 1)*max(0, min(kernel_size, (-((-(padding))//(dilation)))) - 1) - (max(0, min(kernel_size, max(0, ((-L_in + padding)//(dilation)) + 1)) - 1) + 1)*max(0, min(kernel_size, max(0, ((-L_in + padding)//(dilation)) + 1)) - 1)))//(2)) + padding*(min(kernel_size, (-((-(padding))//(dilation)))) - min(kernel_size, max(0, ((-L_in + padding)//(dilation)) + 1)))) if (stride == 1) else (lattice_count(padding, L_in, kernel_size, stride, dilation)))) if (dilation >= L_in*gcd(stride, dilation)) or (stride >= kernel_size*gcd(stride, dilation)) else (transposed_coverage(L_in, kernel_size, stride, padding, dilation, dilation*(kernel_size - 1) + output_padding - 2*padding + stride*(L_in - 1) + 1)))
 
 
+def t_Zin(L_in, kernel_size, stride, padding, dilation, output_padding):
+    return plain_coverage(dilation*(kernel_size - 1) + output_padding - 2*padding + stride*(L_in - 1) + 1, kernel_size, stride, padding, dilation, L_in)
+
+
+def t_Ztap(L_in, kernel_size, stride, padding, dilation, output_padding):
+    return tap_coverage(L_in, kernel_size, stride, padding, dilation, dilation*(kernel_size - 1) + output_padding - 2*padding + stride*(L_in - 1) + 1)
+
+
 def p_L_out(L_in, kernel_size, stride, padding, padding_right, dilation):
     return ((L_in - dilation*(kernel_size - 1) + padding + padding_right - 1)//(stride)) + 1
 
@@ -30,6 +38,14 @@ def p_S(L_in, kernel_size, stride, padding, padding_right, dilation):
 
 def p_Z(L_in, kernel_size, stride, padding, padding_right, dilation):
     return ((((L_in - dilation*(kernel_size - 1) + padding + padding_right - 1)//(stride)) - max(0, -((L_in + padding - 1)//(stride)) + ((L_in - dilation*(kernel_size - 1) + padding + padding_right - 1)//(stride))) - max(0, (-((-(-dilation*(kernel_size - 1) + padding))//(stride)))) + 1) if (kernel_size == 1) or (L_in >= dilation) else (plain_coverage(L_in, kernel_size, stride, padding, dilation, ((L_in - dilation*(kernel_size - 1) + padding + padding_right - 1)//(stride)) + 1)))
+
+
+def p_Zin(L_in, kernel_size, stride, padding, padding_right, dilation):
+    return transposed_coverage(((L_in - dilation*(kernel_size - 1) + padding + padding_right - 1)//(stride)) + 1, kernel_size, stride, padding, dilation, L_in)
+
+
+def p_Ztap(L_in, kernel_size, stride, padding, padding_right, dilation):
+    return tap_coverage(((L_in - dilation*(kernel_size - 1) + padding + padding_right - 1)//(stride)) + 1, kernel_size, stride, padding, dilation, L_in)
 
 
 def Conv1d_docs_multiplications(N, C_in, C_out, groups, L_in, L_out, kernel_size, S_L, Z_L):
@@ -257,6 +273,126 @@ def ConvTranspose3d_macs_multiplications(N, C_in, C_out, groups, D_in, D_out, ke
 
 
 def ConvTranspose3d_macs_total_bias(N, C_in, C_out, groups, D_in, D_out, kernel_size_0, S_D, Z_D, H_in, H_out, kernel_size_1, S_H, Z_H, W_in, W_out, kernel_size_2, S_W, Z_W):
+    return ((C_in*C_out*D_in*H_in*N*W_in*kernel_size_0*kernel_size_1*kernel_size_2)//(groups))
+
+
+def Conv1d_docs_grad_input(N, C_in, C_out, groups, L_in, L_out, kernel_size, S_L, Zin_L, Ztap_L):
+    return ((C_in*N*(C_out*(L_in*kernel_size - L_in + S_L) + L_in*(C_out - groups)))//(groups))
+
+
+def Conv1d_docs_grad_weight(N, C_in, C_out, groups, L_in, L_out, kernel_size, S_L, Zin_L, Ztap_L):
+    return ((C_in*C_out*kernel_size*(2*L_out*N - 1))//(groups))
+
+
+def Conv1d_docs_grad_bias(N, C_in, C_out, groups, L_in, L_out, kernel_size, S_L, Zin_L, Ztap_L):
+    return C_out*(L_out*N - 1)
+
+
+def Conv1d_exact_grad_input(N, C_in, C_out, groups, L_in, L_out, kernel_size, S_L, Zin_L, Ztap_L):
+    return ((C_in*N*(C_out*(2*S_L - Zin_L) + Zin_L*(C_out - groups)))//(groups))
+
+
+def Conv1d_exact_grad_weight(N, C_in, C_out, groups, L_in, L_out, kernel_size, S_L, Zin_L, Ztap_L):
+    return ((C_in*C_out*(2*N*S_L - Ztap_L))//(groups))
+
+
+def Conv1d_macs_grad_input(N, C_in, C_out, groups, L_in, L_out, kernel_size, S_L, Zin_L, Ztap_L):
+    return ((C_in*C_out*L_out*N*kernel_size)//(groups))
+
+
+def Conv1d_macs_grad_bias(N, C_in, C_out, groups, L_in, L_out, kernel_size, S_L, Zin_L, Ztap_L):
+    return 0
+
+
+def Conv2d_docs_grad_input(N, C_in, C_out, groups, H_in, H_out, kernel_size_0, S_H, Zin_H, Ztap_H, W_in, W_out, kernel_size_1, S_W, Zin_W, Ztap_W):
+    return ((C_in*N*(C_out*(H_in*W_in*kernel_size_0*kernel_size_1 - H_in*W_in + S_H*S_W) + H_in*W_in*(C_out - groups)))//(groups))
+
+
+def Conv2d_docs_grad_weight(N, C_in, C_out, groups, H_in, H_out, kernel_size_0, S_H, Zin_H, Ztap_H, W_in, W_out, kernel_size_1, S_W, Zin_W, Ztap_W):
+    return ((C_in*C_out*kernel_size_0*kernel_size_1*(2*H_out*N*W_out - 1))//(groups))
+
+
+def Conv2d_docs_grad_bias(N, C_in, C_out, groups, H_in, H_out, kernel_size_0, S_H, Zin_H, Ztap_H, W_in, W_out, kernel_size_1, S_W, Zin_W, Ztap_W):
+    return C_out*(H_out*N*W_out - 1)
+
+
+def Conv2d_exact_grad_input(N, C_in, C_out, groups, H_in, H_out, kernel_size_0, S_H, Zin_H, Ztap_H, W_in, W_out, kernel_size_1, S_W, Zin_W, Ztap_W):
+    return ((C_in*N*(C_out*(2*S_H*S_W - Zin_H*Zin_W) + Zin_H*Zin_W*(C_out - groups)))//(groups))
+
+
+def Conv2d_exact_grad_weight(N, C_in, C_out, groups, H_in, H_out, kernel_size_0, S_H, Zin_H, Ztap_H, W_in, W_out, kernel_size_1, S_W, Zin_W, Ztap_W):
+    return ((C_in*C_out*(2*N*S_H*S_W - Ztap_H*Ztap_W))//(groups))
+
+
+def Conv2d_macs_grad_input(N, C_in, C_out, groups, H_in, H_out, kernel_size_0, S_H, Zin_H, Ztap_H, W_in, W_out, kernel_size_1, S_W, Zin_W, Ztap_W):
+    return ((C_in*C_out*H_out*N*W_out*kernel_size_0*kernel_size_1)//(groups))
+
+
+def Conv2d_macs_grad_bias(N, C_in, C_out, groups, H_in, H_out, kernel_size_0, S_H, Zin_H, Ztap_H, W_in, W_out, kernel_size_1, S_W, Zin_W, Ztap_W):
+    return 0
+
+
+def Conv3d_docs_grad_input(N, C_in, C_out, groups, D_in, D_out, kernel_size_0, S_D, Zin_D, Ztap_D, H_in, H_out, kernel_size_1, S_H, Zin_H, Ztap_H, W_in, W_out, kernel_size_2, S_W, Zin_W, Ztap_W):
+    return ((C_in*N*(C_out*(D_in*H_in*W_in*kernel_size_0*kernel_size_1*kernel_size_2 - D_in*H_in*W_in + S_D*S_H*S_W) + D_in*H_in*W_in*(C_out - groups)))//(groups))
+
+
+def Conv3d_docs_grad_weight(N, C_in, C_out, groups, D_in, D_out, kernel_size_0, S_D, Zin_D, Ztap_D, H_in, H_out, kernel_size_1, S_H, Zin_H, Ztap_H, W_in, W_out, kernel_size_2, S_W, Zin_W, Ztap_W):
+    return ((C_in*C_out*kernel_size_0*kernel_size_1*kernel_size_2*(2*D_out*H_out*N*W_out - 1))//(groups))
+
+
+def Conv3d_docs_grad_bias(N, C_in, C_out, groups, D_in, D_out, kernel_size_0, S_D, Zin_D, Ztap_D, H_in, H_out, kernel_size_1, S_H, Zin_H, Ztap_H, W_in, W_out, kernel_size_2, S_W, Zin_W, Ztap_W):
+    return C_out*(D_out*H_out*N*W_out - 1)
+
+
+def Conv3d_exact_grad_input(N, C_in, C_out, groups, D_in, D_out, kernel_size_0, S_D, Zin_D, Ztap_D, H_in, H_out, kernel_size_1, S_H, Zin_H, Ztap_H, W_in, W_out, kernel_size_2, S_W, Zin_W, Ztap_W):
+    return ((C_in*N*(C_out*(2*S_D*S_H*S_W - Zin_D*Zin_H*Zin_W) + Zin_D*Zin_H*Zin_W*(C_out - groups)))//(groups))
+
+
+def Conv3d_exact_grad_weight(N, C_in, C_out, groups, D_in, D_out, kernel_size_0, S_D, Zin_D, Ztap_D, H_in, H_out, kernel_size_1, S_H, Zin_H, Ztap_H, W_in, W_out, kernel_size_2, S_W, Zin_W, Ztap_W):
+    return ((C_in*C_out*(2*N*S_D*S_H*S_W - Ztap_D*Ztap_H*Ztap_W))//(groups))
+
+
+def Conv3d_macs_grad_input(N, C_in, C_out, groups, D_in, D_out, kernel_size_0, S_D, Zin_D, Ztap_D, H_in, H_out, kernel_size_1, S_H, Zin_H, Ztap_H, W_in, W_out, kernel_size_2, S_W, Zin_W, Ztap_W):
+    return ((C_in*C_out*D_out*H_out*N*W_out*kernel_size_0*kernel_size_1*kernel_size_2)//(groups))
+
+
+def Conv3d_macs_grad_bias(N, C_in, C_out, groups, D_in, D_out, kernel_size_0, S_D, Zin_D, Ztap_D, H_in, H_out, kernel_size_1, S_H, Zin_H, Ztap_H, W_in, W_out, kernel_size_2, S_W, Zin_W, Ztap_W):
+    return 0
+
+
+def ConvTranspose1d_docs_grad_input(N, C_in, C_out, groups, L_in, L_out, kernel_size, S_L, Zin_L, Ztap_L):
+    return ((C_in*L_in*N*(C_out*(2*kernel_size - 1) + C_out - groups))//(groups))
+
+
+def ConvTranspose1d_docs_grad_weight(N, C_in, C_out, groups, L_in, L_out, kernel_size, S_L, Zin_L, Ztap_L):
+    return ((C_in*C_out*kernel_size*(2*L_in*N - 1))//(groups))
+
+
+def ConvTranspose1d_macs_grad_input(N, C_in, C_out, groups, L_in, L_out, kernel_size, S_L, Zin_L, Ztap_L):
+    return ((C_in*C_out*L_in*N*kernel_size)//(groups))
+
+
+def ConvTranspose2d_docs_grad_input(N, C_in, C_out, groups, H_in, H_out, kernel_size_0, S_H, Zin_H, Ztap_H, W_in, W_out, kernel_size_1, S_W, Zin_W, Ztap_W):
+    return ((C_in*H_in*N*W_in*(C_out*(2*kernel_size_0*kernel_size_1 - 1) + C_out - groups))//(groups))
+
+
+def ConvTranspose2d_docs_grad_weight(N, C_in, C_out, groups, H_in, H_out, kernel_size_0, S_H, Zin_H, Ztap_H, W_in, W_out, kernel_size_1, S_W, Zin_W, Ztap_W):
+    return ((C_in*C_out*kernel_size_0*kernel_size_1*(2*H_in*N*W_in - 1))//(groups))
+
+
+def ConvTranspose2d_macs_grad_input(N, C_in, C_out, groups, H_in, H_out, kernel_size_0, S_H, Zin_H, Ztap_H, W_in, W_out, kernel_size_1, S_W, Zin_W, Ztap_W):
+    return ((C_in*C_out*H_in*N*W_in*kernel_size_0*kernel_size_1)//(groups))
+
+
+def ConvTranspose3d_docs_grad_input(N, C_in, C_out, groups, D_in, D_out, kernel_size_0, S_D, Zin_D, Ztap_D, H_in, H_out, kernel_size_1, S_H, Zin_H, Ztap_H, W_in, W_out, kernel_size_2, S_W, Zin_W, Ztap_W):
+    return ((C_in*D_in*H_in*N*W_in*(C_out*(2*kernel_size_0*kernel_size_1*kernel_size_2 - 1) + C_out - groups))//(groups))
+
+
+def ConvTranspose3d_docs_grad_weight(N, C_in, C_out, groups, D_in, D_out, kernel_size_0, S_D, Zin_D, Ztap_D, H_in, H_out, kernel_size_1, S_H, Zin_H, Ztap_H, W_in, W_out, kernel_size_2, S_W, Zin_W, Ztap_W):
+    return ((C_in*C_out*kernel_size_0*kernel_size_1*kernel_size_2*(2*D_in*H_in*N*W_in - 1))//(groups))
+
+
+def ConvTranspose3d_macs_grad_input(N, C_in, C_out, groups, D_in, D_out, kernel_size_0, S_D, Zin_D, Ztap_D, H_in, H_out, kernel_size_1, S_H, Zin_H, Ztap_H, W_in, W_out, kernel_size_2, S_W, Zin_W, Ztap_W):
     return ((C_in*C_out*D_in*H_in*N*W_in*kernel_size_0*kernel_size_1*kernel_size_2)//(groups))
 
 
@@ -568,6 +704,64 @@ QUANTITIES = {
     ('ConvTranspose3d', 'macs', 'gamma', False): Conv3d_macs_additions,
     ('ConvTranspose3d', 'macs', 'total', True): ConvTranspose3d_macs_total_bias,
     ('ConvTranspose3d', 'macs', 'total', False): ConvTranspose3d_macs_total_bias,
+}
+
+#: (kind, convention, gradient) -> f(N, C_in, C_out, groups, *(L, L_out, k, S, Z_in, Z_tap) per axis)
+GRADIENTS = {
+    ('Conv1d', 'docs', 'grad_input'): Conv1d_docs_grad_input,
+    ('Conv1d', 'docs', 'grad_weight'): Conv1d_docs_grad_weight,
+    ('Conv1d', 'docs', 'grad_bias'): Conv1d_docs_grad_bias,
+    ('Conv1d', 'exact', 'grad_input'): Conv1d_exact_grad_input,
+    ('Conv1d', 'exact', 'grad_weight'): Conv1d_exact_grad_weight,
+    ('Conv1d', 'exact', 'grad_bias'): Conv1d_docs_grad_bias,
+    ('Conv1d', 'macs', 'grad_input'): Conv1d_macs_grad_input,
+    ('Conv1d', 'macs', 'grad_weight'): Conv1d_macs_grad_input,
+    ('Conv1d', 'macs', 'grad_bias'): Conv1d_macs_grad_bias,
+    ('Conv2d', 'docs', 'grad_input'): Conv2d_docs_grad_input,
+    ('Conv2d', 'docs', 'grad_weight'): Conv2d_docs_grad_weight,
+    ('Conv2d', 'docs', 'grad_bias'): Conv2d_docs_grad_bias,
+    ('Conv2d', 'exact', 'grad_input'): Conv2d_exact_grad_input,
+    ('Conv2d', 'exact', 'grad_weight'): Conv2d_exact_grad_weight,
+    ('Conv2d', 'exact', 'grad_bias'): Conv2d_docs_grad_bias,
+    ('Conv2d', 'macs', 'grad_input'): Conv2d_macs_grad_input,
+    ('Conv2d', 'macs', 'grad_weight'): Conv2d_macs_grad_input,
+    ('Conv2d', 'macs', 'grad_bias'): Conv2d_macs_grad_bias,
+    ('Conv3d', 'docs', 'grad_input'): Conv3d_docs_grad_input,
+    ('Conv3d', 'docs', 'grad_weight'): Conv3d_docs_grad_weight,
+    ('Conv3d', 'docs', 'grad_bias'): Conv3d_docs_grad_bias,
+    ('Conv3d', 'exact', 'grad_input'): Conv3d_exact_grad_input,
+    ('Conv3d', 'exact', 'grad_weight'): Conv3d_exact_grad_weight,
+    ('Conv3d', 'exact', 'grad_bias'): Conv3d_docs_grad_bias,
+    ('Conv3d', 'macs', 'grad_input'): Conv3d_macs_grad_input,
+    ('Conv3d', 'macs', 'grad_weight'): Conv3d_macs_grad_input,
+    ('Conv3d', 'macs', 'grad_bias'): Conv3d_macs_grad_bias,
+    ('ConvTranspose1d', 'docs', 'grad_input'): ConvTranspose1d_docs_grad_input,
+    ('ConvTranspose1d', 'docs', 'grad_weight'): ConvTranspose1d_docs_grad_weight,
+    ('ConvTranspose1d', 'docs', 'grad_bias'): Conv1d_docs_grad_bias,
+    ('ConvTranspose1d', 'exact', 'grad_input'): Conv1d_exact_grad_input,
+    ('ConvTranspose1d', 'exact', 'grad_weight'): Conv1d_exact_grad_weight,
+    ('ConvTranspose1d', 'exact', 'grad_bias'): Conv1d_docs_grad_bias,
+    ('ConvTranspose1d', 'macs', 'grad_input'): ConvTranspose1d_macs_grad_input,
+    ('ConvTranspose1d', 'macs', 'grad_weight'): ConvTranspose1d_macs_grad_input,
+    ('ConvTranspose1d', 'macs', 'grad_bias'): Conv1d_macs_grad_bias,
+    ('ConvTranspose2d', 'docs', 'grad_input'): ConvTranspose2d_docs_grad_input,
+    ('ConvTranspose2d', 'docs', 'grad_weight'): ConvTranspose2d_docs_grad_weight,
+    ('ConvTranspose2d', 'docs', 'grad_bias'): Conv2d_docs_grad_bias,
+    ('ConvTranspose2d', 'exact', 'grad_input'): Conv2d_exact_grad_input,
+    ('ConvTranspose2d', 'exact', 'grad_weight'): Conv2d_exact_grad_weight,
+    ('ConvTranspose2d', 'exact', 'grad_bias'): Conv2d_docs_grad_bias,
+    ('ConvTranspose2d', 'macs', 'grad_input'): ConvTranspose2d_macs_grad_input,
+    ('ConvTranspose2d', 'macs', 'grad_weight'): ConvTranspose2d_macs_grad_input,
+    ('ConvTranspose2d', 'macs', 'grad_bias'): Conv2d_macs_grad_bias,
+    ('ConvTranspose3d', 'docs', 'grad_input'): ConvTranspose3d_docs_grad_input,
+    ('ConvTranspose3d', 'docs', 'grad_weight'): ConvTranspose3d_docs_grad_weight,
+    ('ConvTranspose3d', 'docs', 'grad_bias'): Conv3d_docs_grad_bias,
+    ('ConvTranspose3d', 'exact', 'grad_input'): Conv3d_exact_grad_input,
+    ('ConvTranspose3d', 'exact', 'grad_weight'): Conv3d_exact_grad_weight,
+    ('ConvTranspose3d', 'exact', 'grad_bias'): Conv3d_docs_grad_bias,
+    ('ConvTranspose3d', 'macs', 'grad_input'): ConvTranspose3d_macs_grad_input,
+    ('ConvTranspose3d', 'macs', 'grad_weight'): ConvTranspose3d_macs_grad_input,
+    ('ConvTranspose3d', 'macs', 'grad_bias'): Conv3d_macs_grad_bias,
 }
 
 #: (convention, bias) -> f(rows, inner, columns) of a matrix product

@@ -5,8 +5,9 @@ expressions that :meth:`symconv.core.model.CostModel.lambdify` uses:
 
 * ``_scalar_generated.py``: each axis' output size, S and Z, every layer kind's
   multiplications, additions, γ and total under every convention (functions of
-  the channels and the per-axis L, L_out, k, S, Z), the matrix-product counts and
-  torch's acceptance rules with their messages. Counting a layer or a model runs
+  the channels and the per-axis L, L_out, k, S, Z), the three gradients of the
+  backward pass, the matrix-product counts and torch's acceptance rules with their
+  messages. Counting a layer or a model runs
   this code and never compiles SymPy at run time.
 * ``_native_generated.h``: the axis quantities, the additions per filter and the
   acceptance rules as checked int64 C, for the compiled path (``_native.c``).
@@ -29,7 +30,7 @@ from typing import Sequence
 import sympy as sp
 from sympy.printing.c import C99CodePrinter
 
-from ..core import matmul, rules
+from ..core import backward, matmul, rules
 from ..core.conventions import CONVENTIONS
 from ..core.model import CostModel, cost_model
 from ..core.names import LAYER_KINDS, PADDING_MODES, kind_of
@@ -142,6 +143,13 @@ def axis_quantities(model: CostModel) -> dict[str, sp.Expr]:
     return {"L_out": model.resolve(a.L_out), "S": model.resolve(a.S), "Z": model.resolve(a.Z)}
 
 
+def gradient_axis_quantities(model: CostModel) -> dict[str, sp.Expr]:
+    """Z_in and Z_tap of the model's axis (what its gradients touch), in its parameters only."""
+    a = model.axes[0]
+    return {"Zin": model.resolve(backward.input_coverage(a, model.transposed)),
+            "Ztap": model.resolve(backward.tap_coverage(a, model.transposed))}
+
+
 def count_quantity(kind: str, quantity: str, convention: str, bias: bool) -> sp.Expr:
     """A layer quantity in the channels and the per-axis (L, L_out, k, S, Z): ``resolve(through="additions")``."""
     model = cost_model(kind)
@@ -206,7 +214,7 @@ def generate_python() -> str:
     define = _Functions(printer)
     for transposed in (True, False):
         model = axis_model(transposed, asymmetric=not transposed)
-        for quantity, expr in axis_quantities(model).items():
+        for quantity, expr in {**axis_quantities(model), **gradient_axis_quantities(model)}.items():
             define(f"{_prefix(transposed)}_{quantity}", model.axis_parameters(0), expr)
     table = []
     for kind in LAYER_KINDS:
@@ -219,6 +227,13 @@ def generate_python() -> str:
                                   count_quantity(kind, quantity, convention, bias))
                     for b in ((bias,) if by_bias else (True, False)):
                         table.append(f"    ({kind!r}, {convention!r}, {quantity!r}, {b}): {name},")
+    grads = []
+    for kind in LAYER_KINDS:
+        model = cost_model(kind)
+        for convention in CONVENTIONS:
+            for which, expr in backward.gradients(model, convention).items():
+                name = define(f"{kind}_{convention}_{which}", backward.count_parameters(model), expr)
+                grads.append(f"    ({kind!r}, {convention!r}, {which!r}): {name},")
     matmuls = []
     for convention in CONVENTIONS:
         for bias in (True, False):
@@ -243,6 +258,8 @@ def generate_python() -> str:
             '"""', "", "# flake8: noqa", "", *imports, "", ""]
     tables = ["#: (kind, convention, quantity, bias) -> f(N, C_in, C_out, groups, *(L, L_out, k, S, Z) per axis)",
               "QUANTITIES = {", *table, "}", "",
+              "#: (kind, convention, gradient) -> f(N, C_in, C_out, groups, *(L, L_out, k, S, Z_in, Z_tap) per axis)",
+              "GRADIENTS = {", *grads, "}", "",
               "#: (convention, bias) -> f(rows, inner, columns) of a matrix product",
               "MATMUL = {", *matmuls, "}", "",
               "#: (transposed, padding_mode) -> (check of the arguments, check of the input, ((message, value), ...)):",

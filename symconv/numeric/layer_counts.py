@@ -79,6 +79,28 @@ def _count_arguments(layer: Layer, batch: int, spatial: tuple[int, ...]) -> tupl
     return args, elements - reached
 
 
+def count_gradients(layer: Layer, input_shape: Sequence[int], convention: str = "exact") -> dict[str, int]:
+    """Operations of the backward pass of a layer on an input shape: grad_input, grad_weight, grad_bias.
+
+    Each as if computed (see :mod:`symconv.core.backward` for what each convention
+    counts); callers keep those a training step runs.
+    """
+    conv = convention_name(convention)
+    batch, spatial, _ = layer.check_input(input_shape)
+    effective, eff_spatial = _data_padding(layer, spatial)
+    if effective.transposed:
+        fns = (generated.t_L_out, generated.t_S, generated.t_Zin, generated.t_Ztap)
+    else:
+        fns = (generated.p_L_out, generated.p_S, generated.p_Zin, generated.p_Ztap)
+    args = [batch, layer.in_channels, layer.out_channels, layer.groups]
+    for a, L in enumerate(eff_spatial):
+        axis_args = effective.axis_arguments(a, L)
+        L_out, S, Z_in, Z_tap = (fn(*axis_args) for fn in fns)
+        args += [L, L_out, layer.kernel_size[a], S, Z_in, Z_tap]
+    return {which: generated.GRADIENTS[(layer.kind, conv, which)](*args)
+            for which in ("grad_input", "grad_weight", "grad_bias")}
+
+
 def count_layer(layer: Layer, input_shape: Sequence[int], convention: str = "docs") -> LayerCount:
     """Exact counts of a layer on an input shape (batched or not); SymconvError on invalid input."""
     conv = convention_name(convention)

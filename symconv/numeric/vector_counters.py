@@ -87,6 +87,17 @@ def plain_coverage_int64(L, k, s, p, d, L_out) -> np.ndarray:
     return progression_union(lows, one, counts, L_out[:, None], live)[1]
 
 
+def tap_coverage_int64(n, k, s, p, d, W) -> np.ndarray:
+    """Vectorised :func:`symconv.core.counters.tap_coverage` in int64: a loop over taps."""
+    n, k, s, p, d, W = np.broadcast_arrays(*(np.asarray(v, dtype=np.int64) for v in (n, k, s, p, d, W)))
+    total = np.zeros(n.shape, dtype=np.int64)
+    for t in range(int(k.max(initial=0))):
+        lo = np.maximum(0, _ceil_div(p - t * d, s))
+        hi = np.minimum(n - 1, (W - 1 + p - t * d) // s)
+        total += (t < k) & (lo <= hi)
+    return total
+
+
 def _compiled_rows(name: str, vector: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
     """A counter row by row in C (_native.c) where it fits in int64; the NumPy one elsewhere."""
     try:
@@ -150,4 +161,5 @@ transposed_coverage = _exact("transposed_coverage", _compiled_rows("transposed_c
                              counters.transposed_coverage)
 plain_coverage = _exact("plain_coverage", _compiled_rows("plain_coverage", plain_coverage_int64),
                         counters.plain_coverage)
+tap_coverage = _exact("tap_coverage", tap_coverage_int64, counters.tap_coverage)
 gcd = _exact("gcd", np.gcd, counters.gcd)

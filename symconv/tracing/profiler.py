@@ -1,254 +1,231 @@
-"""Per-layer operation counts of a whole torch.nn.Module.
+"""Whole-model profiles: every operator a model runs, counted and attributed to its modules.
 
-Shapes come from one forward pass on the ``meta`` device (no memory, no
-arithmetic), falling back to a real pass on zeros where the model cannot run
-on meta. Every leaf module is listed in call order; those symconv does not
-count are marked "not counted", never silently zero.
+:func:`profile` runs a copy of the model under :class:`.CountingMode`: on the meta
+device (no memory, no arithmetic) with the example's shape and dtype, or, where the
+model needs real values (data-dependent control flow, an operator without a meta
+kernel), on the user's own example tensor under ``no_grad``. The user's model is
+never touched: the copy shares no parameter, buffer or module with it, the random
+number generator's state is restored, and every hook the run installs is removed,
+whether the run succeeds or fails.
 """
 
 from __future__ import annotations
 
-import csv
-import io
+import copy
+import gc
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
 import torch
 
 from ..core.errors import SymconvError
 from ..core.names import CONVENTION_NAMES, convention_name
-from ..numeric.layer_counts import count_layer, count_matmul
-from .modules import layer_from_module, module_kind
+from ..numeric.layer import is_int
+from .counting_mode import CountingMode, is_symconv_bug
+from .report import ModuleInfo, Profile
 
-NOT_COUNTED = "not counted"
-
-
-@dataclass
-class LayerRecord:
-    """One call of a leaf module."""
-
-    name: str
-    type: str
-    input_shape: tuple[int, ...]
-    output_shape: tuple[int, ...]
-    counted: bool = False
-    psi: int | None = None
-    lam: int | None = None
-    gamma: int | None = None
-    totals: dict[str, int] = field(default_factory=dict)
+META, REAL = "meta", "real values"
 
 
-@dataclass
-class Profile:
-    """The records of a model and their totals under the requested conventions."""
-
-    records: list[LayerRecord]
-    conventions: tuple[str, ...]
-    shape_pass: str  # "meta" or "zeros"
-
-    @property
-    def convention(self) -> str:
-        return self.conventions[0]
-
-    def total(self, convention: str | None = None) -> int:
-        name = convention or self.convention
-        return sum(r.totals[name] for r in self.records if r.counted)
-
-    def rows(self) -> list[list[str]]:
-        """Header and one row per record, then the model total, as strings."""
-        head = ["layer", "type", "input", "output", "psi", "lambda", "gamma"] + \
-            [f"total ({c})" for c in self.conventions]
-        body = [head]
-        for r in self.records:
-            cells = [r.name, r.type, _shape(r.input_shape), _shape(r.output_shape)]
-            if r.counted:
-                cells += ["" if v is None else str(v) for v in (r.psi, r.lam, r.gamma)]
-                cells += [str(r.totals[c]) for c in self.conventions]
-            else:
-                cells += ["", "", ""] + [NOT_COUNTED] * len(self.conventions)
-            body.append(cells)
-        body.append(["total", "", "", "", "", "", ""] + [str(self.total(c)) for c in self.conventions])
-        return body
-
-    def table(self) -> str:
-        """An aligned text table (numbers right-aligned)."""
-        rows = self.rows()
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        lines = []
-        for k, r in enumerate(rows):
-            cells = [c.ljust(w) if i < 4 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))]
-            lines.append("  ".join(cells).rstrip())
-            if k == 0 or k == len(rows) - 2:
-                lines.append("  ".join("-" * w for w in widths))
-        note = f"convention: {', '.join(self.conventions)}; shapes from a {self.shape_pass} forward pass"
-        return "\n".join(lines + [note])
-
-    def to_csv(self) -> str:
-        out = io.StringIO()
-        csv.writer(out, lineterminator="\n").writerows(self.rows())
-        return out.getvalue()
-
-    def to_markdown(self) -> str:
-        rows = self.rows()
-        lines = ["| " + " | ".join(rows[0]) + " |", "|" + "|".join(" --- " for _ in rows[0]) + "|"]
-        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows[1:]]
-        return "\n".join(lines) + "\n"
-
-    def to_latex(self) -> str:
-        rows = self.rows()
-        spec = "llll" + "r" * (len(rows[0]) - 4)
-        header = [r"\psi" if h == "psi" else r"\lambda" if h == "lambda" else r"\gamma" if h == "gamma" else h
-                  for h in rows[0]]
-        lines = [rf"\begin{{tabular}}{{{spec}}}", r"\hline",
-                 " & ".join(f"${h}$" if h.startswith("\\") else _tex_text(h) for h in header) + r" \\", r"\hline"]
-        lines += [" & ".join(_tex_text(c) for c in r) + r" \\" for r in rows[1:]]
-        lines += [r"\hline", r"\end{tabular}"]
-        return "\n".join(lines) + "\n"
-
-    def to_dataframe(self):
-        """A pandas DataFrame (pip install 'symconv[pandas]')."""
-        try:
-            import pandas as pd
-        except ImportError:
-            raise SymconvError("to_dataframe needs pandas: pip install 'symconv[pandas]'") from None
-        rows = self.rows()
-        return pd.DataFrame(rows[1:-1], columns=rows[0])
+def _check_model(model: Any) -> None:
+    if isinstance(model, torch.jit.ScriptModule):
+        raise SymconvError(f"{type(model).__name__} is a TorchScript module: profile the torch.nn.Module it was "
+                           f"scripted from (symconv counts the aten operators a Python forward runs)")
+    if not isinstance(model, torch.nn.Module):
+        raise SymconvError(f"model={type(model).__name__} must be a torch.nn.Module")
 
 
-def _shape(shape: tuple[int, ...]) -> str:
-    return "(" + ", ".join(map(str, shape)) + ")"
-
-
-def _tex_text(text: str) -> str:
-    return text.replace("_", r"\_").replace("&", r"\&").replace("%", r"\%")
-
-
-def count_linear(module: torch.nn.Linear, input_shape: tuple[int, ...], convention: str) -> int:
-    """Exact operations of a Linear module on an input of ``input_shape`` (..., in_features)."""
-    if not input_shape or input_shape[-1] != module.in_features:
-        raise SymconvError(f"input shape {input_shape!r} must end in in_features={module.in_features}")
-    rows = 1
-    for v in input_shape[:-1]:
-        rows *= v
-    return count_matmul(rows, module.in_features, module.out_features, module.bias is not None, convention)
-
-
-def _example_inputs(inputs: Any) -> tuple[torch.Tensor, ...]:
-    """A shape (ints) becomes zeros; tensors are taken as they are."""
+def _example_inputs(inputs: Any) -> tuple[tuple[torch.Tensor, ...], bool]:
+    """(tensors, whether they are the user's own): a shape becomes one float32 meta tensor."""
     if isinstance(inputs, torch.Tensor):
-        return (inputs,)
-    if isinstance(inputs, (tuple, list)) and inputs and all(isinstance(v, int) for v in inputs):
+        return (inputs,), True
+    if isinstance(inputs, (tuple, list)) and inputs and all(is_int(v) for v in inputs):
         if any(v < 1 for v in inputs):
             raise SymconvError(f"input shape {tuple(inputs)!r} must hold positive integers")
-        return (torch.zeros(tuple(inputs)),)
+        return (torch.empty(tuple(int(v) for v in inputs), device="meta"),), False
     if isinstance(inputs, (tuple, list)) and inputs and all(isinstance(v, torch.Tensor) for v in inputs):
-        return tuple(inputs)
+        return tuple(inputs), True
     raise SymconvError(f"inputs={inputs!r} must be a shape (ints), a tensor or a tuple of tensors")
 
 
-# Leaves whose output has their input's shape: on meta they pass the input through instead of
-# running (BatchNorm's meta kernel alone imports torch._dynamo, ~0.9 s).
-_SHAPE_PRESERVING = tuple(getattr(torch.nn, name) for name in (
-    "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d", "LayerNorm",
-    "GroupNorm", "ReLU", "ReLU6", "LeakyReLU", "PReLU", "ELU", "SELU", "CELU", "GELU", "SiLU", "Mish", "Sigmoid",
-    "Tanh", "Hardtanh", "Hardswish", "Hardsigmoid", "Softplus", "Softsign", "Dropout", "Dropout1d", "Dropout2d",
-    "Dropout3d", "AlphaDropout", "Identity", "Softmax", "LogSoftmax") if hasattr(torch.nn, name))
+def _meta_empty(t: torch.Tensor) -> torch.Tensor:
+    # torch.empty, not empty_like: on a meta tensor empty_like runs a Python reference that imports SymPy.
+    return torch.empty(tuple(t.shape), dtype=t.dtype, device="meta")
 
 
-def _passthrough(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-    return x
+def _meta_like(t: torch.Tensor) -> torch.Tensor:
+    """A meta stand-in of a parameter, buffer or tensor attribute (lazy modules' ones stay uninitialized)."""
+    if isinstance(t, torch.nn.parameter.UninitializedParameter):
+        return torch.nn.parameter.UninitializedParameter(t.requires_grad, device="meta", dtype=t.dtype)
+    if isinstance(t, torch.nn.parameter.UninitializedBuffer):
+        return torch.nn.parameter.UninitializedBuffer(t.requires_grad, device="meta", dtype=t.dtype)
+    meta = _meta_empty(t)
+    if isinstance(t, torch.nn.Parameter):
+        return torch.nn.Parameter(meta, t.requires_grad)
+    return meta.requires_grad_(t.requires_grad) if t.is_leaf and t.requires_grad else meta
+
+
+_ATOMS = (bool, int, float, complex, str, bytes, type(None), torch.dtype, torch.device)
+
+
+class _Copier:
+    """A copy of a module tree sharing no state with it: every tensor a meta stand-in (or a real copy).
+
+    It builds each module itself (the bulk of ``copy.deepcopy``'s time goes to the
+    dozen empty hook dictionaries of every module) and deep-copies everything else,
+    through one memo, so hooks bound to a module are rebound to its copy.
+    """
+
+    def __init__(self, meta: bool) -> None:
+        self.meta = meta
+        self.memo: dict[int, Any] = {}
+
+    def tensor(self, t: torch.Tensor) -> torch.Tensor:
+        if id(t) not in self.memo:
+            self.memo[id(t)] = _meta_like(t) if self.meta else copy.deepcopy(t, self.memo)
+        return self.memo[id(t)]
+
+    def value(self, v: Any) -> Any:
+        if type(v) in _ATOMS:
+            return v
+        if isinstance(v, torch.Tensor):
+            return self.tensor(v)
+        if isinstance(v, torch.nn.Module):
+            return self.module(v)
+        if isinstance(v, (dict, list, set)) and not v:
+            return type(v)()
+        if isinstance(v, tuple) and all(isinstance(e, _ATOMS) for e in v):
+            return v
+        return copy.deepcopy(v, self.memo)
+
+    def module(self, m: torch.nn.Module) -> torch.nn.Module:
+        if id(m) in self.memo:
+            return self.memo[id(m)]
+        if "__deepcopy__" in type(m).__dict__ and type(m).__module__ != "torch.nn.utils.parametrize":
+            return copy.deepcopy(m, self.memo)  # the class says how it copies itself
+        clone = type(m).__new__(type(m))
+        self.memo[id(m)] = clone
+        state = dict(m.__dict__)
+        for key, v in state.items():
+            if type(v) in _ATOMS:
+                continue
+            if key in ("_parameters", "_buffers", "_modules"):
+                state[key] = {name: None if item is None else self.value(item) for name, item in v.items()}
+            else:
+                state[key] = self.value(v)
+        object.__setattr__(clone, "__dict__", state)
+        return clone
+
+
+def _copy(model: torch.nn.Module, meta: bool) -> torch.nn.Module:
+    """A copy of the model sharing nothing with it: every tensor on the meta device, or real copies."""
+    try:
+        return _Copier(meta).module(model)
+    except Exception as err:
+        raise SymconvError(f"cannot copy the model to run it ({type(err).__name__}: {err}); symconv never runs "
+                           f"the user's own model") from err
+
+
+def _inputs_for(examples: tuple[torch.Tensor, ...], meta: bool) -> tuple[torch.Tensor, ...]:
+    if meta:
+        return tuple(_meta_empty(t).requires_grad_(t.requires_grad and t.is_floating_point()) for t in examples)
+    return tuple(t.detach().clone().requires_grad_(t.requires_grad) for t in examples)
+
+
+def _describe(examples: tuple[torch.Tensor, ...]) -> str:
+    return ", ".join(str(tuple(t.shape)) for t in examples)
+
+
+def _outputs(value: Any) -> list[torch.Tensor]:
+    leaves = torch.utils._pytree.tree_flatten(value)[0]
+    return [t for t in leaves if isinstance(t, torch.Tensor) and t.requires_grad]
+
+
+def _run(model: torch.nn.Module, examples: tuple[torch.Tensor, ...], conventions: tuple[str, ...], meta: bool,
+         backward: bool) -> tuple[CountingMode, torch.nn.Module]:
+    twin = _copy(model, meta)
+    inputs = _inputs_for(examples, meta)
+    mode = CountingMode(conventions, twin, fast_meta=meta, backward=backward)
+    with mode, torch.set_grad_enabled(backward):
+        outputs = twin(*inputs)
+        if backward:
+            tensors = _outputs(outputs)
+            if not tensors:
+                raise SymconvError("backward=True, but no output of the model requires grad (no parameter "
+                                   "requires grad and no input does)")
+            mode.recording = False
+            seeds = [torch.ones(tuple(t.shape), dtype=t.dtype, device=t.device) for t in tensors]
+            mode.recording = True
+            torch.autograd.backward(tensors, seeds)
+    return mode, twin
 
 
 @contextmanager
-def _on_meta(model: torch.nn.Module) -> Iterator[None]:
-    """Give every parameter and buffer a meta stand-in for the duration; restore them after.
-
-    (torch.func.functional_call does the same but imports torch._dynamo, ~0.6 s.)
-    """
-    saved = []
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()  # inference, as counted; and batch statistics on meta would load torch's decompositions (~0.8 s)
-    for module in model.modules():
-        if type(module) in _SHAPE_PRESERVING:
-            module.forward = _passthrough
-        for store in (module._parameters, module._buffers):
-            for name, value in list(store.items()):
-                if value is not None:
-                    saved.append((store, name, value))
-                    meta = torch.empty_like(value, device="meta")
-                    store[name] = torch.nn.Parameter(meta, value.requires_grad) if store is module._parameters \
-                        else meta
+def _collection_paused() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
     try:
         yield
     finally:
-        for store, name, value in saved:
-            store[name] = value
-        for module, training in modes:
-            module.training = training
-            if module.__dict__.get("forward") is _passthrough:
-                del module.forward
+        if enabled:
+            gc.enable()
 
 
-Call = tuple[str, torch.nn.Module, tuple, tuple]
-
-
-def _trace(model: torch.nn.Module, args: tuple[torch.Tensor, ...]) -> tuple[list[Call], str]:
-    """(name, module, input shape, output shape) of every leaf call, from a meta pass or a zeros pass."""
-    calls: list[Call] = []
-    names = {m: n for n, m in model.named_modules()}
-    leaves = [m for m in model.modules() if not any(True for _ in m.children())]
-
-    def hook(module, inputs, output):
-        first = next((t for t in inputs if isinstance(t, torch.Tensor)), None)
-        out = output if isinstance(output, torch.Tensor) else next(
-            (t for t in (output if isinstance(output, (tuple, list)) else ()) if isinstance(t, torch.Tensor)), None)
-        calls.append((names.get(module, type(module).__name__) or type(model).__name__, module,
-                      tuple(first.shape) if first is not None else (), tuple(out.shape) if out is not None else ()))
-
-    handles = [m.register_forward_hook(hook) for m in leaves]
-    try:
-        try:
-            with _on_meta(model), torch.no_grad():
-                model(*(torch.empty_like(a, device="meta") for a in args))
-            return calls, "meta"
-        except Exception:  # any op without a meta kernel: measure shapes for real
-            calls.clear()
-            device = next((p.device for p in model.parameters()), torch.device("cpu"))
-            try:
-                with torch.no_grad():
-                    model(*(torch.zeros_like(a, device=device) for a in args))
-            except RuntimeError as err:
-                shapes = ", ".join(str(tuple(a.shape)) for a in args)
-                raise SymconvError(f"the model does not run on input shape {shapes}: "
-                                 f"{str(err).splitlines()[0]}") from None
-            return calls, "zeros"
-    finally:
-        for h in handles:
-            h.remove()
+def _needs_real_values(err: Exception) -> bool:
+    """A failure of the meta device itself (a value read, an operator without a meta kernel)."""
+    return "meta" in str(err).lower() and not isinstance(err, SymconvError)
 
 
 def profile(model: torch.nn.Module, inputs: Sequence[int] | torch.Tensor | Sequence[torch.Tensor],
-            convention: str = "docs", *, all_conventions: bool = False) -> Profile:
-    """Count every leaf module of ``model`` on ``inputs`` (a shape, or example tensors).
+            convention: str = "docs", *, all_conventions: bool = False, backward: bool = False) -> Profile:
+    """Count every operator ``model`` runs on ``inputs`` (a shape, a tensor or a tuple of tensors).
 
-    ψ, λ and γ are given under ``convention``; totals under it, or under all three
-    conventions (the chosen one first) with ``all_conventions``.
+    Convolutions (forward and, with ``backward``, their gradients) are counted
+    exactly as their layers; matrix products (Linear, matmul, attention) by their
+    m·k·n; every other operator is listed as not counted. Totals under
+    ``convention``, or under all three conventions (the chosen one first) with
+    ``all_conventions``. ``backward`` adds a training step's backward pass (the
+    gradient of every parameter and input that requires grad) as backward records.
+    The model is never modified, on success or failure.
     """
+    _check_model(model)
     first = convention_name(convention)
     conventions = (first, *(c for c in CONVENTION_NAMES if c != first)) if all_conventions else (first,)
-    calls, how = _trace(model, _example_inputs(inputs))
-    records = []
-    for name, module, in_shape, out_shape in calls:
-        record = LayerRecord(name, type(module).__name__, in_shape, out_shape)
-        if module_kind(module) is not None:
-            layer = layer_from_module(module)
-            counts = {c: count_layer(layer, in_shape, c) for c in conventions}
-            main = counts[first]
-            record.counted, record.psi, record.lam, record.gamma = True, main.psi, main.lam, main.gamma
-            record.totals = {c: v.total for c, v in counts.items()}
-        elif isinstance(module, torch.nn.Linear):
-            record.counted = True
-            record.totals = {c: count_linear(module, in_shape, c) for c in conventions}
-        records.append(record)
-    return Profile(records, conventions, how)
+    examples, own = _example_inputs(inputs)
+    described = _describe(examples)
+    # A real pass may draw random numbers (dropout): not from the user's generator. And no garbage collection
+    # midway: a full collection of torch's many objects costs more than profiling a large model.
+    with torch.random.fork_rng(devices=[]), _collection_paused():
+        try:
+            mode, twin = _run(model, examples, conventions, True, backward)
+            run = META
+        except SymconvError as err:
+            raise SymconvError(f"the model does not run on input {described}: {err}") from err
+        except Exception as err:
+            if is_symconv_bug(err):
+                raise
+            if not own:
+                if _needs_real_values(err):
+                    raise SymconvError(f"the model needs real values on input {described} ({type(err).__name__}: "
+                                       f"{str(err).splitlines()[0]}): pass an example tensor instead of a shape"
+                                       ) from err
+                raise SymconvError(f"the model's forward raised on input {described}: {type(err).__name__}: "
+                                   f"{str(err).splitlines()[0] if str(err) else ''}") from err
+            try:
+                mode, twin = _run(model, examples, conventions, False, backward)
+                run = REAL
+            except Exception as real_err:
+                if is_symconv_bug(real_err):
+                    raise
+                raise SymconvError(f"the model's forward raised on input {described}: {type(real_err).__name__}: "
+                                   f"{str(real_err).splitlines()[0] if str(real_err) else ''}") from real_err
+    modules = {name: ModuleInfo(name, type(m).__name__, 0) for name, m in twin.named_modules()}
+    for name, p in twin.named_parameters():
+        if not isinstance(p, torch.nn.parameter.UninitializedParameter):  # a lazy module that never ran
+            parts = name.split(".")[:-1]
+            for depth in range(len(parts) + 1):
+                owner = ".".join(parts[:depth])
+                if owner in modules:
+                    modules[owner].parameters += p.numel()
+    return Profile(mode.records, conventions, run, modules, type(model).__name__,
+                   tuple(tuple(t.shape) for t in examples), backward)

@@ -1,0 +1,272 @@
+"""The dispatch mode that counts what runs: every aten operator, attributed to the modules that issued it.
+
+Whatever reaches aten (a module, a functional call, a parametrization, a subclass's
+own forward, attention, the backward pass) passes through
+:meth:`CountingMode.__torch_dispatch__`. Operators with a rule in :mod:`.ops` are
+counted; every other one is recorded as not counted. torch's ``ModuleTracker``
+tells which modules are running, forward and backward.
+
+On meta tensors the mode makes the outputs of common operators itself
+(:mod:`.shapes`) instead of running torch's Python meta kernels, whose first use
+costs about a second of imports.
+
+Which modules are running comes from torch's global module hooks: a plain stack
+for a forward pass, torch's ``ModuleTracker`` (which follows the backward pass
+through gradient hooks) when a backward pass is counted too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.module_tracker import ModuleTracker
+from torch.utils.weak import WeakIdKeyDictionary
+
+from ..core.errors import SymconvError
+from . import shapes
+from .ops import RULES, Context, Counted, with_bias
+
+aten = torch.ops.aten
+_CONVOLUTIONS = (aten.convolution, aten._convolution)
+_PRODUCTS = (aten.mm, aten.bmm)  # products without a bias of their own
+_ADDS = (aten.add, aten.add_)
+_RECENT_PRODUCTS = 8
+
+#: operators that move, view or create data and do no arithmetic
+DATA_MOVEMENT = frozenset(str(p) for p in (
+    aten.view, aten._unsafe_view, aten.reshape, aten.t, aten.transpose, aten.permute, aten.expand, aten.squeeze,
+    aten.unsqueeze, aten.select, aten.slice, aten.split, aten.split_with_sizes, aten.unbind, aten.chunk,
+    aten.detach, aten.alias, aten.clone, aten.copy_, aten._to_copy, aten.contiguous, aten.cat, aten.stack,
+    aten.empty, aten.empty_like, aten.empty_strided, aten.zeros, aten.zeros_like, aten.ones, aten.ones_like,
+    aten.full, aten.full_like, aten.fill_, aten.zero_, aten.new_empty, aten.new_zeros, aten.new_ones,
+    aten.new_empty_strided, aten.lift_fresh, aten.constant_pad_nd, aten.reflection_pad1d, aten.reflection_pad2d,
+    aten.reflection_pad3d, aten.replication_pad1d, aten.replication_pad2d, aten.replication_pad3d,
+    aten.flatten, aten.unflatten, aten.as_strided, aten.index_select, aten.gather, aten.repeat,
+    aten._reshape_alias, aten.narrow, aten.roll, aten.flip, aten.embedding, aten._local_scalar_dense, aten.set_,
+    aten.resize_))
+
+
+@dataclass
+class Record:
+    """One operator call: where it ran and, when counted, what it costs."""
+
+    op: str                      # "aten.convolution"
+    stack: tuple[str, ...]       # the modules running it, outermost first ("" is the model itself)
+    phase: str                   # "forward" or "backward"
+    counted: Counted | None = None
+
+    @property
+    def module(self) -> str:
+        return self.stack[-1] if self.stack else ""
+
+
+def _all_meta(args: tuple, kwargs: dict) -> bool:
+    """Whether every tensor argument is on the meta device (arguments are flat but for lists of tensors)."""
+    for v in (*args, *kwargs.values()):
+        if isinstance(v, torch.Tensor):
+            if not v.is_meta:
+                return False
+        elif isinstance(v, (list, tuple)) and any(isinstance(e, torch.Tensor) and not e.is_meta for e in v):
+            return False
+    return True
+
+
+def _storage(t: torch.Tensor) -> int:
+    """Identity of a tensor's storage, shared by its views."""
+    return t.untyped_storage()._cdata
+
+
+def _frozen(value: Any) -> Any:
+    """Lists as tuples, all the way down: a hashable key of an operator's shaped arguments."""
+    return tuple(_frozen(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+def _shape_of(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return tuple(value.shape)
+    if isinstance(value, (list, tuple)) and any(isinstance(e, torch.Tensor) for e in value):
+        return type(value)(_shape_of(e) for e in value)
+    return value
+
+
+def _ours(fn, *args: Any) -> Any:
+    """Run symconv's own code inside the mode: an exception other than SymconvError is a bug in symconv,
+    marked so that the profiler lets it through with its traceback instead of blaming the model."""
+    try:
+        return fn(*args)
+    except SymconvError:
+        raise
+    except Exception as err:
+        err.symconv_bug = True
+        raise
+
+
+def is_symconv_bug(err: BaseException) -> bool:
+    return getattr(err, "symconv_bug", False)
+
+
+class ForwardStack:
+    """The modules running a forward pass, outermost first, kept by torch's global module hooks."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.names = {id(m): name for name, m in model.named_modules()}
+        self.stack: list[str] = []
+        self._handles: list = []
+
+    def _enter(self, module: torch.nn.Module, inputs: Any) -> None:
+        self.stack.append(self.names.get(id(module), type(module).__name__))
+
+    def _exit(self, module: torch.nn.Module, inputs: Any, output: Any) -> None:
+        self.stack.pop()
+
+    def __enter__(self) -> "ForwardStack":
+        self._handles = [register_module_forward_pre_hook(self._enter), register_module_forward_hook(self._exit)]
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+    def where(self) -> tuple[tuple[str, ...], str]:
+        return tuple(self.stack), "forward"
+
+
+class TrainingStack:
+    """The modules running, forward and backward: torch's ModuleTracker, its names made fully qualified."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.root = type(model).__name__  # ModuleTracker names modules "<root class>.<fqn>"
+        self.tracker = ModuleTracker()
+
+    def __enter__(self) -> "TrainingStack":
+        self.tracker.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.tracker.__exit__(*exc)
+
+    def where(self) -> tuple[tuple[str, ...], str]:
+        names = sorted((n for n in self.tracker.parents if n != "Global"), key=lambda n: n.count("."))
+        prefix = self.root + "."
+        stack = tuple("" if n == self.root else n[len(prefix):] if n.startswith(prefix) else n for n in names)
+        return stack, "backward" if torch._C._current_graph_task_id() != -1 else "forward"
+
+
+class CountingMode(TorchDispatchMode):
+    """Counts every aten operator the model runs (see the module docstring)."""
+
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # This mode never runs under torch.compile; wrapping it for dynamo would import torch._dynamo (~1.5 s).
+        return False
+
+    def __init__(self, conventions: tuple[str, ...], model: torch.nn.Module, fast_meta: bool = True,
+                 backward: bool = False) -> None:
+        super().__init__()
+        self.conventions = conventions
+        self.fast_meta = fast_meta
+        self.records: list[Record] = []
+        self.recording = True  # off while the profiler itself makes tensors (the backward pass's seeds)
+        self.tracker = TrainingStack(model) if backward else ForwardStack(model)
+        self._padded = WeakIdKeyDictionary()  # output of a zero constant_pad_nd -> (its input shape, its pad)
+        self._counted: dict[tuple, list[Counted]] = {}  # a model repeats its layers: count each once
+        # The latest matrix products without bias: storage -> (the storage, kept alive so that its address is not
+        # reused, and the index of the product's record). A bias add follows its product within a few operators.
+        self._products: dict[int, tuple[Any, int]] = {}
+
+    def __enter__(self):
+        self.tracker.__enter__()
+        try:
+            return super().__enter__()
+        except BaseException:
+            self.tracker.__exit__(None, None, None)
+            raise
+
+    def __exit__(self, *exc):
+        try:
+            return super().__exit__(*exc)
+        finally:
+            self.tracker.__exit__(*exc)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = NotImplemented
+        if self.fast_meta and _all_meta(args, kwargs):
+            out = _ours(shapes.fast_output, func, args, kwargs)
+        if out is NotImplemented:
+            out = func(*args, **kwargs)  # torch's own kernel: its errors are the model's
+        if self.recording:
+            _ours(self._record, func, args, kwargs, out)
+        return out
+
+    # --- recording -----------------------------------------------------------------------------------------
+
+    def _record(self, func, args: tuple, kwargs: dict, out: Any) -> None:
+        packet = func.overloadpacket
+        if packet is aten.constant_pad_nd:
+            self._remember_pad(args, kwargs, out)
+        if packet in _ADDS and self._bias_of_a_product(args, kwargs):
+            return
+        stack, phase = self.tracker.where()
+        rule = RULES.get(packet)
+        if rule is None:
+            self.records.append(Record(str(packet), stack, phase))
+            return
+        context = Context(self.conventions)
+        if packet in _CONVOLUTIONS or packet is aten.convolution_backward:
+            context = self._merged_pad(args, packet, context)
+        shaped = tuple(map(_shape_of, args))
+        named = {k: _shape_of(v) for k, v in kwargs.items()}
+        key = (packet, _frozen(shaped), _frozen(sorted(named.items())), context)
+        if key not in self._counted:
+            self._counted[key] = rule(*shaped, **named, context=context)
+        self.records += [Record(str(packet), stack, phase, entry) for entry in self._counted[key]]
+        if packet in _PRODUCTS and isinstance(out, torch.Tensor):
+            self._products[_storage(out)] = (out.untyped_storage(), len(self.records) - 1)
+            while len(self._products) > _RECENT_PRODUCTS:
+                del self._products[next(iter(self._products))]
+
+    def _bias_of_a_product(self, args: tuple, kwargs: dict) -> bool:
+        """An ``add`` of a bias vector to a matrix product's output (or a view of it): counted as that
+        product's bias, like addmm's, instead of as an uncounted add."""
+        if len(args) < 2 or not all(isinstance(a, torch.Tensor) for a in args[:2]) or kwargs.get("alpha", 1) != 1:
+            return False
+        for product, bias in ((args[0], args[1]), (args[1], args[0])):
+            found = self._products.get(_storage(product))
+            if found is None:
+                continue
+            record = self.records[found[1]]
+            columns = record.counted.product[2]
+            if bias.numel() == columns and bias.dim() >= 1 and bias.shape[-1] == columns and \
+                    product.shape[-1] == columns:
+                record.counted = with_bias(record.counted, self.conventions)
+                del self._products[_storage(product)]
+                return True
+        return False
+
+    def _remember_pad(self, args: tuple, kwargs: dict, out: torch.Tensor) -> None:
+        x, pad = args[0], list(args[1])
+        value = args[2] if len(args) > 2 else kwargs.get("value", 0)
+        if value == 0 and all(p >= 0 for p in pad):
+            self._padded[out] = (tuple(x.shape), tuple(pad))
+
+    def _merged_pad(self, args: tuple, packet: Any, context: Context) -> Context:
+        """Zero padding that produced a (plain) convolution's input: merged into the layer's padding."""
+        x, w = (args[0], args[1]) if packet is not aten.convolution_backward else (args[1], args[2])
+        transposed = args[6] if packet is not aten.convolution_backward else args[7]
+        found = self._padded.get(x) if isinstance(x, torch.Tensor) else None
+        if found is None or transposed:
+            return context
+        source, pad = found
+        ndim = w.dim() - 2
+        axes = len(pad) // 2  # pad lists (left, right) pairs from the last dimension backwards
+        if axes > ndim:
+            return context  # it pads channels or batch too: those zeros are data, not padding
+        per_axis = [(0, 0)] * ndim
+        for i in range(axes):
+            per_axis[ndim - 1 - i] = (pad[2 * i], pad[2 * i + 1])
+        return Context(context.conventions, tuple(per_axis), source)

@@ -1,0 +1,243 @@
+"""What each counted aten operator costs: a registry of small rules from an operator's arguments to counts.
+
+Every rule receives the operator's arguments with tensors replaced by their shapes
+(and, for convolutions, any zero padding that was merged into the input) and
+returns the products it runs, each a :class:`Counted` with its count under every
+requested convention. Its docstring states what it counts; the numbers come from
+the core's expressions through :mod:`symconv.numeric.layer_counts`.
+
+Operators without a rule are not counted, and the profiler lists them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import torch
+
+from ..core.errors import SymconvError
+from ..core.names import kind_of
+from ..numeric.layer import Layer
+from ..numeric.layer_counts import LayerCount, count_gradients, count_layer, count_matmul
+
+aten = torch.ops.aten
+Shape = tuple[int, ...]
+
+
+@dataclass
+class Counted:
+    """One product an operator runs: a convolution, one of its gradients, or a matrix product."""
+
+    what: str                      # "Conv2d", "grad_weight", "matmul", "attention Q·Kᵀ", …
+    totals: dict[str, int]         # convention -> operations
+    input_shape: Shape = ()
+    output_shape: Shape = ()
+    layer: Layer | None = None     # the convolution counted, for convolutions and their gradients
+    forward: dict[str, LayerCount] = field(default_factory=dict)  # ψ, λ, γ of a forward convolution
+    note: str = ""
+    product: tuple[int, int, int] | None = None  # (rows, inner, columns) of a matrix product without bias
+
+
+def with_bias(entry: Counted, conventions: tuple[str, ...]) -> Counted:
+    """A matrix product whose bias a separate ``add`` supplied (F.linear on a non-contiguous input, packed
+    attention projections): the same product with one addition per output."""
+    rows, inner, columns = entry.product
+    return Counted(entry.what + " + bias", {c: count_matmul(rows, inner, columns, True, c) for c in conventions},
+                   entry.input_shape, entry.output_shape, note="bias added by a separate add")
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a rule may need beyond the arguments."""
+
+    conventions: tuple[str, ...]
+    pad: tuple[tuple[int, int], ...] | None = None  # zero padding merged into a convolution's input, per axis
+    input_shape: Shape | None = None                # the convolution's input before that padding
+
+
+Rule = Callable[..., list[Counted]]
+RULES: dict[Any, Rule] = {}
+
+
+def rule(*packets: Any) -> Callable[[Rule], Rule]:
+    """Register a rule for aten operator packets (every overload of each)."""
+    def register(fn: Rule) -> Rule:
+        for packet in packets:
+            RULES[packet] = fn
+        return fn
+    return register
+
+
+# --- convolutions ---------------------------------------------------------------------------------------
+
+def convolution_layer(x: Shape, w: Shape, bias: bool, stride: Sequence[int], padding: Sequence[int],
+                      dilation: Sequence[int], transposed: bool, output_padding: Sequence[int], groups: int,
+                      pad: tuple[tuple[int, int], ...] | None = None) -> Layer:
+    """The :class:`Layer` an aten convolution runs, with any merged zero padding as (asymmetric) padding."""
+    ndim = len(w) - 2
+    if transposed:
+        c_in, c_out = w[0], w[1] * groups
+    else:
+        c_in, c_out = w[1] * groups, w[0]
+    left = tuple(int(p) for p in padding)
+    right = left
+    if pad is not None:
+        left = tuple(p + l for p, (l, _) in zip(left, pad))
+        right = tuple(p + r for p, (_, r) in zip(right, pad))
+    return Layer(kind_of(ndim, bool(transposed)), int(c_in), int(c_out), tuple(int(k) for k in w[2:]),
+                 tuple(int(s) for s in stride), left, tuple(int(d) for d in dilation),
+                 tuple(int(o) for o in output_padding), int(groups), bool(bias), "zeros",
+                 right if right != left else None)
+
+
+def _describe_pad(pad: tuple[tuple[int, int], ...]) -> str:
+    return "zero padding " + ", ".join(f"({l}, {r})" for l, r in pad) + " merged from constant_pad_nd"
+
+
+@rule(aten.convolution, aten._convolution)
+def convolution(x: Shape, w: Shape, bias: Shape | None, stride, padding, dilation, transposed, output_padding,
+                groups, *_, context: Context) -> list[Counted]:
+    """A convolution as the layer kind it is: ψ, λ, γ and N·(ψ·λ + γ) under each convention.
+
+    Zero padding applied just before (``constant_pad_nd`` with value 0) is merged
+    into the layer's padding, so the exact convention skips products with it.
+    """
+    layer = convolution_layer(x, w, bias is not None, stride, padding, dilation, transposed, output_padding, groups,
+                              context.pad)
+    source = context.input_shape if context.pad is not None else x
+    counts = {c: count_layer(layer, source, c) for c in context.conventions}
+    first = counts[context.conventions[0]]
+    out = (first.batch, layer.out_channels, *first.output_size) if len(x) == layer.ndim + 2 else \
+        (layer.out_channels, *first.output_size)
+    return [Counted(layer.kind, {c: v.total for c, v in counts.items()}, tuple(source), out, layer, counts,
+                    _describe_pad(context.pad) if context.pad is not None else "")]
+
+
+@rule(aten.convolution_backward)
+def convolution_backward(grad_out: Shape, x: Shape, w: Shape, bias_sizes, stride, padding, dilation, transposed,
+                         output_padding, groups, output_mask, *, context: Context) -> list[Counted]:
+    """The gradients a training step asks of a convolution (``output_mask``): grad_input, grad_weight,
+    grad_bias, each counted as :mod:`symconv.core.backward` defines it."""
+    layer = convolution_layer(x, w, bias_sizes is not None, stride, padding, dilation, transposed, output_padding,
+                              groups, context.pad)
+    source = context.input_shape if context.pad is not None else x
+    counts = {c: count_gradients(layer, source, c) for c in context.conventions}
+    out = {"grad_input": tuple(source), "grad_weight": tuple(w), "grad_bias": (layer.out_channels,)}
+    note = _describe_pad(context.pad) if context.pad is not None else ""
+    return [Counted(which, {c: v[which] for c, v in counts.items()}, tuple(grad_out), out[which], layer, note=note)
+            for which, wanted in zip(("grad_input", "grad_weight", "grad_bias"), output_mask) if wanted]
+
+
+# --- matrix products ------------------------------------------------------------------------------------
+
+def _matmul(what: str, rows: int, inner: int, columns: int, bias: bool, context: Context,
+            inputs: Shape, out: Shape) -> Counted:
+    return Counted(what, {c: count_matmul(rows, inner, columns, bias, c) for c in context.conventions},
+                   inputs, out, product=None if bias else (rows, inner, columns))
+
+
+def _check_inner(a: int, b: int, op: str) -> None:
+    if a != b:
+        raise SymconvError(f"{op}: inner sizes {a} and {b} differ")
+
+
+@rule(aten.mm)
+def mm(a: Shape, b: Shape, *_, context: Context) -> list[Counted]:
+    """(m × k)·(k × n): m·n outputs of k products and k − 1 additions (macs: m·k·n)."""
+    _check_inner(a[1], b[0], "mm")
+    return [_matmul("matmul", a[0], a[1], b[1], False, context, a, (a[0], b[1]))]
+
+
+@rule(aten.addmm)
+def addmm(bias: Shape, a: Shape, b: Shape, *_, context: Context, **__) -> list[Counted]:
+    """bias + (m × k)·(k × n): as mm, plus one addition per output (a Linear layer)."""
+    _check_inner(a[1], b[0], "addmm")
+    return [_matmul("matmul + bias", a[0], a[1], b[1], True, context, a, (a[0], b[1]))]
+
+
+@rule(aten.bmm)
+def bmm(a: Shape, b: Shape, *_, context: Context) -> list[Counted]:
+    """A batch of B products (m × k)·(k × n): B·m rows."""
+    _check_inner(a[2], b[1], "bmm")
+    return [_matmul("batched matmul", a[0] * a[1], a[2], b[2], False, context, a, (a[0], a[1], b[2]))]
+
+
+@rule(aten.baddbmm)
+def baddbmm(bias: Shape, a: Shape, b: Shape, *_, context: Context, **__) -> list[Counted]:
+    """bias + a batch of products: as bmm, plus one addition per output."""
+    _check_inner(a[2], b[1], "baddbmm")
+    return [_matmul("batched matmul + bias", a[0] * a[1], a[2], b[2], True, context, a, (a[0], a[1], b[2]))]
+
+
+@rule(aten.mv)
+def mv(a: Shape, v: Shape, *_, context: Context) -> list[Counted]:
+    """(m × k)·(k): a product with one column."""
+    _check_inner(a[1], v[0], "mv")
+    return [_matmul("matrix-vector", a[0], a[1], 1, False, context, a, (a[0],))]
+
+
+@rule(aten.addmv)
+def addmv(bias: Shape, a: Shape, v: Shape, *_, context: Context, **__) -> list[Counted]:
+    """bias + (m × k)·(k)."""
+    _check_inner(a[1], v[0], "addmv")
+    return [_matmul("matrix-vector + bias", a[0], a[1], 1, True, context, a, (a[0],))]
+
+
+@rule(aten.dot, aten.vdot)
+def dot(a: Shape, b: Shape, *_, context: Context) -> list[Counted]:
+    """(k)·(k): one output of k products."""
+    _check_inner(a[0], b[0], "dot")
+    return [_matmul("dot product", 1, a[0], 1, False, context, a, ())]
+
+
+def _attention(q: Shape, k: Shape, v: Shape, context: Context) -> list[Counted]:
+    """Q·Kᵀ and P·V of (B, H, L, E) queries, (B, Hk, S, E) keys and (B, Hk, S, Ev) values (Hk divides H)."""
+    *batch, L, E = q
+    S, Ev = k[-2], v[-1]
+    rows = math.prod(batch) * L
+    return [_matmul("attention Q·Kᵀ", rows, E, S, False, context, q, (*batch, L, S)),
+            _matmul("attention P·V", rows, S, Ev, False, context, q, (*batch, L, Ev))]
+
+
+@rule(aten._scaled_dot_product_flash_attention_for_cpu, aten._scaled_dot_product_flash_attention,
+      aten._scaled_dot_product_efficient_attention, aten._scaled_dot_product_cudnn_attention)
+def fused_attention(q: Shape, k: Shape, v: Shape, *_, context: Context, **__) -> list[Counted]:
+    """A fused scaled_dot_product_attention: its two products (softmax and scaling are not counted)."""
+    return _attention(q, k, v, context)
+
+
+@rule(aten._scaled_dot_product_flash_attention_for_cpu_backward)
+def fused_attention_backward(grad_out: Shape, q: Shape, k: Shape, v: Shape, *_, context: Context,
+                             **__) -> list[Counted]:
+    """Its backward: dP = dO·Vᵀ, dV = Pᵀ·dO, dQ = dS·K, dK = dSᵀ·Q."""
+    *batch, L, E = q
+    S, Ev = k[-2], v[-1]
+    b = math.prod(batch)
+    return [_matmul("attention dO·Vᵀ", b * L, Ev, S, False, context, grad_out, (*batch, L, S)),
+            _matmul("attention Pᵀ·dO", b * S, L, Ev, False, context, grad_out, (*batch, S, Ev)),
+            _matmul("attention dS·K", b * L, S, E, False, context, grad_out, (*batch, L, E)),
+            _matmul("attention dSᵀ·Q", b * S, L, E, False, context, grad_out, (*batch, S, E))]
+
+
+@rule(aten._native_multi_head_attention)
+def multi_head_attention(query: Shape, key: Shape, value: Shape, embed_dim: int, num_heads: int,
+                         qkv_weight: Shape, qkv_bias: Shape | None, proj_weight: Shape, proj_bias: Shape | None,
+                         *_, context: Context, **__) -> list[Counted]:
+    """nn.MultiheadAttention's fused path: the q, k, v projections, Q·Kᵀ, P·V and the output projection."""
+    *batch, L, E = query
+    S = key[-2]
+    b = math.prod(batch)
+    head = embed_dim // num_heads
+    q_rows, kv_rows = b * L, b * S
+    bias = qkv_bias is not None
+    return [
+        _matmul("in-projection q", q_rows, E, embed_dim, bias, context, query, (*batch, L, embed_dim)),
+        _matmul("in-projection k", kv_rows, E, embed_dim, bias, context, key, (*batch, S, embed_dim)),
+        _matmul("in-projection v", kv_rows, E, embed_dim, bias, context, value, (*batch, S, embed_dim)),
+        _matmul("attention Q·Kᵀ", q_rows * num_heads, head, S, False, context, query, (*batch, num_heads, L, S)),
+        _matmul("attention P·V", q_rows * num_heads, S, head, False, context, query, (*batch, num_heads, L, head)),
+        _matmul("out-projection", q_rows, embed_dim, proj_weight[0], proj_bias is not None, context, query,
+                (*batch, L, proj_weight[0])),
+    ]

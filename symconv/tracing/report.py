@@ -1,0 +1,261 @@
+"""A model's profile and its views: per module at every depth, per operator, and what was not counted.
+
+:class:`Profile` holds the records of one run (:mod:`.counting_mode`) and renders
+them: ``print(profile)`` shows the module hierarchy with totals; ``to_csv``,
+``to_markdown``, ``to_latex``, ``to_json`` and ``to_dataframe`` export them. Numbers
+are exact integers, printed with thousands separators, and totals also in units
+(``10.29 GFLOPs``, ``5.14 GMACs``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from ..core.errors import SymconvError
+from .counting_mode import DATA_MOVEMENT, Record
+
+NOT_COUNTED = "not counted"
+_PREFIXES = ((10 ** 15, "P"), (10 ** 12, "T"), (10 ** 9, "G"), (10 ** 6, "M"), (10 ** 3, "K"))
+
+
+def unit(convention: str) -> str:
+    """What a convention's numbers count: multiply-accumulates, or operations (FLOPs)."""
+    return "MACs" if convention == "macs" else "FLOPs"
+
+
+def readable(value: int, convention: str) -> str:
+    """``10290000000`` -> ``'10.29 GFLOPs'`` (``'GMACs'`` under macs)."""
+    for scale, prefix in _PREFIXES:
+        if abs(value) >= scale:
+            return f"{value / scale:.2f} {prefix}{unit(convention)}"
+    return f"{value} {unit(convention)}"
+
+
+def _int(value: int | None) -> str:
+    return "" if value is None else f"{value:,}"
+
+
+def _shape(shape: tuple) -> str:
+    return "(" + ", ".join(map(str, shape)) + ")"
+
+
+@dataclass
+class ModuleInfo:
+    """A module of the model: its name (fully qualified, "" for the model), class and parameters."""
+
+    name: str
+    type: str
+    parameters: int
+
+    @property
+    def depth(self) -> int:
+        return 0 if not self.name else self.name.count(".") + 1
+
+
+@dataclass
+class Profile:
+    """Every operator a model ran, counted or not, and the views of them."""
+
+    records: list[Record]
+    conventions: tuple[str, ...]
+    run: str                        # "meta", or "real values" (the user's example, under no_grad unless backward)
+    modules: dict[str, ModuleInfo]  # in the model's order
+    model_type: str
+    input_shapes: tuple[tuple[int, ...], ...]
+    backward: bool = False
+
+    @property
+    def convention(self) -> str:
+        return self.conventions[0]
+
+    @property
+    def counted(self) -> list[Record]:
+        return [r for r in self.records if r.counted is not None]
+
+    def total(self, convention: str | None = None, phase: str | None = None) -> int:
+        """The total under a convention (the first by default), of one phase or of all records."""
+        name = convention or self.convention
+        if name not in self.conventions:
+            raise SymconvError(f"convention={name!r} was not counted; this profile has {', '.join(self.conventions)}")
+        return sum(r.counted.totals[name] for r in self.counted if phase is None or r.phase == phase)
+
+    # --- views -----------------------------------------------------------------------------------------------
+
+    def module_totals(self, depth: int | None = None) -> list[tuple[ModuleInfo, dict[str, int]]]:
+        """Every module (to ``depth``, the model being depth 0) with the totals of everything it ran."""
+        sums: dict[str, Counter] = {name: Counter() for name in self.modules}
+        for r in self.counted:
+            for name in set(r.stack) | {""}:
+                if name in sums:
+                    sums[name].update(r.counted.totals)
+        return [(info, {c: sums[info.name][c] for c in self.conventions}) for info in self.modules.values()
+                if depth is None or info.depth <= depth]
+
+    def operator_totals(self) -> list[tuple[str, str, int, dict[str, int]]]:
+        """(operator, phase, calls, totals) of every counted operator."""
+        calls: dict[tuple[str, str], int] = Counter()
+        sums: dict[tuple[str, str], Counter] = {}
+        for r in self.counted:
+            key = (r.op, r.phase)
+            calls[key] += 1
+            sums.setdefault(key, Counter()).update(r.counted.totals)
+        return [(op, phase, calls[(op, phase)], {c: sums[(op, phase)][c] for c in self.conventions})
+                for op, phase in sums]
+
+    def not_counted(self) -> list[tuple[str, int, list[str], bool]]:
+        """(operator, calls, modules, arithmetic?) of every operator that ran and is not counted."""
+        calls: Counter = Counter()
+        where: dict[str, list[str]] = {}
+        for r in self.records:
+            if r.counted is None:
+                calls[r.op] += 1
+                names = where.setdefault(r.op, [])
+                if r.module not in names:
+                    names.append(r.module)
+        return [(op, n, where[op], op not in DATA_MOVEMENT) for op, n in calls.most_common()]
+
+    def summary(self) -> str:
+        """The totals and the operators not counted, in lines of text."""
+        lines = [f"total ({c}): {self.total(c):,} {unit(c)} = {readable(self.total(c), c)}"
+                 + (f"  [forward {readable(self.total(c, 'forward'), c)}, backward "
+                    f"{readable(self.total(c, 'backward'), c)}]" if self.backward else "")
+                 for c in self.conventions]
+        skipped = self.not_counted()
+        arithmetic = [f"{n} × {op.removeprefix('aten.')}" for op, n, _, math in skipped if math]
+        moved = [f"{n} × {op.removeprefix('aten.')}" for op, n, _, math in skipped if not math]
+        if arithmetic:
+            lines.append("not counted: " + ", ".join(arithmetic))
+        if moved:
+            lines.append("no arithmetic (data movement, not counted): " + ", ".join(moved))
+        how = ("on the meta device (shapes only, nothing computed)" if self.run == "meta" else
+               "on the example tensor itself (the model needs real values)")
+        lines.append(f"model {self.model_type} on input {', '.join(map(_shape, self.input_shapes))}, run {how}"
+                     + ("; forward and backward" if self.backward else "; forward"))
+        return "\n".join(lines)
+
+    # --- the hierarchy as rows --------------------------------------------------------------------------------
+
+    def rows(self, depth: int | None = None) -> list[list[str]]:
+        """Header, then each module to ``depth`` (indented) followed by the products it ran itself.
+
+        Deeper modules are folded into their ancestors' totals, without their products' rows.
+        """
+        head = ["module", "type", "parameters", "operator", "input", "output", "psi", "lambda", "gamma",
+                *(f"{c} ({unit(c)})" for c in self.conventions)]
+        own: dict[str, list[Record]] = {}
+        for r in self.counted:
+            own.setdefault(r.module if r.module in self.modules else "", []).append(r)
+        body = [head]
+        for info, totals in self.module_totals(depth):
+            indent = "  " * info.depth
+            body.append([indent + (info.name.rsplit(".", 1)[-1] if info.name else "(model)"), info.type,
+                         _int(info.parameters), "", "", "", "", "", "", *(_int(totals[c]) for c in self.conventions)])
+            for r in own.get(info.name, []):
+                c = r.counted
+                first = c.forward.get(self.convention)
+                body.append([indent + "  ·", "", "", c.what + (" (backward)" if r.phase == "backward" else ""),
+                             _shape(c.input_shape), _shape(c.output_shape),
+                             *(_int(getattr(first, f)) if first else "" for f in ("psi", "lam", "gamma")),
+                             *(_int(c.totals[k]) for k in self.conventions)])
+        body.append(["total", "", "", "", "", "", "", "", "", *(_int(self.total(c)) for c in self.conventions)])
+        return body
+
+    def table(self, depth: int | None = None) -> str:
+        """An aligned text table of :meth:`rows`, then :meth:`summary`."""
+        rows = self.rows(depth)
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        right = set(range(6, len(rows[0]))) | {2}
+        lines = []
+        for k, r in enumerate(rows):
+            cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))]
+            lines.append("  ".join(cells).rstrip())
+            if k == 0 or k == len(rows) - 2:
+                lines.append("  ".join("-" * w for w in widths))
+        return "\n".join(lines + [self.summary()])
+
+    def __str__(self) -> str:
+        return self.table()
+
+    # --- exports --------------------------------------------------------------------------------------------------
+
+    def to_csv(self, depth: int | None = None) -> str:
+        out = io.StringIO()
+        numbers = {2} | set(range(6, 9 + len(self.conventions)))  # parameters, ψ, λ, γ and the totals
+        csv.writer(out, lineterminator="\n").writerows([[c.replace(",", "") if i in numbers and k else c
+                                                        for i, c in enumerate(r)]
+                                                       for k, r in enumerate(self.rows(depth))])
+        return out.getvalue()
+
+    def to_markdown(self, depth: int | None = None) -> str:
+        rows = self.rows(depth)
+        lines = ["| " + " | ".join(rows[0]) + " |", "|" + "|".join(" --- " for _ in rows[0]) + "|"]
+        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows[1:]]
+        return "\n".join(lines) + "\n\n" + self.summary().replace("\n", "  \n") + "\n"
+
+    def to_latex(self, depth: int | None = None) -> str:
+        rows = self.rows(depth)
+        greek = {"psi": r"$\psi$", "lambda": r"$\lambda$", "gamma": r"$\gamma$"}
+        spec = "llrlll" + "r" * (len(rows[0]) - 6)
+        lines = [rf"\begin{{tabular}}{{{spec}}}", r"\hline",
+                 " & ".join(greek.get(h, _tex_text(h)) for h in rows[0]) + r" \\", r"\hline"]
+        lines += [" & ".join(_tex_text(c) for c in r) + r" \\" for r in rows[1:]]
+        lines += [r"\hline", r"\end{tabular}"]
+        return "\n".join(lines) + "\n"
+
+    def to_json(self) -> str:
+        """Everything: totals, modules, operators, every record and what was not counted."""
+        def record(r: Record) -> dict[str, Any]:
+            c = r.counted
+            item: dict[str, Any] = {"op": r.op, "module": r.module, "stack": list(r.stack), "phase": r.phase,
+                                    "counted": c is not None}
+            if c is not None:
+                item.update(what=c.what, input=list(c.input_shape), output=list(c.output_shape), totals=c.totals,
+                            note=c.note)
+                first = c.forward.get(self.convention)
+                if first is not None:
+                    item.update(psi=first.psi, **{"lambda": first.lam}, gamma=first.gamma)
+            return item
+
+        return json.dumps({
+            "model": self.model_type, "inputs": [list(s) for s in self.input_shapes], "run": self.run,
+            "conventions": list(self.conventions), "units": {c: unit(c) for c in self.conventions},
+            "totals": {c: self.total(c) for c in self.conventions},
+            "modules": [{"name": i.name, "type": i.type, "parameters": i.parameters, "totals": t}
+                        for i, t in self.module_totals()],
+            "operators": [{"op": op, "phase": ph, "calls": n, "totals": t} for op, ph, n, t in self.operator_totals()],
+            "not_counted": [{"op": op, "calls": n, "modules": m, "arithmetic": a} for op, n, m, a in self.not_counted()],
+            "records": [record(r) for r in self.records],
+        }, indent=2)
+
+    def to_dataframe(self):
+        """One row per operator call (pip install 'symconv[pandas]'): nullable integer counts, so
+        ``df["total"].sum()`` is the profile's total under the first convention."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise SymconvError("to_dataframe needs pandas: pip install 'symconv[pandas]'") from None
+        rows = []
+        for r in self.records:
+            c = r.counted
+            first = c.forward.get(self.convention) if c is not None else None
+            row = {"module": r.module, "module_type": self.modules[r.module].type if r.module in self.modules else "",
+                   "op": r.op, "what": c.what if c else NOT_COUNTED, "phase": r.phase,
+                   "input": str(c.input_shape) if c else "", "output": str(c.output_shape) if c else "",
+                   "psi": first.psi if first else None, "lambda": first.lam if first else None,
+                   "gamma": first.gamma if first else None,
+                   "total": c.totals[self.convention] if c else None}
+            row.update({f"total_{k}": c.totals[k] if c else None for k in self.conventions[1:]})
+            rows.append(row)
+        frame = pd.DataFrame(rows)
+        integers = ["psi", "lambda", "gamma", "total", *(f"total_{k}" for k in self.conventions[1:])]
+        return frame.astype({col: "Int64" for col in integers})
+
+
+def _tex_text(text: str) -> str:
+    return text.replace("\\", r"\textbackslash{}").replace("_", r"\_").replace("&", r"\&").replace("%", r"\%") \
+        .replace("·", r"$\cdot$").replace("ᵀ", r"$^T$")

@@ -1,0 +1,393 @@
+"""Outputs of common aten operators on meta tensors, without running torch's meta kernels.
+
+Many of torch's meta kernels are Python, and their first use imports SymPy and
+torch._dynamo (about a second). The profiler only needs each output's shape and
+dtype, so for the operators every network runs it makes them here: a convolution
+from the core's output size, normalisations and pointwise operators from their
+inputs. Each function checks what torch checks about shapes (channel counts,
+broadcasting), so a model torch would refuse is refused here too. Anything else
+returns ``NotImplemented`` and the profiler runs torch's own meta kernel.
+tests/test_tracing.py compares every function here with torch's meta kernels.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any, Callable
+
+import torch
+
+from ..core.errors import SymconvError
+
+aten = torch.ops.aten
+Fast = Callable[..., Any]
+FAST: dict[Any, Fast] = {}
+
+
+def fast(*overloads: Any) -> Callable[[Fast], Fast]:
+    def register(fn: Fast) -> Fast:
+        for op in overloads:
+            FAST[op] = fn
+        return fn
+    return register
+
+
+def _empty(shape, like: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    return torch.empty(tuple(shape), dtype=dtype or like.dtype, device="meta")
+
+
+def _stats_dtype(x: torch.Tensor) -> torch.dtype:
+    return torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
+
+
+# --- convolutions -----------------------------------------------------------------------------------------
+
+@lru_cache(maxsize=4096)
+def _convolution_shape(x: tuple, w: tuple, stride: tuple, padding: tuple, dilation: tuple, transposed: bool,
+                       output_padding: tuple, groups: int) -> tuple[int, ...]:
+    from .ops import convolution_layer  # the same layer the count uses
+    layer = convolution_layer(x, w, False, stride, padding, dilation, transposed, output_padding, groups)
+    batch, spatial, out = layer.check_input(x)
+    return ((batch,) if len(x) == layer.ndim + 2 else ()) + (layer.out_channels, *out)
+
+
+@fast(aten.convolution.default)
+def convolution(x, w, bias, stride, padding, dilation, transposed, output_padding, groups):
+    return _empty(_convolution_shape(tuple(x.shape), tuple(w.shape), tuple(stride), tuple(padding), tuple(dilation),
+                                     bool(transposed), tuple(output_padding), int(groups)), x)
+
+
+@fast(aten.convolution_backward.default)
+def convolution_backward(grad_out, x, w, bias_sizes, stride, padding, dilation, transposed, output_padding, groups,
+                         output_mask):
+    return (_empty(x.shape, x) if output_mask[0] else None, _empty(w.shape, w) if output_mask[1] else None,
+            _empty(bias_sizes, grad_out) if output_mask[2] and bias_sizes is not None else None)
+
+
+# --- matrix products --------------------------------------------------------------------------------------
+
+def _product_dtype(*tensors: torch.Tensor) -> torch.dtype:
+    dtypes = {t.dtype for t in tensors}
+    if len(dtypes) != 1:
+        raise SymconvError(f"a matrix product of {' and '.join(sorted(map(str, dtypes)))} operands")
+    return dtypes.pop()
+
+
+def _inner(a: int, b: int, what: str) -> None:
+    if a != b:
+        raise SymconvError(f"{what}: inner sizes {a} and {b} differ")
+
+
+@fast(aten.mm.default)
+def mm(a, b):
+    _inner(a.shape[1], b.shape[0], "mm")
+    return _empty((a.shape[0], b.shape[1]), a, _product_dtype(a, b))
+
+
+@fast(aten.addmm.default)
+def addmm(bias, a, b, *, beta=1, alpha=1):
+    out = mm(a, b)
+    if broadcast(tuple(bias.shape), tuple(out.shape)) != tuple(out.shape):
+        raise SymconvError(f"addmm: bias shape {tuple(bias.shape)} does not broadcast to {tuple(out.shape)}")
+    return out
+
+
+@fast(aten.bmm.default)
+def bmm(a, b):
+    _inner(a.shape[2], b.shape[1], "bmm")
+    if a.shape[0] != b.shape[0]:
+        raise SymconvError(f"bmm: batch sizes {a.shape[0]} and {b.shape[0]} differ")
+    return _empty((a.shape[0], a.shape[1], b.shape[2]), a, _product_dtype(a, b))
+
+
+@fast(aten.baddbmm.default)
+def baddbmm(bias, a, b, *, beta=1, alpha=1):
+    out = bmm(a, b)
+    if broadcast(tuple(bias.shape), tuple(out.shape)) != tuple(out.shape):
+        raise SymconvError(f"baddbmm: bias shape {tuple(bias.shape)} does not broadcast to {tuple(out.shape)}")
+    return out
+
+
+@fast(aten.mv.default)
+def mv(a, v):
+    _inner(a.shape[1], v.shape[0], "mv")
+    return _empty((a.shape[0],), a, _product_dtype(a, v))
+
+
+@fast(aten.dot.default, aten.vdot.default)
+def dot(a, b):
+    _inner(a.shape[0], b.shape[0], "dot")
+    return _empty((), a, _product_dtype(a, b))
+
+
+# --- normalisations ---------------------------------------------------------------------------------------
+
+def _check_channels(x: torch.Tensor, *per_channel: torch.Tensor | None) -> int:
+    channels = x.shape[1] if x.dim() > 1 else 1
+    for t in per_channel:
+        if t is not None and t.numel() != channels:
+            raise SymconvError(f"a normalisation over {channels} channels got a parameter of {t.numel()} "
+                               f"elements (input shape {tuple(x.shape)})")
+    return channels
+
+
+@fast(aten.native_batch_norm.default, aten._native_batch_norm_legit.default)
+def native_batch_norm(x, weight, bias, running_mean, running_var, training, momentum, eps):
+    stats = (_check_channels(x, weight, bias, running_mean, running_var),)
+    return _empty(x.shape, x), _empty(stats, x, _stats_dtype(x)), _empty(stats, x, _stats_dtype(x))
+
+
+@fast(aten._native_batch_norm_legit_no_training.default)
+def native_batch_norm_legit_no_training(x, weight, bias, running_mean, running_var, momentum, eps):
+    return native_batch_norm(x, weight, bias, running_mean, running_var, False, momentum, eps)
+
+
+@fast(aten.native_batch_norm_backward.default)
+def native_batch_norm_backward(grad_out, x, weight, running_mean, running_var, save_mean, save_invstd, train, eps,
+                               output_mask):
+    channels = _check_channels(x, weight)
+    return (_empty(x.shape, x) if output_mask[0] else None,
+            _empty((channels,), x) if output_mask[1] else None,
+            _empty((channels,), x) if output_mask[2] else None)
+
+
+@fast(aten.native_layer_norm.default)
+def native_layer_norm(x, normalized_shape, weight, bias, eps):
+    k = len(normalized_shape)
+    if tuple(x.shape[x.dim() - k:]) != tuple(normalized_shape):
+        raise SymconvError(f"layer_norm over {tuple(normalized_shape)} got input shape {tuple(x.shape)}")
+    stats = tuple(x.shape[:x.dim() - k]) + (1,) * k
+    return _empty(x.shape, x), _empty(stats, x, _stats_dtype(x)), _empty(stats, x, _stats_dtype(x))
+
+
+@fast(aten.native_layer_norm_backward.default)
+def native_layer_norm_backward(grad_out, x, normalized_shape, mean, rstd, weight, bias, output_mask):
+    return (_empty(x.shape, x) if output_mask[0] else None,
+            _empty(weight.shape, weight) if output_mask[1] and weight is not None else None,
+            _empty(bias.shape, bias) if output_mask[2] and bias is not None else None)
+
+
+@fast(aten.native_group_norm.default)
+def native_group_norm(x, weight, bias, N, C, HxW, group, eps):
+    if C % group:
+        raise SymconvError(f"group_norm: {group} groups do not divide {C} channels")
+    _check_channels(x, weight, bias)
+    return _empty(x.shape, x), _empty((N, group), x, _stats_dtype(x)), _empty((N, group), x, _stats_dtype(x))
+
+
+@fast(aten.native_group_norm_backward.default)
+def native_group_norm_backward(grad_out, x, mean, rstd, weight, N, C, HxW, group, output_mask):
+    return (_empty(x.shape, x) if output_mask[0] else None,
+            _empty((C,), x) if output_mask[1] else None,
+            _empty((C,), x) if output_mask[2] else None)
+
+
+# --- shape-preserving operators -----------------------------------------------------------------------------
+
+@fast(aten._softmax.default, aten._log_softmax.default)
+def softmax(x, dim, half_to_float):
+    return _empty(x.shape, x, torch.float32 if half_to_float else None)
+
+
+@fast(aten._safe_softmax.default)
+def safe_softmax(x, dim, dtype=None):
+    return _empty(x.shape, x, dtype)
+
+
+@fast(aten._softmax_backward_data.default, aten._log_softmax_backward_data.default)
+def softmax_backward(grad_out, output, dim, input_dtype):
+    return _empty(grad_out.shape, grad_out, input_dtype)
+
+
+@fast(aten.native_dropout.default)
+def native_dropout(x, p, train):
+    return _empty(x.shape, x), _empty(x.shape, x, torch.bool)
+
+
+@fast(aten.constant_pad_nd.default)
+def constant_pad_nd(x, pad, value=0):
+    if len(pad) % 2 or len(pad) // 2 > x.dim():
+        raise SymconvError(f"pad {tuple(pad)} does not fit input shape {tuple(x.shape)}")
+    shape = list(x.shape)
+    for i in range(len(pad) // 2):
+        shape[-1 - i] += pad[2 * i] + pad[2 * i + 1]
+        if shape[-1 - i] < 0:
+            raise SymconvError(f"pad {tuple(pad)} leaves a negative size on input shape {tuple(x.shape)}")
+    return _empty(shape, x)
+
+
+# --- reductions ---------------------------------------------------------------------------------------------
+
+def _reduced(x: torch.Tensor, dim, keepdim: bool) -> tuple[int, ...]:
+    dims = range(x.dim()) if dim is None or (isinstance(dim, (list, tuple)) and not dim) else \
+        ([dim] if isinstance(dim, int) else dim)
+    axes = {d % x.dim() if x.dim() else 0 for d in dims}
+    return tuple(1 if i in axes else n for i, n in enumerate(x.shape) if keepdim or i not in axes)
+
+
+@fast(aten.mean.dim)
+def mean_dim(x, dim, keepdim=False, dtype=None):
+    if dtype is None and not (x.is_floating_point() or x.is_complex()):
+        return NotImplemented  # torch refuses integer means: let it say so
+    return _empty(_reduced(x, dim, keepdim), x, dtype)
+
+
+@fast(aten.sum.dim_IntList)
+def sum_dim(x, dim, keepdim=False, dtype=None):
+    if dtype is None and not (x.is_floating_point() or x.is_complex()):
+        dtype = torch.int64  # integer sums accumulate in int64
+    return _empty(_reduced(x, dim, keepdim), x, dtype)
+
+
+@fast(aten.sum.default)
+def sum_all(x, dtype=None):
+    return sum_dim(x, None, False, dtype)
+
+
+@fast(aten.mean.default)
+def mean_all(x, dtype=None):
+    return mean_dim(x, None, False, dtype)
+
+
+@fast(aten.amax.default, aten.amin.default)
+def extremum(x, dim=(), keepdim=False):
+    return _empty(_reduced(x, dim, keepdim), x)
+
+
+# --- pooling and resampling ---------------------------------------------------------------------------------
+
+def _pool_size(size: int, kernel: int, stride: int, padding: int, dilation: int, ceil_mode: bool) -> int:
+    """ATen's pooling output size (pooling_output_shape)."""
+    if padding > (dilation * (kernel - 1) + 1) // 2:
+        raise SymconvError(f"pooling padding {padding} must be at most half of the kernel {kernel}")
+    out = (size + 2 * padding - dilation * (kernel - 1) - 1 + (stride - 1 if ceil_mode else 0)) // stride + 1
+    if ceil_mode and (out - 1) * stride >= size + padding:
+        out -= 1
+    if out < 1:
+        raise SymconvError(f"pooling kernel {kernel} leaves no output on a size-{size} input")
+    return out
+
+
+def _pooled(x: torch.Tensor, n: int, kernel, stride, padding, dilation, ceil_mode: bool) -> tuple[int, ...]:
+    def per_axis(v, default):
+        v = list(v) if isinstance(v, (list, tuple)) else [v]
+        return [default[i] for i in range(n)] if not v else v * n if len(v) == 1 else v
+    k = per_axis(kernel, None)
+    s = per_axis(stride, k)
+    p, d = per_axis(padding, [0] * n), per_axis(dilation, [1] * n)
+    if x.dim() not in (n + 1, n + 2):
+        raise SymconvError(f"{n}-d pooling got input shape {tuple(x.shape)}")
+    return tuple(x.shape[:-n]) + tuple(_pool_size(x.shape[-n + a], k[a], s[a], p[a], d[a], ceil_mode)
+                                       for a in range(n))
+
+
+def _max_pool(n: int):
+    def run(x, kernel_size, stride=(), padding=0, dilation=1, ceil_mode=False):
+        shape = _pooled(x, n, kernel_size, stride, padding, dilation, ceil_mode)
+        return _empty(shape, x), _empty(shape, x, torch.int64)
+    return run
+
+
+def _avg_pool(n: int):
+    def run(x, kernel_size, stride=(), padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None):
+        return _empty(_pooled(x, n, kernel_size, stride, padding, 1, ceil_mode), x)
+    return run
+
+
+for _n, _max, _avg in ((2, aten.max_pool2d_with_indices.default, aten.avg_pool2d.default),
+                       (3, aten.max_pool3d_with_indices.default, aten.avg_pool3d.default)):
+    fast(_max)(_max_pool(_n))
+    fast(_avg)(_avg_pool(_n))
+
+
+@fast(aten._adaptive_avg_pool2d.default, aten._adaptive_avg_pool3d.default)
+def adaptive_avg_pool(x, output_size):
+    return _empty(tuple(x.shape[:-len(output_size)]) + tuple(output_size), x)
+
+
+@fast(aten.adaptive_max_pool2d.default, aten.adaptive_max_pool3d.default)
+def adaptive_max_pool(x, output_size):
+    shape = tuple(x.shape[:-len(output_size)]) + tuple(output_size)
+    return _empty(shape, x), _empty(shape, x, torch.int64)
+
+
+@fast(aten.max_pool2d_with_indices_backward.default, aten.max_pool3d_with_indices_backward.default,
+      aten.avg_pool2d_backward.default, aten.avg_pool3d_backward.default,
+      aten._adaptive_avg_pool2d_backward.default, aten._adaptive_avg_pool3d_backward.default,
+      aten.adaptive_max_pool2d_backward.default, aten.adaptive_max_pool3d_backward.default)
+def pool_backward(grad_out, x, *args):
+    return _empty(x.shape, x)
+
+
+def _upsample(n: int):
+    def run(x, output_size, *args):
+        scales = [a for a in args if isinstance(a, (list, tuple))]
+        if output_size is None:
+            if not scales or scales[-1] is None:
+                return NotImplemented
+            output_size = [int(x.shape[-n + a] * scales[-1][a]) for a in range(n)]
+        return _empty(tuple(x.shape[:-n]) + tuple(output_size), x)
+    return run
+
+
+for _n, _ops in ((1, (aten.upsample_nearest1d, aten.upsample_linear1d)),
+                 (2, (aten.upsample_nearest2d, aten.upsample_bilinear2d, aten.upsample_bicubic2d)),
+                 (3, (aten.upsample_nearest3d, aten.upsample_trilinear3d))):
+    for _op in _ops:
+        fast(_op.default, _op.vec)(_upsample(_n))
+
+
+# --- pointwise operators -----------------------------------------------------------------------------------
+
+def _small(value: Any) -> Any:
+    """A one-element CPU stand-in with the same dtype and the same role in type promotion (0-d stays 0-d)."""
+    if isinstance(value, torch.Tensor):
+        return torch.ones((1,) * min(value.dim(), 1), dtype=value.dtype)
+    return value
+
+
+def broadcast(*shapes: tuple[int, ...]) -> tuple[int, ...]:
+    """torch's broadcasting of shapes (``torch.broadcast_shapes`` runs a Python reference that imports SymPy)."""
+    out = []
+    for i in range(1, max(map(len, shapes), default=0) + 1):
+        sizes = {s[-i] for s in shapes if len(s) >= i and s[-i] != 1}
+        if len(sizes) > 1:
+            raise SymconvError(f"shapes {', '.join(str(tuple(s)) for s in shapes)} do not broadcast")
+        out.append(sizes.pop() if sizes else 1)
+    return tuple(reversed(out))
+
+
+def pointwise(func, args: tuple, kwargs: dict) -> Any:
+    """A pointwise operator: broadcast shape; dtype from the same operator on one-element CPU stand-ins."""
+    schema = func._schema
+    if schema.arguments and schema.arguments[0].alias_info is not None and schema.arguments[0].alias_info.is_write:
+        others = [a for a in args[1:] if isinstance(a, torch.Tensor)]
+        if broadcast(tuple(args[0].shape), *(tuple(a.shape) for a in others)) != tuple(args[0].shape):
+            raise SymconvError(f"{func}: the operands do not broadcast to the shape {tuple(args[0].shape)} "
+                               f"updated in place")
+        return args[0]
+    if "out" in kwargs:
+        return NotImplemented
+    tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
+    if not tensors:
+        return NotImplemented
+    shape = broadcast(*(tuple(t.shape) for t in tensors))
+    try:
+        sample = func(*(_small(a) for a in args), **{k: _small(v) for k, v in kwargs.items()})
+    except Exception:  # a stand-in this operator refuses: let torch's meta kernel answer
+        return NotImplemented
+    if isinstance(sample, torch.Tensor):
+        return _empty(shape, tensors[0], sample.dtype)
+    if isinstance(sample, tuple) and all(isinstance(s, torch.Tensor) for s in sample):
+        return tuple(_empty(shape, tensors[0], s.dtype) for s in sample)
+    return NotImplemented
+
+
+def fast_output(func, args: tuple, kwargs: dict) -> Any:
+    """The output of ``func`` on meta tensors made here, or NotImplemented where torch's kernel must run."""
+    handler = FAST.get(func)
+    if handler is not None:
+        return handler(*args, **kwargs)
+    if torch.Tag.pointwise in func.tags:
+        return pointwise(func, args, kwargs)
+    return NotImplemented

@@ -1,0 +1,620 @@
+"""The op-level profiler: what runs is counted, against independent counts, and the user's model is never touched."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import math
+import random
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import symconv
+from symconv.frontends import examples
+from symconv.frontends.cli import main
+from symconv.numeric.layer import Layer
+from symconv.oracle import grid
+from symconv.tracing import shapes
+from symconv.tracing.report import readable
+
+from .bruteforce import simulate, simulate_gradients
+
+CONVENTIONS = ("docs", "exact", "macs")
+
+
+def counted(model: nn.Module, inputs, convention: str = "exact", **options):
+    result = symconv.profile(model, inputs, convention, all_conventions=True, **options)
+    return result, {c: result.total(c) for c in CONVENTIONS}
+
+
+def layer_totals(layer: Layer, shape: tuple[int, ...]) -> dict[str, int]:
+    return {c: simulate(layer, shape, c) for c in CONVENTIONS}
+
+
+def matmul_totals(rows: int, inner: int, columns: int, bias: bool) -> dict[str, int]:
+    """The matrix-product rule restated: m·n·(2k − 1 + bias) operations, m·k·n MACs."""
+    ops = rows * columns * (2 * inner - 1 + bias)
+    return {"docs": ops, "exact": ops, "macs": rows * inner * columns}
+
+
+def add(*totals: dict[str, int]) -> dict[str, int]:
+    return {c: sum(t[c] for t in totals) for c in CONVENTIONS}
+
+
+# --- whatever reaches a convolution ---------------------------------------------------------------------------
+
+class Conv2dSame(nn.Conv2d):
+    """The pad-then-convolve subclass of TensorFlow ports (timm's Conv2dSame): asymmetric zero padding."""
+
+    def forward(self, x):
+        ih, iw = x.shape[-2:]
+        pads = []
+        for size, k, s, d in zip((iw, ih), self.kernel_size[::-1], self.stride[::-1], self.dilation[::-1]):
+            total = max((math.ceil(size / s) - 1) * s + (k - 1) * d + 1 - size, 0)
+            pads += [total // 2, total - total // 2]
+        return F.conv2d(F.pad(x, pads), self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+def test_a_pad_then_convolve_subclass_keeps_its_padding():
+    module = Conv2dSame(3, 8, (3, 4), stride=2, bias=False)
+    result, totals = counted(module, (2, 3, 9, 10))
+    # TensorFlow's SAME: (1, 1) rows and (1, 2) columns of zeros, merged into the layer's padding
+    merged = Layer("Conv2d", 3, 8, (3, 4), (2, 2), (1, 1), (1, 1), (0, 0), 1, False, "zeros", (1, 2))
+    assert totals == layer_totals(merged, (2, 3, 9, 10))
+    unmerged = Layer("Conv2d", 3, 8, (3, 4), (2, 2), (0, 0), (1, 1), (0, 0), 1, False)
+    assert totals["exact"] < simulate(unmerged, (2, 3, 11, 13), "exact")  # counting on the padded input: more
+    assert "merged from constant_pad_nd" in result.counted[0].counted.note
+
+
+@pytest.mark.parametrize("kernel, dilation", [(2, 1), (4, 1), (4, 2), ((2, 5), 1), (3, 1)])
+def test_padding_same_and_a_hand_written_pad(kernel, dilation):
+    module = nn.Conv2d(2, 4, kernel, padding="same", dilation=dilation)
+    _, totals = counted(module, (1, 2, 7, 8))
+    assert totals == layer_totals(symconv.layer_from_module(module), (1, 2, 7, 8))
+
+    class HandPad(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(2, 4, 3, bias=False)
+
+        def forward(self, x):
+            return self.conv(F.pad(x, (2, 0, 1, 3)))
+
+    _, totals = counted(HandPad(), (1, 2, 6, 6))
+    merged = Layer("Conv2d", 2, 4, (3, 3), (1, 1), (1, 2), (1, 1), (0, 0), 1, False, "zeros", (3, 0))
+    assert totals == layer_totals(merged, (1, 2, 6, 6))
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+def test_data_padding_counts_its_products(mode):
+    module = nn.Conv2d(2, 3, 3, padding=2, padding_mode=mode)
+    _, totals = counted(module, (1, 2, 5, 6))
+    assert totals == layer_totals(symconv.layer_from_module(module), (1, 2, 5, 6))
+    unpadded = Layer("Conv2d", 2, 3, (3, 3), (1, 1), (0, 0), (1, 1), (0, 0), 1, True)
+    assert totals == layer_totals(unpadded, (1, 2, 9, 10))
+
+
+def test_parametrized_convolutions_are_counted():
+    plain = nn.Conv1d(4, 6, 5, padding=2)
+    layer = symconv.layer_from_module(plain)
+    for wrap in (nn.utils.parametrizations.weight_norm, nn.utils.parametrizations.spectral_norm,
+                 nn.utils.weight_norm):
+        model = nn.Sequential(wrap(copy.deepcopy(plain)), nn.LeakyReLU(0.1))
+        result, totals = counted(model, (2, 4, 16))
+        convs = [r for r in result.counted if r.op == "aten.convolution"]
+        assert len(convs) == 1 and convs[0].module == "0"
+        assert convs[0].counted.totals == layer_totals(layer, (2, 4, 16))
+    # spectral_norm's power iteration runs matrix-vector products: counted too, not silently dropped
+    assert {r.counted.what for r in result.counted} >= {"matrix-vector", "Conv1d"} or wrap is nn.utils.weight_norm
+
+
+def test_hifigan_style_generator_is_not_zero():
+    class ResBlock(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            wn = nn.utils.parametrizations.weight_norm
+            self.convs = nn.ModuleList(wn(nn.Conv1d(c, c, 3, dilation=d, padding=d)) for d in (1, 3))
+
+        def forward(self, x):
+            for conv in self.convs:
+                x = x + conv(F.leaky_relu(x, 0.1))
+            return x
+
+    class Generator(nn.Module):
+        def __init__(self):
+            super().__init__()
+            wn = nn.utils.parametrizations.weight_norm
+            self.pre = wn(nn.Conv1d(8, 16, 7, padding=3))
+            self.up = wn(nn.ConvTranspose1d(16, 8, 16, stride=8, padding=4))
+            self.res = ResBlock(8)
+            self.post = wn(nn.Conv1d(8, 1, 7, padding=3))
+
+        def forward(self, x):
+            x = self.up(F.leaky_relu(self.pre(x), 0.1))
+            return torch.tanh(self.post(self.res(x)))
+
+    model = Generator()
+    _, totals = counted(model, (1, 8, 20))
+    expected = [(model.pre, (1, 8, 20)), (model.up, (1, 16, 20)), (model.res.convs[0], (1, 8, 160)),
+                (model.res.convs[1], (1, 8, 160)), (model.post, (1, 8, 160))]
+    assert totals == add(*(layer_totals(symconv.layer_from_module(m), s) for m, s in expected))
+    assert totals["exact"] > 0
+
+
+def test_functional_calls_and_output_size():
+    class Functional(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(4, 2, 3, 3))
+            self.v = nn.Parameter(torch.randn(4, 2, 3, 3))
+            self.up = nn.ConvTranspose2d(2, 2, 3, stride=2, padding=1)
+
+        def forward(self, x):
+            y = F.conv2d(x, self.w, stride=1, padding=1)
+            y = F.conv_transpose2d(y, self.v, stride=2)
+            return self.up(y, output_size=(26, 26))
+
+    result, totals = counted(Functional(), (1, 2, 6, 6))
+    conv = Layer.make("Conv2d", 2, 4, 3, padding=1, bias=False)
+    convt = Layer.make("ConvTranspose2d", 4, 2, 3, stride=2, bias=False)
+    # output_size=(26, 26) on a 13x13 input asks for output_padding 1: counted with it
+    sized = Layer.make("ConvTranspose2d", 2, 2, 3, stride=2, padding=1, output_padding=1)
+    assert totals == add(layer_totals(conv, (1, 2, 6, 6)), layer_totals(convt, (1, 4, 6, 6)),
+                         layer_totals(sized, (1, 2, 13, 13)))
+    assert result.counted[-1].counted.output_shape == (1, 2, 26, 26)
+
+
+def test_unbatched_input():
+    module = nn.ConvTranspose2d(3, 2, 4, stride=2, padding=1, groups=1)
+    _, totals = counted(module, (3, 5, 5))
+    assert totals == layer_totals(symconv.layer_from_module(module), (3, 5, 5))
+
+
+# --- matrix products and attention ------------------------------------------------------------------------------
+
+def test_linear_on_every_input_layout():
+    lin = nn.Linear(6, 5)
+    for shape, permute in (((4, 6), None), ((2, 3, 6), None), ((2, 6, 3, 4), (0, 2, 3, 1))):
+        class Head(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.lin = lin
+
+            def forward(self, x):
+                return self.lin(x.permute(*permute) if permute else x)
+
+        _, totals = counted(Head(), shape)
+        rows = math.prod(shape) // 6
+        assert totals == matmul_totals(rows, 6, 5, True), shape
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_multihead_attention_counts_projections_and_products(training):
+    E, H, B, L, S = 8, 2, 2, 5, 7
+    mha = nn.MultiheadAttention(E, H, batch_first=True).train(training)
+
+    class Cross(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attn = mha
+
+        def forward(self, q, kv):
+            return self.attn(q, kv, kv, need_weights=False)[0]
+
+    result, totals = counted(Cross(), (torch.randn(B, L, E), torch.randn(B, S, E)))
+    head = E // H
+    expected = add(matmul_totals(B * L, E, E, True), matmul_totals(B * S, E, E, True),
+                   matmul_totals(B * S, E, E, True), matmul_totals(B * H * L, head, S, False),
+                   matmul_totals(B * H * L, S, head, False), matmul_totals(B * L, E, E, True))
+    assert totals == expected
+    assert all(r.module == "attn" for r in result.counted)
+
+
+def test_scaled_dot_product_attention_counts_both_products():
+    class SDPA(nn.Module):
+        def forward(self, q, k, v):
+            return F.scaled_dot_product_attention(q, k, v)
+
+    q, k, v = torch.randn(2, 3, 5, 4), torch.randn(2, 3, 7, 4), torch.randn(2, 3, 7, 6)
+    _, totals = counted(SDPA(), (q, k, v))
+    assert totals == add(matmul_totals(2 * 3 * 5, 4, 7, False), matmul_totals(2 * 3 * 5, 7, 6, False))
+    # the fused CPU kernel that runs on real tensors has its own rule, with the same counts
+    from symconv.tracing.ops import Context, fused_attention
+    fused = fused_attention(tuple(q.shape), tuple(k.shape), tuple(v.shape), context=Context(CONVENTIONS))
+    assert add(*(f.totals for f in fused)) == totals
+
+
+def test_fused_multihead_attention_rule():
+    from symconv.tracing.ops import Context, multi_head_attention
+    E, H, B, L = 8, 2, 3, 4
+    entries = multi_head_attention((B, L, E), (B, L, E), (B, L, E), E, H, (3 * E, E), (3 * E,), (E, E), (E,),
+                                   context=Context(CONVENTIONS))
+    assert add(*(e.totals for e in entries)) == add(
+        *[matmul_totals(B * L, E, E, True)] * 3, matmul_totals(B * H * L, E // H, L, False),
+        matmul_totals(B * H * L, L, E // H, False), matmul_totals(B * L, E, E, True))
+
+
+# --- real values, never zeros, and never the user's model --------------------------------------------------------
+
+class Branching(nn.Module):
+    """Data-dependent control flow: only real values decide which convolution runs."""
+
+    def __init__(self):
+        super().__init__()
+        self.small = nn.Conv1d(1, 1, 3)
+        self.large = nn.Conv1d(1, 1, 5)
+
+    def forward(self, x):
+        return self.small(x) if x.sum() > 0 else self.large(x)
+
+
+def test_data_dependent_models_run_on_the_users_own_tensor():
+    model = Branching()
+    for sign, branch in ((1.0, model.small), (-1.0, model.large)):
+        x = torch.full((1, 1, 12), sign)
+        result, totals = counted(model, x)
+        assert result.run == "real values"
+        assert totals == layer_totals(symconv.layer_from_module(branch), (1, 1, 12))
+        assert [r.module for r in result.counted] == ["small" if sign > 0 else "large"]
+    with pytest.raises(symconv.SymconvError, match="needs real values .* pass an example tensor"):
+        symconv.profile(model, (1, 1, 12))
+
+
+def snapshot(model: nn.Module) -> dict:
+    return {
+        "tensors": {name: (t, t.device, t.detach().clone() if not isinstance(t, nn.parameter.UninitializedParameter)
+                           else None) for name, t in [*model.named_parameters(), *model.named_buffers()]},
+        "classes": {name: type(m) for name, m in model.named_modules()},
+        "training": {name: m.training for name, m in model.named_modules()},
+        "forward": {name: m.__dict__.get("forward") for name, m in model.named_modules()},
+        "hooks": {name: [dict(getattr(m, h)) for h in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks")]
+                  for name, m in model.named_modules()},
+        "grads": {name: p.grad for name, p in model.named_parameters()},
+    }
+
+
+def assert_untouched(model: nn.Module, before: dict) -> None:
+    after = snapshot(model)
+    assert after["classes"] == before["classes"] and after["training"] == before["training"]
+    assert after["forward"] == before["forward"] and after["hooks"] == before["hooks"]
+    assert after["grads"] == before["grads"]
+    for name, (t, device, values) in before["tensors"].items():
+        now, now_device, _ = after["tensors"][name]
+        assert now is t and now_device == device, name
+        if values is not None:
+            assert torch.equal(now.detach(), values), name
+
+
+def global_state() -> tuple:
+    from torch.nn.modules import module
+    return (len(module._global_forward_hooks), len(module._global_forward_pre_hooks),
+            len(module._global_backward_hooks), torch.get_rng_state().clone(), torch.is_grad_enabled(),
+            torch.nn.functional.conv2d, torch.nn.Conv2d.forward, torch.Tensor.__add__)
+
+
+class Boom(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.bn = nn.BatchNorm2d(4)
+
+    def forward(self, x):
+        self.bn(self.conv(x))
+        raise ValueError("the user's forward fails")
+
+
+FAILING = [
+    ("lazy then wrong channels", lambda: nn.Sequential(nn.LazyConv2d(4, 3), nn.BatchNorm2d(4), nn.Dropout(0.5),
+                                                      nn.Conv2d(5, 2, 1)).train(), "has 4 channels but in_channels=5"),
+    ("batch norm with the wrong channel count", lambda: nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(5)).train(),
+     "running_mean"),
+    ("a forward that raises", lambda: Boom().train(), "the user's forward fails"),
+]
+
+
+@pytest.mark.parametrize("name, build, message", FAILING, ids=[f[0] for f in FAILING])
+@pytest.mark.parametrize("inputs", ["shape", "tensor"])
+@pytest.mark.parametrize("backward", [False, True])
+def test_a_model_failing_midway_is_left_untouched(name, build, message, inputs, backward):
+    model = build()
+    model.register_forward_hook(lambda m, i, o: None)
+    x = torch.randn(2, 3, 8, 8, requires_grad=backward)
+    before, state = snapshot(model), global_state()
+    with pytest.raises(symconv.SymconvError, match=message):
+        symconv.profile(model, (2, 3, 8, 8) if inputs == "shape" else x, backward=backward)
+    assert_untouched(model, before)
+    now = global_state()
+    assert now[:3] == state[:3] and torch.equal(now[3], state[3]) and now[4:] == state[4:]
+    assert x.grad is None
+
+
+def test_a_successful_profile_leaves_everything_as_it_was():
+    model = nn.Sequential(nn.LazyConv2d(4, 3), nn.BatchNorm2d(4), nn.Dropout(0.5), nn.ReLU(),
+                          nn.utils.parametrizations.spectral_norm(nn.Conv2d(4, 4, 3))).train()
+    x = torch.randn(2, 3, 9, 9, requires_grad=True)
+    before, state = snapshot(model), global_state()
+    result = symconv.profile(model, x, backward=True)
+    assert result.total("docs", phase="backward") > 0
+    assert_untouched(model, before)
+    assert isinstance(model[0].weight, nn.parameter.UninitializedParameter)  # still lazy
+    assert model[1].num_batches_tracked.item() == 0  # no statistics updated
+    now = global_state()
+    assert now[:3] == state[:3] and torch.equal(now[3], state[3]) and now[4:] == state[4:]
+    assert x.grad is None
+
+
+def test_a_script_module_is_refused():
+    scripted = torch.jit.script(nn.Conv2d(1, 1, 3))
+    with pytest.raises(symconv.SymconvError, match="TorchScript"):
+        symconv.profile(scripted, (1, 1, 5, 5))
+
+
+def test_a_bug_in_symconv_is_not_blamed_on_the_model(monkeypatch):
+    from symconv.tracing import ops
+
+    def broken(*args, **kwargs):
+        raise KeyError("a bug")
+
+    monkeypatch.setitem(ops.RULES, torch.ops.aten.convolution, broken)
+    with pytest.raises(KeyError, match="a bug"):
+        symconv.profile(nn.Conv2d(1, 1, 3), (1, 1, 5, 5))
+
+
+# --- backward -----------------------------------------------------------------------------------------------------
+
+def _ones_gradients(pt: grid.Point) -> tuple[int, int, int, int]:
+    """(Σ grad_input, nonzeros, Σ grad_weight, nonzeros) of one channel on ones: the triples, Z_in and Z_tap."""
+    fn = {(1, False): F.conv1d, (2, False): F.conv2d, (3, False): F.conv3d, (1, True): F.conv_transpose1d,
+          (2, True): F.conv_transpose2d, (3, True): F.conv_transpose3d}[(pt.ndim, pt.transposed)]
+    x = torch.ones((1, 1, *pt.L), dtype=torch.float64, requires_grad=True)
+    w = torch.ones((1, 1, *pt.k), dtype=torch.float64, requires_grad=True)
+    extra = {"output_padding": pt.op} if pt.transposed else {}
+    y = fn(x, w, stride=pt.s, padding=pt.p, dilation=pt.d, **extra)
+    y.backward(torch.ones_like(y))
+    return (int(x.grad.sum()), int(torch.count_nonzero(x.grad)), int(w.grad.sum()), int(torch.count_nonzero(w.grad)))
+
+
+@pytest.mark.parametrize("transposed", [True, False])
+def test_gradient_counts_against_torch_ones_gradients(transposed):
+    points = grid.grid_1d(transposed) + grid.samples_nd(transposed, 2, 150, seed=5) + \
+        grid.samples_nd(transposed, 3, 50, seed=5)
+    for pt in points:
+        layer = Layer(("ConvTranspose" if transposed else "Conv") + f"{pt.ndim}d", 1, 1, pt.k, pt.s, pt.p, pt.d,
+                      pt.op, 1, True)
+        shape = (1, 1, *pt.L)
+        counts = symconv.count_gradients(layer, shape, "exact")
+        T, Z_in, T_w, Z_tap = _ones_gradients(pt)
+        assert T == T_w
+        out = math.prod(layer.output_size(pt.L))
+        # one channel, one sample: every reached gradient element sums its products
+        assert (counts["grad_input"], counts["grad_weight"], counts["grad_bias"]) == \
+            (2 * T - Z_in, 2 * T - Z_tap, out - 1), pt.describe()
+    assert len(points) > 2500
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_gradient_counts_against_a_triple_by_triple_count(seed):
+    rng = random.Random(seed)
+    ndim = rng.randint(1, 3)
+    transposed = rng.random() < 0.5
+    for _ in range(100):
+        g = rng.choice([1, 2, 3])
+        k = tuple(rng.randint(1, 4) for _ in range(ndim))
+        s = tuple(rng.randint(1, 3) for _ in range(ndim))
+        d = tuple(rng.randint(1, 2) for _ in range(ndim))
+        p = tuple(rng.randint(0, di * (ki - 1) + 1) for ki, di in zip(k, d))
+        op = tuple(rng.randint(0, max(si, di) - 1) for si, di in zip(s, d)) if transposed else (0,) * ndim
+        try:
+            layer = Layer(("ConvTranspose" if transposed else "Conv") + f"{ndim}d", g * rng.randint(1, 2),
+                          g * rng.randint(1, 2), k, s, p, d, op, g, rng.random() < 0.5)
+            shape = (rng.randint(1, 2), layer.in_channels, *(rng.randint(1, 5) for _ in range(ndim)))
+            layer.check_input(shape)
+            break
+        except symconv.SymconvError:
+            continue
+    else:
+        pytest.fail("no valid layer drawn")
+    for convention in CONVENTIONS:
+        assert symconv.count_gradients(layer, shape, convention) == simulate_gradients(layer, shape, convention)
+
+
+def test_a_training_step_counts_every_gradient_it_runs():
+    model = examples.dcgan_generator(nz=8, ngf=2, nc=3)
+    model[0].weight.requires_grad_(False)  # a frozen layer: no grad_weight
+    x = torch.randn(2, 8, 1, 1, requires_grad=True)
+    result, totals = counted(model, x, backward=True)
+    expected = {c: 0 for c in CONVENTIONS}
+    shape = (2, 8, 1, 1)
+    with torch.no_grad():
+        y = x.detach()
+        for module in model:
+            if isinstance(module, nn.ConvTranspose2d):
+                layer = symconv.layer_from_module(module)
+                grads = {c: simulate_gradients(layer, tuple(y.shape), c) for c in CONVENTIONS}
+                forward = layer_totals(layer, tuple(y.shape))
+                for c in CONVENTIONS:
+                    expected[c] += forward[c] + grads[c]["grad_input"]  # every input requires grad here
+                    expected[c] += grads[c]["grad_weight"] if module.weight.requires_grad else 0
+            y = module(y)
+    assert totals == expected
+    phases = {r.phase for r in result.counted}
+    assert phases == {"forward", "backward"}
+    backward = [r for r in result.counted if r.phase == "backward"]
+    assert {r.counted.what for r in backward} == {"grad_input", "grad_weight"}  # DCGAN has no bias
+    assert all(r.module for r in backward)  # attributed to the layers
+    assert shape == tuple(x.shape)
+
+
+def test_flop_counter_mode_with_symconv_formulas():
+    from torch.utils.flop_counter import FlopCounterMode
+    module = nn.Conv2d(4, 6, 3, stride=2, padding=1, groups=2)
+    x = torch.randn(2, 4, 9, 9)
+    with FlopCounterMode(display=False) as torch_counter:
+        module(x).sum().backward()
+    by_op = {str(k): v for k, v in torch_counter.get_flop_counts()["Global"].items()}
+    # torch's counter: grad_weight alone (no input gradient) counted as twice the forward
+    assert by_op == {"aten.convolution": 10_800, "aten.convolution_backward": 21_600}
+    layer = symconv.layer_from_module(module)
+    for convention in CONVENTIONS:
+        module.zero_grad()
+        with FlopCounterMode(display=False, custom_mapping=symconv.flop_counter_mapping(convention)) as ours:
+            module(x).sum().backward()
+        grads = simulate_gradients(layer, (2, 4, 9, 9), convention)
+        assert {str(k): v for k, v in ours.get_flop_counts()["Global"].items()} == {
+            "aten.convolution": simulate(layer, (2, 4, 9, 9), convention),
+            "aten.convolution_backward": grads["grad_weight"] + grads["grad_bias"]}
+    assert simulate_gradients(layer, (2, 4, 9, 9), "macs")["grad_weight"] == 5_400  # equal to the forward
+    from torch.utils import flop_counter
+    assert flop_counter.flop_registry[torch.ops.aten.convolution].__wrapped__.__module__ == "torch.utils.flop_counter"
+
+
+# --- reports -----------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def decoder_profile():
+    return symconv.profile(examples.unet_decoder(channels=8, classes=2), (1, 8, 3, 3), "exact", all_conventions=True)
+
+
+def test_readable_numbers():
+    assert readable(10_290_000_000, "exact") == "10.29 GFLOPs"
+    assert readable(5_140_000_000, "macs") == "5.14 GMACs"
+    assert readable(999, "docs") == "999 FLOPs"
+
+
+def test_report_views(decoder_profile):
+    p = decoder_profile
+    text = str(p)
+    assert text == p.table() and f"{p.total('exact'):,}" in text and "not counted: " in text
+    modules = dict((i.name, t) for i, t in p.module_totals())
+    assert modules[""] == {c: p.total(c) for c in p.conventions}
+    assert sum(modules[n]["exact"] for n in ("up1", "conv1", "up2", "conv2", "depthwise", "head")) == p.total()
+    assert sum(t["exact"] for _, _, _, t in p.operator_totals()) == p.total()
+    assert ("aten.relu", 2, ["act"], True) in p.not_counted()
+    folded = p.table(depth=0)
+    assert "up1" not in folded and f"{p.total('exact'):,}" in folded
+    assert p.modules["head"].parameters == 2 * 2 + 2
+
+
+def test_exports(decoder_profile):
+    p = decoder_profile
+    data = json.loads(p.to_json())
+    assert data["totals"] == {c: p.total(c) for c in p.conventions} and data["units"]["macs"] == "MACs"
+    assert len(data["records"]) == len(p.records)
+    frame = p.to_dataframe()
+    assert int(frame["total"].sum()) == p.total("exact") and str(frame["total"].dtype) == "Int64"
+    assert int(frame["total_macs"].sum()) == p.total("macs")
+    assert frame["total"].isna().sum() == len(p.records) - len(p.counted)
+    rows = p.to_csv().splitlines()
+    assert rows[-1].endswith(f"{p.total('exact')},{p.total('docs')},{p.total('macs')}")
+    assert p.to_latex().startswith(r"\begin{tabular}") and r"$\psi$" in p.to_latex()
+    assert p.to_markdown().startswith("| module |")
+
+
+def test_profile_cli_formats_depth_and_files(tmp_path, capsys):
+    model_file = tmp_path / "net.py"
+    model_file.write_text("import torch\n\ndef build():\n    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3))\n")
+    assert main(["profile", f"{model_file}:build", "--input", "1,3,8,8", "--format", "json", "--backward"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    layer = Layer.make("Conv2d", 3, 4, 3)
+    grads = simulate_gradients(layer, (1, 3, 8, 8), "docs")
+    assert data["totals"]["docs"] == simulate(layer, (1, 3, 8, 8), "docs") + grads["grad_weight"] + grads["grad_bias"]
+    assert main(["profile", f"{model_file}:build", "--input", "1,3,8,8", "--depth", "0"]) == 0
+    assert "Conv2d" not in capsys.readouterr().out.split("\n")[2]
+
+
+@pytest.mark.parametrize("source, message", [
+    ("def build():\n    raise RuntimeError('no weights here')\n", "building the model with build() failed: "
+                                                                  "RuntimeError: no weights here"),
+    ("import torch\ndef build(width):\n    return torch.nn.Linear(width, 2)\n", "building the model with build() "
+                                                                              "failed: TypeError"),
+    ("import not_a_module\n", "failed: ModuleNotFoundError: No module named 'not_a_module'"),
+    ("import torch\nclass M(torch.nn.Module):\n    def forward(self, x):\n        raise KeyError('odd')\n"
+     "def build():\n    return M()\n", "the model's forward raised on input (1, 3): KeyError: 'odd'"),
+    ("import torch\ndef build():\n    return torch.jit.script(torch.nn.Linear(3, 2))\n", "TorchScript"),
+])
+def test_profile_cli_reports_the_users_errors_in_one_line(tmp_path, source, message):
+    import subprocess
+    import sys
+    model_file = tmp_path / "net.py"
+    model_file.write_text(source)
+    proc = subprocess.run([sys.executable, "-m", "symconv", "profile", f"{model_file}:build", "--input", "1,3"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], proc.stderr
+
+
+# --- the fast meta outputs against torch's own meta kernels ---------------------------------------------------------
+
+def _meta(*shape, dtype=torch.float32):
+    return torch.empty(shape, dtype=dtype, device="meta")
+
+
+def _compare(op, *args, **kwargs):
+    ours = shapes.FAST[op](*args, **kwargs) if op in shapes.FAST else shapes.pointwise(op, args, kwargs)
+    theirs = op(*args, **kwargs)
+    flat = lambda v: v if isinstance(v, (tuple, list)) else (v,)  # noqa: E731
+    for a, b in zip(flat(ours), flat(theirs)):
+        if b is None or (isinstance(b, torch.Tensor) and b.numel() == 0 and a is not None and a.numel() == 0):
+            continue
+        assert (tuple(a.shape), a.dtype) == (tuple(b.shape), b.dtype), (op, args)
+    return 1
+
+
+def test_fast_convolution_and_pooling_shapes_equal_torchs_meta_kernels():
+    aten = torch.ops.aten
+    checked = 0
+    for L, k, s, p, d in itertools.product((5, 8), (1, 2, 3), (1, 2, 3), (0, 1), (1, 2)):
+        x = _meta(2, 4, L, L + 1)
+        try:
+            checked += _compare(aten.convolution.default, x, _meta(6, 2, k, k), None, [s, s], [p, p], [d, d],
+                                False, [0, 0], 2)
+        except (RuntimeError, symconv.SymconvError) as err:  # torch and symconv refuse the same layers
+            with pytest.raises((RuntimeError, symconv.SymconvError)):
+                (aten.convolution.default if isinstance(err, symconv.SymconvError) else shapes.convolution)(
+                    x, _meta(6, 2, k, k), None, [s, s], [p, p], [d, d], False, [0, 0], 2)
+        for ceil in (False, True):
+            if p <= (d * (k - 1) + 1) // 2:
+                checked += _compare(aten.max_pool2d_with_indices.default, x, [k, k], [s, s], [p, p], [d, d], ceil)
+            if p <= k // 2:
+                checked += _compare(aten.avg_pool2d.default, x, [k, k], [s, s], [p, p], ceil)
+    x = _meta(2, 4, 7, 9)
+    checked += _compare(aten._adaptive_avg_pool2d.default, x, [3, 1])
+    checked += _compare(aten.upsample_nearest2d.vec, x, None, [2.0, 1.5])
+    checked += _compare(aten.upsample_bilinear2d.default, x, [14, 18], False)
+    assert checked > 150
+
+
+def test_fast_normalisation_reduction_and_product_shapes_equal_torchs():
+    aten = torch.ops.aten
+    x = _meta(2, 4, 5, 6)
+    c = _meta(4)
+    checks = [
+        (aten.native_batch_norm.default, x, c, c, c, c, True, 0.1, 1e-5),
+        (aten.native_batch_norm.default, x, c, c, c, c, False, 0.1, 1e-5),
+        (aten._native_batch_norm_legit_no_training.default, x, c, c, c, c, 0.1, 1e-5),
+        (aten.native_layer_norm.default, x, [5, 6], _meta(5, 6), _meta(5, 6), 1e-5),
+        (aten.native_group_norm.default, x, c, c, 2, 4, 30, 2, 1e-5),
+        (aten.mean.dim, x, [2, 3], True), (aten.mean.dim, x, [-1]), (aten.sum.dim_IntList, x, [1]),
+        (aten.sum.default, _meta(3, 4, dtype=torch.int32)), (aten.amax.default, x, [0]),
+        (aten.mm.default, _meta(3, 4), _meta(4, 5)), (aten.addmm.default, _meta(5), _meta(3, 4), _meta(4, 5)),
+        (aten.bmm.default, _meta(2, 3, 4), _meta(2, 4, 5)), (aten.mv.default, _meta(3, 4), _meta(4)),
+        (aten._softmax.default, x, -1, False), (aten.native_dropout.default, x, 0.5, True),
+        (aten.constant_pad_nd.default, x, [1, 2, 0, 3], 0.0),
+        (aten.add.Tensor, x, _meta(6)), (aten.mul.Tensor, x, _meta(1, 4, 1, 1, dtype=torch.float64)),
+        (aten.add.Tensor, _meta(3, dtype=torch.float16), torch.tensor(2.0)),
+        (aten.div.Tensor, _meta(3, dtype=torch.int64), _meta(3, dtype=torch.int64)),
+        (aten.eq.Tensor, x, x), (aten.where.self, _meta(5, 6, dtype=torch.bool), x, _meta(6)),
+        (aten.relu.default, x), (aten.gelu.default, x), (aten.sigmoid.default, x),
+    ]
+    assert sum(_compare(op, *args) for op, *args in checks) == len(checks)
+    with pytest.raises(symconv.SymconvError):
+        shapes.native_batch_norm(x, _meta(5), c, c, c, True, 0.1, 1e-5)
+    with pytest.raises(symconv.SymconvError):
+        shapes.mm(_meta(3, 4), _meta(5, 6))
+    with pytest.raises(symconv.SymconvError):
+        shapes.broadcast((2, 3), (4,))
