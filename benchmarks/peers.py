@@ -17,6 +17,7 @@ import warnings
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 
 import symconv
 from symconv.frontends import examples
@@ -68,12 +69,63 @@ PEERS = {"moduleprofiler": moduleprofiler, "flop_counter": flop_counter, "fvcore
          "thop": thop}
 
 
-def symconv_total(model, x, convention):
-    return symconv.profile(model, tuple(x.shape), convention).total()
+def symconv_total(model, x, convention, backward=False):
+    return symconv.profile(model, x, convention, backward=backward).total()
+
+
+def flop_counter_training_step(model, x):
+    from torch.utils.flop_counter import FlopCounterMode
+    with FlopCounterMode(display=False) as counter:
+        model(x).sum().backward()
+    return counter.get_total_flops()
 
 
 def single(text: str) -> torch.nn.Module:
     return torch.nn.Sequential(module_from_layer(parse_layer(text)))
+
+
+class Conv2dSame(torch.nn.Conv2d):
+    """timm's pad-then-convolve subclass (every tf_* EfficientNet): F.pad, then F.conv2d with padding 0."""
+
+    def forward(self, x):
+        pads = []
+        for size, k, s in zip(x.shape[:1:-1], self.kernel_size[::-1], self.stride[::-1]):
+            total = max((-(-size // s) - 1) * s + k - size, 0)
+            pads += [total // 2, total - total // 2]
+        return F.conv2d(F.pad(x, pads), self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+class Functional(torch.nn.Module):
+    """Convolutions called as functions in forward, not as submodules."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.randn(16, 8, 3, 3))
+        self.v = torch.nn.Parameter(torch.randn(16, 8, 4, 4))
+
+    def forward(self, x):
+        return F.conv_transpose2d(F.conv2d(x, self.w, padding=1), self.v, stride=2, padding=1)
+
+
+class Attention(torch.nn.Module):
+    """nn.MultiheadAttention (its projections are F.linear calls) and scaled_dot_product_attention."""
+
+    def __init__(self):
+        super().__init__()
+        self.mha = torch.nn.MultiheadAttention(64, 4, batch_first=True)
+
+    def forward(self, x):
+        y = self.mha(x, x, x, need_weights=False)[0]
+        q = y.unflatten(-1, (4, 16)).transpose(1, 2)
+        return F.scaled_dot_product_attention(q, q, q)
+
+
+def weight_normed():
+    """A HiFi-GAN-style stack: convolutions under parametrizations.weight_norm (no longer leaf modules)."""
+    wn = torch.nn.utils.parametrizations.weight_norm
+    return torch.nn.Sequential(wn(torch.nn.Conv1d(80, 64, 7, padding=3)), torch.nn.LeakyReLU(0.1),
+                               wn(torch.nn.ConvTranspose1d(64, 32, 16, stride=8, padding=4)), torch.nn.LeakyReLU(0.1),
+                               wn(torch.nn.Conv1d(32, 32, 3, dilation=3, padding=3)))
 
 
 CASES = [
@@ -87,6 +139,16 @@ CASES = [
     ("gaps: k=2 s=3", single("ConvTranspose2d(4, 4, 2, stride=3)"), (1, 4, 8, 8)),
     ("DCGAN generator", examples.dcgan_generator(), (1, 100, 1, 1)),
     ("U-Net decoder", examples.unet_decoder(), (1, 64, 16, 16)),
+    ("weight_norm convolutions", weight_normed(), (1, 80, 32)),
+    ("pad-then-convolve (Conv2dSame)", torch.nn.Sequential(Conv2dSame(16, 32, 3, stride=2)), (1, 16, 15, 15)),
+    ("functional conv calls", Functional(), (1, 8, 16, 16)),
+    ("attention (MHA + SDPA)", Attention(), (2, 10, 64)),
+]
+
+#: training steps: forward and backward (peers that count only a forward cannot take part)
+TRAINING = [
+    ("training step, grouped Conv2d", single("Conv2d(4, 6, 3, stride=2, padding=1, groups=2)"), (2, 4, 9, 9)),
+    ("training step, DCGAN generator", examples.dcgan_generator(), (1, 100, 1, 1)),
 ]
 
 
@@ -115,6 +177,18 @@ def main() -> None:
             except Exception as err:  # a peer that fails on the case is part of the comparison
                 row.append(f"{'error':>16}")
                 print(f"  ({name} on {label}: {type(err).__name__}: {str(err).splitlines()[0][:80]})")
+        print(f"{label:<34}" + "".join(row))
+    for label, model, shape in TRAINING:
+        model.train()
+        x = torch.randn(shape)
+        row = []
+        for name in names:
+            if name == "flop_counter":
+                row.append(f"{flop_counter_training_step(model, x):>16,}")
+            elif name.startswith("symconv"):
+                row.append(f"{symconv_total(model, x, name.split()[1], backward=True):>16,}")
+            else:
+                row.append(f"{'forward only':>16}")
         print(f"{label:<34}" + "".join(row))
     print("\nwall time to count the whole model (first call, imports already done):")
     for label, times in timings.items():

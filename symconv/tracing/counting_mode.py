@@ -64,6 +64,29 @@ class Record:
         return self.stack[-1] if self.stack else ""
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What recording an operator involves, worked out once per operator overload."""
+
+    packet: Any
+    name: str
+    rule: Any
+    pads: bool        # a constant pad, perhaps merged into the convolution it feeds
+    adds: bool        # an add, perhaps a matrix product's bias
+    convolves: bool   # a convolution or its backward, whose input may be padded
+    multiplies: bool  # a matrix product without a bias of its own
+
+
+_PLANS: dict[Any, _Plan] = {}
+
+
+def _plan(func) -> _Plan:
+    packet = func.overloadpacket
+    _PLANS[func] = _Plan(packet, str(packet), RULES.get(packet), packet is aten.constant_pad_nd, packet in _ADDS,
+                         packet in _CONVOLUTIONS or packet is aten.convolution_backward, packet in _PRODUCTS)
+    return _PLANS[func]
+
+
 def _all_meta(args: tuple, kwargs: dict) -> bool:
     """Whether every tensor argument is on the meta device (arguments are flat but for lists of tensors)."""
     for v in (*args, *kwargs.values()):
@@ -80,16 +103,12 @@ def _storage(t: torch.Tensor) -> int:
     return t.untyped_storage()._cdata
 
 
-def _frozen(value: Any) -> Any:
-    """Lists as tuples, all the way down: a hashable key of an operator's shaped arguments."""
-    return tuple(_frozen(v) for v in value) if isinstance(value, (list, tuple)) else value
-
-
 def _shape_of(value: Any) -> Any:
+    """An argument as a rule sees it, hashable: tensors as their shapes, lists as tuples."""
     if isinstance(value, torch.Tensor):
         return tuple(value.shape)
-    if isinstance(value, (list, tuple)) and any(isinstance(e, torch.Tensor) for e in value):
-        return type(value)(_shape_of(e) for e in value)
+    if isinstance(value, (list, tuple)):
+        return tuple(_shape_of(e) for e in value)
     return value
 
 
@@ -112,8 +131,8 @@ def is_symconv_bug(err: BaseException) -> bool:
 class ForwardStack:
     """The modules running a forward pass, outermost first, kept by torch's global module hooks."""
 
-    def __init__(self, model: torch.nn.Module) -> None:
-        self.names = {id(m): name for name, m in model.named_modules()}
+    def __init__(self, model: torch.nn.Module, names: dict[int, str]) -> None:
+        self.names = names
         self.stack: list[str] = []
         self._handles: list = []
 
@@ -138,7 +157,7 @@ class ForwardStack:
 class TrainingStack:
     """The modules running, forward and backward: torch's ModuleTracker, its names made fully qualified."""
 
-    def __init__(self, model: torch.nn.Module) -> None:
+    def __init__(self, model: torch.nn.Module, names: dict[int, str]) -> None:
         self.root = type(model).__name__  # ModuleTracker names modules "<root class>.<fqn>"
         self.tracker = ModuleTracker()
 
@@ -164,16 +183,18 @@ class CountingMode(TorchDispatchMode):
         # This mode never runs under torch.compile; wrapping it for dynamo would import torch._dynamo (~1.5 s).
         return False
 
-    def __init__(self, conventions: tuple[str, ...], model: torch.nn.Module, fast_meta: bool = True,
-                 backward: bool = False) -> None:
+    def __init__(self, conventions: tuple[str, ...], model: torch.nn.Module, names: dict[int, str],
+                 fast_meta: bool = True, backward: bool = False) -> None:
         super().__init__()
         self.conventions = conventions
         self.fast_meta = fast_meta
         self.records: list[Record] = []
         self.recording = True  # off while the profiler itself makes tensors (the backward pass's seeds)
-        self.tracker = TrainingStack(model) if backward else ForwardStack(model)
+        self.names = names  # id of each module of the model run -> its fully qualified name
+        self.tracker = (TrainingStack if backward else ForwardStack)(model, names)
         self._padded = WeakIdKeyDictionary()  # output of a zero constant_pad_nd -> (its input shape, its pad)
         self._counted: dict[tuple, list[Counted]] = {}  # a model repeats its layers: count each once
+        self._context = Context(conventions)
         # The latest matrix products without bias: storage -> (the storage, kept alive so that its address is not
         # reused, and the index of the product's record). A bias add follows its product within a few operators.
         self._products: dict[int, tuple[Any, int]] = {}
@@ -206,26 +227,23 @@ class CountingMode(TorchDispatchMode):
     # --- recording -----------------------------------------------------------------------------------------
 
     def _record(self, func, args: tuple, kwargs: dict, out: Any) -> None:
-        packet = func.overloadpacket
-        if packet is aten.constant_pad_nd:
+        plan = _PLANS.get(func) or _plan(func)
+        if plan.pads:
             self._remember_pad(args, kwargs, out)
-        if packet in _ADDS and self._bias_of_a_product(args, kwargs):
+        if plan.adds and self._bias_of_a_product(args, kwargs):
             return
         stack, phase = self.tracker.where()
-        rule = RULES.get(packet)
-        if rule is None:
-            self.records.append(Record(str(packet), stack, phase))
+        if plan.rule is None:
+            self.records.append(Record(plan.name, stack, phase))
             return
-        context = Context(self.conventions)
-        if packet in _CONVOLUTIONS or packet is aten.convolution_backward:
-            context = self._merged_pad(args, packet, context)
+        context = self._merged_pad(args, plan.packet, self._context) if plan.convolves else self._context
         shaped = tuple(map(_shape_of, args))
         named = {k: _shape_of(v) for k, v in kwargs.items()}
-        key = (packet, _frozen(shaped), _frozen(sorted(named.items())), context)
+        key = (plan.packet, shaped, tuple(sorted(named.items())), context)
         if key not in self._counted:
-            self._counted[key] = rule(*shaped, **named, context=context)
-        self.records += [Record(str(packet), stack, phase, entry) for entry in self._counted[key]]
-        if packet in _PRODUCTS and isinstance(out, torch.Tensor):
+            self._counted[key] = plan.rule(*shaped, **named, context=context)
+        self.records += [Record(plan.name, stack, phase, entry) for entry in self._counted[key]]
+        if plan.multiplies and isinstance(out, torch.Tensor):
             self._products[_storage(out)] = (out.untyped_storage(), len(self.records) - 1)
             while len(self._products) > _RECENT_PRODUCTS:
                 del self._products[next(iter(self._products))]

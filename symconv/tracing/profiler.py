@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import gc
+from collections import OrderedDict
 from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
@@ -65,15 +66,17 @@ def _meta_like(t: torch.Tensor) -> torch.Tensor:
     return meta.requires_grad_(t.requires_grad) if t.is_leaf and t.requires_grad else meta
 
 
-_ATOMS = (bool, int, float, complex, str, bytes, type(None), torch.dtype, torch.device)
+_ATOMS = frozenset((bool, int, float, complex, str, bytes, type(None), torch.dtype, torch.device))
+_CONTAINERS = frozenset((dict, OrderedDict, set, list))
 
 
 class _Copier:
     """A copy of a module tree sharing no state with it: every tensor a meta stand-in (or a real copy).
 
     It builds each module itself (the bulk of ``copy.deepcopy``'s time goes to the
-    dozen empty hook dictionaries of every module) and deep-copies everything else,
-    through one memo, so hooks bound to a module are rebound to its copy.
+    dozen empty hook dictionaries of every module: new empty ones here) and
+    deep-copies everything else through one memo, so hooks bound to a module are
+    rebound to its copy.
     """
 
     def __init__(self, meta: bool) -> None:
@@ -92,10 +95,6 @@ class _Copier:
             return self.tensor(v)
         if isinstance(v, torch.nn.Module):
             return self.module(v)
-        if isinstance(v, (dict, list, set)) and not v:
-            return type(v)()
-        if isinstance(v, tuple) and all(isinstance(e, _ATOMS) for e in v):
-            return v
         return copy.deepcopy(v, self.memo)
 
     def module(self, m: torch.nn.Module) -> torch.nn.Module:
@@ -107,9 +106,12 @@ class _Copier:
         self.memo[id(m)] = clone
         state = dict(m.__dict__)
         for key, v in state.items():
-            if type(v) in _ATOMS:
+            kind = type(v)
+            if kind in _ATOMS or (kind is tuple and all(type(e) in _ATOMS for e in v)):
                 continue
-            if key in ("_parameters", "_buffers", "_modules"):
+            if kind in _CONTAINERS and not v:
+                state[key] = kind()  # the dozen hook dictionaries of every module, mostly empty
+            elif key in ("_parameters", "_buffers", "_modules"):
                 state[key] = {name: None if item is None else self.value(item) for name, item in v.items()}
             else:
                 state[key] = self.value(v)
@@ -145,7 +147,8 @@ def _run(model: torch.nn.Module, examples: tuple[torch.Tensor, ...], conventions
          backward: bool) -> tuple[CountingMode, torch.nn.Module]:
     twin = _copy(model, meta)
     inputs = _inputs_for(examples, meta)
-    mode = CountingMode(conventions, twin, fast_meta=meta, backward=backward)
+    mode = CountingMode(conventions, twin, {id(m): name for name, m in twin.named_modules()}, fast_meta=meta,
+                        backward=backward)
     with mode, torch.set_grad_enabled(backward):
         outputs = twin(*inputs)
         if backward:
@@ -219,13 +222,23 @@ def profile(model: torch.nn.Module, inputs: Sequence[int] | torch.Tensor | Seque
                     raise
                 raise SymconvError(f"the model's forward raised on input {described}: {type(real_err).__name__}: "
                                    f"{str(real_err).splitlines()[0] if str(real_err) else ''}") from real_err
-    modules = {name: ModuleInfo(name, type(m).__name__, 0) for name, m in twin.named_modules()}
-    for name, p in twin.named_parameters():
-        if not isinstance(p, torch.nn.parameter.UninitializedParameter):  # a lazy module that never ran
-            parts = name.split(".")[:-1]
-            for depth in range(len(parts) + 1):
-                owner = ".".join(parts[:depth])
-                if owner in modules:
-                    modules[owner].parameters += p.numel()
-    return Profile(mode.records, conventions, run, modules, type(model).__name__,
+    return Profile(mode.records, conventions, run, _module_infos(mode.names, twin), type(model).__name__,
                    tuple(tuple(t.shape) for t in examples), backward)
+
+
+def _module_infos(names: dict[int, str], twin: torch.nn.Module) -> dict[str, ModuleInfo]:
+    """Every module of the copy (its lazy parameters materialised by the run) with its parameter elements,
+    its children's included and a shared parameter counted once."""
+    modules: dict[str, ModuleInfo] = {}
+    seen: set[int] = set()
+    for module in twin.modules():
+        name = names[id(module)]
+        modules[name] = ModuleInfo(name, type(module).__name__, 0)
+        for p in module._parameters.values():
+            if p is None or id(p) in seen or isinstance(p, torch.nn.parameter.UninitializedParameter):
+                continue
+            seen.add(id(p))
+            parts = name.split(".") if name else []
+            for depth in range(len(parts) + 1):
+                modules[".".join(parts[:depth])].parameters += p.numel()
+    return modules

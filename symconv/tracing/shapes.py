@@ -383,11 +383,17 @@ def pointwise(func, args: tuple, kwargs: dict) -> Any:
     return NotImplemented
 
 
+_HANDLERS: dict[Any, Fast | None] = {}  # every operator seen -> its handler, or None
+
+
+def _handler(func) -> Fast | None:
+    if func not in _HANDLERS:
+        _HANDLERS[func] = FAST.get(func) or (
+            (lambda *args, **kwargs: pointwise(func, args, kwargs)) if torch.Tag.pointwise in func.tags else None)
+    return _HANDLERS[func]
+
+
 def fast_output(func, args: tuple, kwargs: dict) -> Any:
     """The output of ``func`` on meta tensors made here, or NotImplemented where torch's kernel must run."""
-    handler = FAST.get(func)
-    if handler is not None:
-        return handler(*args, **kwargs)
-    if torch.Tag.pointwise in func.tags:
-        return pointwise(func, args, kwargs)
-    return NotImplemented
+    handler = _HANDLERS.get(func) or _handler(func)
+    return NotImplemented if handler is None else handler(*args, **kwargs)
