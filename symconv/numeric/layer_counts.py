@@ -101,9 +101,16 @@ def count_gradients(layer: Layer, input_shape: Sequence[int], convention: str = 
             for which in ("grad_input", "grad_weight", "grad_bias")}
 
 
-def count_layer(layer: Layer, input_shape: Sequence[int], convention: str = "docs") -> LayerCount:
-    """Exact counts of a layer on an input shape (batched or not); SymconvError on invalid input."""
+def count_layer(layer: Layer, input_shape: Sequence, convention: str = "docs") -> LayerCount:
+    """Exact counts of a layer on an input shape (batched or not); SymconvError on invalid input.
+
+    Sizes may be names or expressions in names (``(1, 512, "H", "W")``, ``"8*h"``):
+    the counts are then closed forms in those names, with their domain
+    (:class:`symconv.core.sized.SizedCount`).
+    """
     conv = convention_name(convention)
+    if not all(is_int(v) for v in input_shape):
+        return _count_sized(layer, tuple(input_shape), conv)
     batch, spatial, out = layer.check_input(input_shape)
     args, unreached = _count_arguments(layer, batch, spatial)
 
@@ -114,6 +121,26 @@ def count_layer(layer: Layer, input_shape: Sequence[int], convention: str = "doc
     mult, add = value("multiplications"), value("additions")
     return LayerCount(layer, conv, batch, spatial, out, psi, mult, add, mult + add, value("gamma"), value("total"),
                       unreached)
+
+
+def _count_sized(layer: Layer, shape: tuple, convention: str):
+    """:func:`count_layer` with symbolic sizes: SymPy closed forms, no counter left in them."""
+    from ..core.sized import sized_count  # SymPy: loaded only for symbolic sizes
+    from ..core.sizes import parse_size
+    sizes = [parse_size(v) for v in shape]
+    if len(sizes) not in (layer.ndim + 1, layer.ndim + 2):
+        raise SymconvError(f"input shape {shape!r} must have {layer.ndim + 1} (unbatched) or "
+                           f"{layer.ndim + 2} (batched) dimensions for {layer.kind}")
+    channels = sizes[-layer.ndim - 1]
+    if channels != layer.in_channels:
+        raise SymconvError(f"input shape {shape!r} has {channels} channels but in_channels={layer.in_channels}")
+    for v in sizes:
+        if is_int(v) and v < 1:
+            raise SymconvError(f"input shape {shape!r} must hold positive sizes, got {v!r}")
+    batch = sizes[0] if len(sizes) == layer.ndim + 2 else 1
+    return sized_count(layer.kind, layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
+                       layer.padding, layer.right_padding, layer.dilation, layer.output_padding, layer.groups,
+                       layer.bias, layer.padding_mode, batch, tuple(sizes[-layer.ndim:]), convention)
 
 
 def additions_per_filter(input_size: int | Sequence[int], kernel_size: int | Sequence[int],

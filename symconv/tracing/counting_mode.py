@@ -18,7 +18,7 @@ through gradient hooks) when a backward pass is counted too.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
@@ -47,7 +47,7 @@ DATA_MOVEMENT = frozenset(str(p) for p in (
     aten.reflection_pad3d, aten.replication_pad1d, aten.replication_pad2d, aten.replication_pad3d,
     aten.flatten, aten.unflatten, aten.as_strided, aten.index_select, aten.gather, aten.repeat,
     aten._reshape_alias, aten.narrow, aten.roll, aten.flip, aten.embedding, aten._local_scalar_dense, aten.set_,
-    aten.resize_))
+    aten.resize_)) | {"prim.device"}  # fake tensors ask their device
 
 
 @dataclass
@@ -103,13 +103,18 @@ def _storage(t: torch.Tensor) -> int:
     return t.untyped_storage()._cdata
 
 
-def _shape_of(value: Any) -> Any:
-    """An argument as a rule sees it, hashable: tensors as their shapes, lists as tuples."""
+def _same(size: Any) -> Any:
+    return size
+
+
+def _shaped(value: Any, size: Callable[[Any], Any]) -> Any:
+    """An argument as a rule sees it, hashable: tensors as their shapes (each size through ``size``),
+    lists as tuples."""
     if isinstance(value, torch.Tensor):
-        return tuple(value.shape)
+        return tuple(size(v) for v in value.shape)
     if isinstance(value, (list, tuple)):
-        return tuple(_shape_of(e) for e in value)
-    return value
+        return tuple(_shaped(e, size) for e in value)
+    return size(value)
 
 
 def _ours(fn, *args: Any) -> Any:
@@ -184,10 +189,11 @@ class CountingMode(TorchDispatchMode):
         return False
 
     def __init__(self, conventions: tuple[str, ...], model: torch.nn.Module, names: dict[int, str],
-                 fast_meta: bool = True, backward: bool = False) -> None:
+                 fast_meta: bool = True, backward: bool = False, size: Callable[[Any], Any] = _same) -> None:
         super().__init__()
         self.conventions = conventions
         self.fast_meta = fast_meta
+        self.size = size  # a tensor size as the rules see it (symbolic runs translate SymInts)
         self.records: list[Record] = []
         self.recording = True  # off while the profiler itself makes tensors (the backward pass's seeds)
         self.names = names  # id of each module of the model run -> its fully qualified name
@@ -237,8 +243,8 @@ class CountingMode(TorchDispatchMode):
             self.records.append(Record(plan.name, stack, phase))
             return
         context = self._merged_pad(args, plan.packet, self._context) if plan.convolves else self._context
-        shaped = tuple(map(_shape_of, args))
-        named = {k: _shape_of(v) for k, v in kwargs.items()}
+        shaped = tuple(_shaped(a, self.size) for a in args)
+        named = {k: _shaped(v, self.size) for k, v in kwargs.items()}
         key = (plan.packet, shaped, tuple(sorted(named.items())), context)
         if key not in self._counted:
             self._counted[key] = plan.rule(*shaped, **named, context=context)
@@ -259,8 +265,9 @@ class CountingMode(TorchDispatchMode):
                 continue
             record = self.records[found[1]]
             columns = record.counted.product[2]
-            if bias.numel() == columns and bias.dim() >= 1 and bias.shape[-1] == columns and \
-                    product.shape[-1] == columns:
+            bias_shape, product_shape = _shaped(bias, self.size), _shaped(product, self.size)
+            if bias_shape and bias_shape[-1] == columns and all(v == 1 for v in bias_shape[:-1]) and \
+                    product_shape[-1] == columns:
                 record.counted = with_bias(record.counted, self.conventions)
                 del self._products[_storage(product)]
                 return True
@@ -270,7 +277,7 @@ class CountingMode(TorchDispatchMode):
         x, pad = args[0], list(args[1])
         value = args[2] if len(args) > 2 else kwargs.get("value", 0)
         if value == 0 and all(p >= 0 for p in pad):
-            self._padded[out] = (tuple(x.shape), tuple(pad))
+            self._padded[out] = (_shaped(x, self.size), tuple(pad))
 
     def _merged_pad(self, args: tuple, packet: Any, context: Context) -> Context:
         """Zero padding that produced a (plain) convolution's input: merged into the layer's padding."""

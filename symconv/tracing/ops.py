@@ -38,6 +38,7 @@ class Counted:
     forward: dict[str, LayerCount] = field(default_factory=dict)  # ψ, λ, γ of a forward convolution
     note: str = ""
     product: tuple[int, int, int] | None = None  # (rows, inner, columns) of a matrix product without bias
+    domain: tuple = ()  # with symbolic sizes: the conditions on them under which the counts hold
 
 
 def with_bias(entry: Counted, conventions: tuple[str, ...]) -> Counted:
@@ -112,7 +113,8 @@ def convolution(x: Shape, w: Shape, bias: Shape | None, stride, padding, dilatio
     out = (first.batch, layer.out_channels, *first.output_size) if len(x) == layer.ndim + 2 else \
         (layer.out_channels, *first.output_size)
     return [Counted(layer.kind, {c: v.total for c, v in counts.items()}, tuple(source), out, layer, counts,
-                    _describe_pad(context.pad) if context.pad is not None else "")]
+                    _describe_pad(context.pad) if context.pad is not None else "",
+                    domain=getattr(first, "domain", ()))]
 
 
 @rule(aten.convolution_backward)

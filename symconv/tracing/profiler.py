@@ -25,7 +25,7 @@ from ..numeric.layer import is_int
 from .counting_mode import CountingMode, is_symconv_bug
 from .report import ModuleInfo, Profile
 
-META, REAL = "meta", "real values"
+META, REAL, SYMBOLIC = "meta", "real values", "symbolic"
 
 
 def _check_model(model: Any) -> None:
@@ -34,6 +34,13 @@ def _check_model(model: Any) -> None:
                            f"scripted from (symconv counts the aten operators a Python forward runs)")
     if not isinstance(model, torch.nn.Module):
         raise SymconvError(f"model={type(model).__name__} must be a torch.nn.Module")
+
+
+def _symbolic(inputs: Any) -> bool:
+    """A shape with a name or an expression among its sizes."""
+    return isinstance(inputs, (tuple, list)) and bool(inputs) and \
+        all(is_int(v) or isinstance(v, str) or hasattr(v, "free_symbols") for v in inputs) and \
+        not all(is_int(v) for v in inputs)
 
 
 def _example_inputs(inputs: Any) -> tuple[tuple[torch.Tensor, ...], bool]:
@@ -179,8 +186,9 @@ def _needs_real_values(err: Exception) -> bool:
     return "meta" in str(err).lower() and not isinstance(err, SymconvError)
 
 
-def profile(model: torch.nn.Module, inputs: Sequence[int] | torch.Tensor | Sequence[torch.Tensor],
-            convention: str = "docs", *, all_conventions: bool = False, backward: bool = False) -> Profile:
+def profile(model: torch.nn.Module, inputs: Sequence[int | str] | torch.Tensor | Sequence[torch.Tensor],
+            convention: str = "docs", *, all_conventions: bool = False, backward: bool = False,
+            hints: dict[str, int] | None = None) -> Profile:
     """Count every operator ``model`` runs on ``inputs`` (a shape, a tensor or a tuple of tensors).
 
     Convolutions (forward and, with ``backward``, their gradients) are counted
@@ -190,10 +198,19 @@ def profile(model: torch.nn.Module, inputs: Sequence[int] | torch.Tensor | Seque
     ``all_conventions``. ``backward`` adds a training step's backward pass (the
     gradient of every parameter and input that requires grad) as backward records.
     The model is never modified, on success or failure.
+
+    Sizes may be names or expressions in names (``(1, 3, "H", "W")``, ``"8*h"``):
+    the counts are then SymPy expressions in them, exact wherever the model takes
+    the branches it took at the ``hints`` (values per name; large distinct defaults),
+    and ``profile.domain`` holds the conditions on the sizes under which they hold.
     """
     _check_model(model)
     first = convention_name(convention)
     conventions = (first, *(c for c in CONVENTION_NAMES if c != first)) if all_conventions else (first,)
+    if _symbolic(inputs):
+        return _profile_symbolic(model, tuple(inputs), conventions, backward, hints)
+    if hints:
+        raise SymconvError("hints apply to symbolic sizes only: this input has none")
     examples, own = _example_inputs(inputs)
     described = _describe(examples)
     # A real pass may draw random numbers (dropout): not from the user's generator. And no garbage collection
@@ -224,6 +241,38 @@ def profile(model: torch.nn.Module, inputs: Sequence[int] | torch.Tensor | Seque
                                    f"{str(real_err).splitlines()[0] if str(real_err) else ''}") from real_err
     return Profile(mode.records, conventions, run, _module_infos(mode.names, twin), type(model).__name__,
                    tuple(tuple(t.shape) for t in examples), backward)
+
+
+def _profile_symbolic(model: torch.nn.Module, shape: tuple, conventions: tuple[str, ...], backward: bool,
+                      hints: dict[str, int] | None) -> Profile:
+    """The profile as formulas in the size names, from a run on fake tensors with symbolic sizes."""
+    from .symbolic import SymbolicRun
+    if backward:
+        raise SymconvError("backward=True needs concrete sizes: symbolic sizes count a forward pass")
+    run = SymbolicRun([shape], hints)
+    with torch.random.fork_rng(devices=[]), _collection_paused():
+        twin = _copy(model, True)
+        run.fakeify(twin)
+        (x,) = run.inputs([torch.empty(0)])
+        mode = CountingMode(conventions, twin, {id(m): name for name, m in twin.named_modules()}, fast_meta=False,
+                            size=run.translate.size)
+        try:
+            with run.fake, mode, torch.no_grad():
+                twin(x)
+        except SymconvError as err:
+            raise SymconvError(f"the model does not run on input {shape} at {run.describe_hints()}: {err}") from err
+        except Exception as err:
+            if is_symconv_bug(err):
+                raise
+            raise SymconvError(f"the model does not run on symbolic input {shape} (at {run.describe_hints()}): "
+                               f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+                               ) from err
+    domain = run.domain()
+    for record in mode.records:
+        if record.counted is not None:
+            domain += [c for c in record.counted.domain if c not in domain]
+    return Profile(mode.records, conventions, SYMBOLIC, _module_infos(mode.names, twin), type(model).__name__,
+                   (tuple(str(v) for v in shape),), False, tuple(domain), run.describe_hints())
 
 
 def _module_infos(names: dict[int, str], twin: torch.nn.Module) -> dict[str, ModuleInfo]:

@@ -36,8 +36,10 @@ def readable(value: int, convention: str) -> str:
     return f"{value} {unit(convention)}"
 
 
-def _int(value: int | None) -> str:
-    return "" if value is None else f"{value:,}"
+def _int(value: Any) -> str:
+    if value is None:
+        return ""
+    return f"{value:,}" if isinstance(value, int) else str(value)
 
 
 def _shape(shape: tuple) -> str:
@@ -68,6 +70,12 @@ class Profile:
     model_type: str
     input_shapes: tuple[tuple[int, ...], ...]
     backward: bool = False
+    domain: tuple = ()   # symbolic sizes: the conditions under which the counts hold
+    hints: str = ""      # symbolic sizes: the values torch's tracing branched at
+
+    @property
+    def symbolic(self) -> bool:
+        return self.run == "symbolic"
 
     @property
     def convention(self) -> str:
@@ -82,7 +90,22 @@ class Profile:
         name = convention or self.convention
         if name not in self.conventions:
             raise SymconvError(f"convention={name!r} was not counted; this profile has {', '.join(self.conventions)}")
-        return sum(r.counted.totals[name] for r in self.counted if phase is None or r.phase == phase)
+        return sum((r.counted.totals[name] for r in self.counted if phase is None or r.phase == phase), 0)
+
+    def formula(self, convention: str | None = None):
+        """The total as a :class:`symconv.core.sizes.Formula` in the size names, with its domain
+        (symbolic profiles): ``.latex()``, ``.lambdify()``, evaluation at sizes."""
+        if not self.symbolic:
+            raise SymconvError("formula() needs a profile of symbolic sizes, e.g. profile(model, (1, 3, 'H', 'W'))")
+        from ..core.sizes import Formula
+        name = convention or self.convention
+        return Formula(self.total(name), self.domain, unit=unit(name))
+
+    def _readable(self, value: Any) -> Any:
+        if isinstance(value, int) or not self.symbolic:
+            return value
+        from ..core.sizes import canonical
+        return canonical(value, self.domain)
 
     # --- views -----------------------------------------------------------------------------------------------
 
@@ -121,10 +144,15 @@ class Profile:
 
     def summary(self) -> str:
         """The totals and the operators not counted, in lines of text."""
-        lines = [f"total ({c}): {self.total(c):,} {unit(c)} = {readable(self.total(c), c)}"
-                 + (f"  [forward {readable(self.total(c, 'forward'), c)}, backward "
-                    f"{readable(self.total(c, 'backward'), c)}]" if self.backward else "")
-                 for c in self.conventions]
+        if self.symbolic:
+            lines = [f"total ({c}): {self.formula(c).readable()} {unit(c)}" for c in self.conventions]
+            lines.append("for sizes where " + (", ".join(self.formula().conditions()) or "every size is positive")
+                         + f" (tracing branched at {self.hints or 'no hint'})")
+        else:
+            lines = [f"total ({c}): {self.total(c):,} {unit(c)} = {readable(self.total(c), c)}"
+                     + (f"  [forward {readable(self.total(c, 'forward'), c)}, backward "
+                        f"{readable(self.total(c, 'backward'), c)}]" if self.backward else "")
+                     for c in self.conventions]
         skipped = self.not_counted()
         arithmetic = [f"{n} × {op.removeprefix('aten.')}" for op, n, _, math in skipped if math]
         moved = [f"{n} × {op.removeprefix('aten.')}" for op, n, _, math in skipped if not math]
@@ -132,8 +160,9 @@ class Profile:
             lines.append("not counted: " + ", ".join(arithmetic))
         if moved:
             lines.append("no arithmetic (data movement, not counted): " + ", ".join(moved))
-        how = ("on the meta device (shapes only, nothing computed)" if self.run == "meta" else
-               "on the example tensor itself (the model needs real values)")
+        how = {"meta": "on the meta device (shapes only, nothing computed)",
+               "symbolic": "on fake tensors with symbolic sizes (nothing computed)"}.get(
+            self.run, "on the example tensor itself (the model needs real values)")
         lines.append(f"model {self.model_type} on input {', '.join(map(_shape, self.input_shapes))}, run {how}"
                      + ("; forward and backward" if self.backward else "; forward"))
         return "\n".join(lines)
@@ -154,15 +183,17 @@ class Profile:
         for info, totals in self.module_totals(depth):
             indent = "  " * info.depth
             body.append([indent + (info.name.rsplit(".", 1)[-1] if info.name else "(model)"), info.type,
-                         _int(info.parameters), "", "", "", "", "", "", *(_int(totals[c]) for c in self.conventions)])
+                         _int(info.parameters), "", "", "", "", "", "",
+                         *(_int(self._readable(totals[c])) for c in self.conventions)])
             for r in own.get(info.name, []):
                 c = r.counted
                 first = c.forward.get(self.convention)
                 body.append([indent + "  ·", "", "", c.what + (" (backward)" if r.phase == "backward" else ""),
                              _shape(c.input_shape), _shape(c.output_shape),
-                             *(_int(getattr(first, f)) if first else "" for f in ("psi", "lam", "gamma")),
-                             *(_int(c.totals[k]) for k in self.conventions)])
-        body.append(["total", "", "", "", "", "", "", "", "", *(_int(self.total(c)) for c in self.conventions)])
+                             *(_int(self._readable(getattr(first, f))) if first else "" for f in ("psi", "lam", "gamma")),
+                             *(_int(self._readable(c.totals[k])) for k in self.conventions)])
+        body.append(["total", "", "", "", "", "", "", "", "",
+                     *(_int(self._readable(self.total(c))) for c in self.conventions)])
         return body
 
     def table(self, depth: int | None = None) -> str:

@@ -1,0 +1,218 @@
+"""Sizes as users write them, and formulas in them.
+
+A size is an int, a name or an expression in names (``"H"``, ``"8*h"``,
+``"2*k+1"``); names stand for positive integers. Expressions are read with
+Python's ``ast`` (integers, names, ``+``, ``-``, ``*`` and integer powers), never
+``eval``. A :class:`Formula` is a count in those names with its domain: the
+conditions on the sizes under which it is exact (torch's acceptance rules, and
+what tracing the model assumed). It prints collected by monomial, gives LaTeX in
+the pages' notation, evaluates exactly and refuses sizes outside its domain.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import sympy as sp
+
+from .errors import SymconvError
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SCAN = 256  # sizes tried when a condition on one name is described as a threshold
+
+
+def size_symbol(name: str) -> sp.Symbol:
+    """The symbol of a size name: a positive integer."""
+    if not _NAME.fullmatch(name):
+        raise SymconvError(f"size name {name!r} must be a Python identifier (letters, digits, _)")
+    return sp.Symbol(name, integer=True, positive=True)
+
+
+def _read(node: ast.AST, text: str) -> sp.Expr:
+    if isinstance(node, ast.Constant) and type(node.value) is int:
+        return sp.Integer(node.value)
+    if isinstance(node, ast.Name):
+        return size_symbol(node.id)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        value = _read(node.operand, text)
+        return -value if isinstance(node.op, ast.USub) else value
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Pow)):
+        left, right = _read(node.left, text), _read(node.right, text)
+        if isinstance(node.op, ast.Pow):
+            if not (right.is_Integer and right >= 0):
+                raise SymconvError(f"size {text!r}: only non-negative integer powers are sizes")
+            return left ** right
+        return {ast.Add: sp.Add, ast.Sub: lambda a, b: a - b, ast.Mult: sp.Mul}[type(node.op)](left, right)
+    raise SymconvError(f"size {text!r} must be an integer, a name or an expression in names with +, -, * "
+                       f"(e.g. 8*h, 2*k+1)")
+
+
+def parse_size(value: Any) -> int | sp.Expr:
+    """An int stays an int; a name or an expression in names becomes a SymPy expression."""
+    if isinstance(value, bool):
+        raise SymconvError(f"size {value!r} must be an integer, a name or an expression, not a bool")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, sp.Expr):
+        return value.xreplace({s: size_symbol(s.name) for s in value.free_symbols})
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            tree = ast.parse(text, mode="eval")
+        except SyntaxError:
+            raise SymconvError(f"size {value!r} is not an integer, a name or an expression in names") from None
+        expr = _read(tree.body, value)
+        return int(expr) if expr.is_Integer else expr
+    raise SymconvError(f"size {value!r} must be an integer, a name or an expression in names")
+
+
+def is_symbolic(shape: Sequence[Any]) -> bool:
+    """Whether a shape holds a name or an expression (not only ints)."""
+    return any(not isinstance(v, int) or isinstance(v, bool) for v in shape)
+
+
+def _shifts(names: Sequence[sp.Symbol], lower: dict[sp.Symbol, int]) -> tuple[dict, dict]:
+    """name -> bound + a non-negative integer, and back: SymPy then decides what the domain settles
+    (Min(4·h, 3) is 3 for h >= 1, a condition L <= 2 is False for L >= 3)."""
+    fresh = {s: sp.Symbol(f"{s.name}_", integer=True, nonnegative=True) for s in names}
+    return ({s: fresh[s] + lower.get(s, 1) for s in names}, {fresh[s]: s - lower.get(s, 1) for s in names})
+
+
+def _decided(condition: sp.Basic, lower: dict[sp.Symbol, int]) -> sp.Basic:
+    """A condition as the domain's lower bounds decide it (True or False), or as it is."""
+    there, _ = _shifts(sorted(condition.free_symbols, key=lambda s: s.name), lower)
+    decided = condition.xreplace(there)
+    return decided if decided in (sp.true, sp.false) else condition
+
+
+def _lower_bounds(conditions: Sequence[sp.Basic], names: Sequence[sp.Symbol]) -> dict[sp.Symbol, int]:
+    bounds = {}
+    for name in names:
+        bound = 1
+        for cond in conditions:
+            if cond.free_symbols == {name}:
+                holds = [n for n in range(1, _SCAN + 1) if bool(cond.xreplace({name: n}))]
+                if holds and holds == list(range(holds[0], _SCAN + 1)):
+                    bound = max(bound, holds[0])
+        bounds[name] = bound
+    return bounds
+
+
+def _settle(node: sp.Basic, there: dict) -> sp.Basic:
+    """A Piecewise, Min or Max reduced to what the domain leaves of it, in the original names
+    (decided with every name at its lower bound plus a non-negative integer)."""
+    if isinstance(node, sp.Piecewise):
+        kept = []
+        for value, condition in node.args:
+            decided = condition.xreplace(there)
+            if decided is sp.false:
+                continue
+            kept.append((value, sp.true if decided is sp.true else condition))
+            if decided is sp.true:
+                break
+        return kept[0][0] if len(kept) == 1 and kept[0][1] is sp.true else sp.Piecewise(*kept)
+    least = isinstance(node, sp.Min)
+    for candidate in node.args:
+        if all(((other - candidate) if least else (candidate - other)).xreplace(there).is_nonnegative
+               for other in node.args if other is not candidate):
+            return candidate
+    return node
+
+
+def canonical(expr: sp.Expr, conditions: Sequence[sp.Basic] = ()) -> sp.Expr:
+    """The expression simplified within its domain and collected by monomial of the names."""
+    names = sorted(expr.free_symbols, key=lambda s: s.name)
+    there, _ = _shifts(names, _lower_bounds(conditions, names))
+    settled = expr.replace(lambda e: isinstance(e, (sp.Piecewise, sp.Min, sp.Max)), lambda e: _settle(e, there))
+    expanded = sp.expand(settled)
+    atoms = sorted((a for a in expanded.atoms(sp.Symbol, sp.floor, sp.ceiling, sp.Mod, sp.Min, sp.Max)
+                    if a.free_symbols), key=sp.default_sort_key)
+    return sp.collect(expanded, atoms) if atoms else expanded
+
+
+@dataclass(frozen=True)
+class Formula:
+    """A count as an exact formula in size names, and the conditions on the sizes under which it holds."""
+
+    expr: sp.Expr
+    domain: tuple[sp.Basic, ...] = ()
+    what: str = "total"
+    unit: str = "FLOPs"
+
+    @property
+    def names(self) -> tuple[sp.Symbol, ...]:
+        found = set(self.expr.free_symbols)
+        for cond in self.domain:
+            found |= cond.free_symbols
+        return tuple(sorted(found, key=lambda s: s.name))
+
+    def readable(self) -> sp.Expr:
+        return canonical(self.expr, self.domain)
+
+    def conditions(self) -> list[str]:
+        """The domain in words: one-name conditions as thresholds (``H >= 29``), others as written."""
+        lower = _lower_bounds(self.domain, self.names)
+        out = [f"{s.name} >= {b}" for s, b in lower.items() if b > 1]
+        for cond in self.domain:
+            if len(cond.free_symbols) == 1 and lower.get(next(iter(cond.free_symbols)), 1) > 1:
+                name = next(iter(cond.free_symbols))
+                if all(bool(cond.xreplace({name: n})) for n in range(lower[name], _SCAN + 1)):
+                    continue
+            if _decided(cond, lower) is not sp.true:
+                out.append(str(cond))
+        return list(dict.fromkeys(out))
+
+    def __str__(self) -> str:
+        domain = self.conditions()
+        return f"{self.readable()}" + (f"   (for {', '.join(domain)})" if domain else "")
+
+    def latex(self) -> str:
+        from .latex import to_latex
+        return to_latex(self.readable())
+
+    def check(self, sizes: dict[str, int]) -> dict[sp.Symbol, int]:
+        """The sizes as a substitution, refused with SymconvError outside the domain."""
+        values = {}
+        for s in self.names:
+            if s.name not in sizes:
+                raise SymconvError(f"the formula needs {s.name}; sizes given: {', '.join(sizes) or 'none'}")
+            v = sizes[s.name]
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise SymconvError(f"{s.name}={v!r} must be a positive integer")
+            values[s] = v
+        for cond in self.domain:
+            if not bool(cond.xreplace(values)):
+                shown = ", ".join(f"{k.name}={v}" for k, v in values.items())
+                raise SymconvError(f"{shown} is outside the domain of the formula: {cond} does not hold "
+                                   f"(domain: {', '.join(self.conditions())})")
+        return values
+
+    def __call__(self, **sizes: int) -> int:
+        """The exact count at given sizes (keywords by name)."""
+        value = self.expr.xreplace(self.check(sizes))
+        return int(value)
+
+    def lambdify(self) -> Callable[..., Any]:
+        """An exact numpy function of the names (keywords), refusing sizes outside the domain."""
+        from ..numeric.compile import compile_expr, lambdify_integer  # numpy, loaded only when asked for
+        names = self.names
+        conditions = [(c, lambdify_integer(list(names), c)) for c in self.domain]
+
+        def validator(cols):
+            import numpy as np
+            args = [cols[s.name] for s in names]
+            for s, a in zip(names, args):
+                if (a < 1).any():
+                    i = int(np.flatnonzero(a < 1)[0])
+                    raise SymconvError(f"{s.name}={a[i]} must be a positive integer (configuration {i})")
+            for cond, fn in conditions:
+                bad = np.flatnonzero(~np.broadcast_to(np.asarray(fn(*args), dtype=bool), args[0].shape))
+                if bad.size:
+                    i = int(bad[0])
+                    shown = ", ".join(f"{s.name}={a[i]}" for s, a in zip(names, args))
+                    raise SymconvError(f"{shown} is outside the domain: {cond} does not hold (configuration {i})")
+
+        return compile_expr(self.expr, names, validator)

@@ -1,0 +1,129 @@
+"""Symbolic input sizes through a whole model, with torch's own symbolic shapes.
+
+The model's copy runs on fake tensors whose sizes are SymInts of a ``ShapeEnv``
+(torch's symbolic-shape machinery): every operator computes its output sizes as
+SymPy expressions in the input's size names, flooring exactly where torch floors.
+Each name gets a hint (a concrete value torch uses where the model branches on a
+size); the branches taken are recorded by the ShapeEnv as guards, and the guards,
+translated into the user's names, are part of the result's domain: the counts are
+exact wherever the model takes the same branches.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import sympy as sp
+import torch
+
+from ..core.errors import SymconvError
+from ..core.sizes import parse_size
+
+#: hints, in order, for names the user gives no hint for: distinct, large, divisible by 64
+DEFAULT_HINTS = (256, 320, 384, 448, 512, 576, 640, 704)
+
+
+class Translation:
+    """torch's size symbols and functions -> the user's names and SymPy's floor, ceiling and Mod."""
+
+    def __init__(self) -> None:
+        from torch.utils._sympy import functions as tf
+        self.symbols: dict[sp.Symbol, sp.Symbol] = {}
+        self.rewrites = [
+            (tf.FloorDiv, lambda a, b: sp.floor(a / b)),
+            (tf.CeilDiv, lambda a, b: sp.ceiling(a / b)),
+            (tf.PythonMod, sp.Mod),
+            (tf.Mod, sp.Mod),
+            (tf.CleanDiv, lambda a, b: a / b),
+            (tf.ModularIndexing, lambda a, b, c: sp.Mod(sp.floor(a / b), c)),
+            (tf.Max, sp.Max),
+            (tf.Min, sp.Min),
+        ]
+
+    def __call__(self, expr: sp.Basic) -> sp.Basic:
+        out = expr.xreplace(self.symbols)
+        for cls, rewrite in self.rewrites:
+            if out.has(cls):
+                out = out.replace(lambda e, cls=cls: isinstance(e, cls), lambda e, rewrite=rewrite: rewrite(*e.args))
+        return out
+
+    def size(self, value: Any) -> Any:
+        """A tensor size: an int, or a SymInt as an expression in the user's names."""
+        if isinstance(value, torch.SymInt):
+            expr = self(value.node.expr)
+            return int(expr) if expr.is_Integer else expr
+        return value
+
+
+class SymbolicRun:
+    """A ShapeEnv and a FakeTensorMode, and the example inputs with the user's symbolic sizes."""
+
+    def __init__(self, shapes: Sequence[Sequence[Any]], hints: dict[str, int] | None = None) -> None:
+        from torch._dynamo.source import ConstantSource
+        from torch._subclasses.fake_tensor import FakeTensorMode
+        from torch.fx.experimental.symbolic_shapes import DimDynamic, ShapeEnv
+        from torch.utils._sympy.numbers import int_oo
+        from torch.utils._sympy.value_ranges import ValueRanges
+
+        self.sizes = [tuple(parse_size(v) for v in shape) for shape in shapes]
+        names = sorted({s for shape in self.sizes for v in shape if not isinstance(v, int) for s in v.free_symbols},
+                       key=lambda s: s.name)
+        hints = dict(hints or {})
+        unknown = set(hints) - {s.name for s in names}
+        if unknown:
+            raise SymconvError(f"hints for {', '.join(sorted(unknown))}, which no input size uses")
+        free_hints = iter(DEFAULT_HINTS)
+        self.hints = {s: int(hints[s.name]) if s.name in hints else next(free_hints, 256) for s in names}
+        for s, hint in self.hints.items():
+            if hint < 1:
+                raise SymconvError(f"hint {s.name}={hint} must be a positive integer")
+        self.env = ShapeEnv(duck_shape=False)  # distinct names are distinct sizes, whatever their hints
+        self.fake = FakeTensorMode(shape_env=self.env)
+        self.translate = Translation()
+        torch_symbols = {}
+        for s, hint in self.hints.items():
+            t = self.env.create_symbol(hint, source=ConstantSource(s.name), dynamic_dim=DimDynamic.DYNAMIC)
+            self.env.var_to_range[t] = ValueRanges(1, int_oo)  # names are positive; torch would assume >= 2
+            torch_symbols[s] = t
+            self.translate.symbols[t] = s
+        self._torch = torch_symbols
+
+    def dims(self, shape: tuple[Any, ...]) -> list[Any]:
+        out = []
+        for v in shape:
+            if isinstance(v, int):
+                out.append(v)
+            else:
+                hint = int(v.xreplace(self.hints))
+                if hint < 1:
+                    raise SymconvError(f"size {v} is {hint} at the hints {self.describe_hints()}: give hints at "
+                                       f"which every size is positive")
+                out.append(self.env.create_symintnode(v.xreplace(self._torch), hint=hint))
+        return out
+
+    def inputs(self, examples: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        with self.fake:
+            return tuple(torch.empty(self.dims(shape), dtype=t.dtype, device="meta")
+                         for shape, t in zip(self.sizes, examples))
+
+    def fakeify(self, twin: torch.nn.Module) -> None:
+        """Parameters and buffers of the (meta) copy as fake tensors of static shape."""
+        for module in twin.modules():
+            for store in (module._parameters, module._buffers):
+                for name, t in list(store.items()):
+                    if t is None or isinstance(t, torch.nn.parameter.UninitializedParameter):
+                        continue
+                    fake = self.fake.from_tensor(t, static_shapes=True)
+                    store[name] = torch.nn.Parameter(fake, t.requires_grad) if store is module._parameters else fake
+
+    def domain(self) -> list[sp.Basic]:
+        """What tracing assumed of the sizes (torch's guards), in the user's names."""
+        out = []
+        for guard in self.env.guards:
+            condition = self.translate(guard.expr)
+            if condition is not sp.true and condition not in out:
+                out.append(condition)
+        return out
+
+    def describe_hints(self) -> str:
+        return ", ".join(f"{s.name}={v}" for s, v in self.hints.items())
