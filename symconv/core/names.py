@@ -43,6 +43,11 @@ def kind_of(ndim: int, transposed: bool) -> str:
     return ("ConvTranspose" if transposed else "Conv") + f"{ndim}d"
 
 
+def unit_of(convention: str) -> str:
+    """What a convention's numbers count: multiply-accumulates (MACs), or operations (FLOPs)."""
+    return "MACs" if convention == "macs" else "FLOPs"
+
+
 def convention_name(name: object) -> str:
     """A convention name, case-insensitive; SymconvError naming an unknown one."""
     key = str(name).lower()

@@ -12,7 +12,7 @@ import sys
 from typing import Sequence
 
 from ..core.errors import SymconvError
-from ..core.names import CONVENTION_NAMES
+from ..core.names import CONVENTION_NAMES, unit_of
 from .parsing import parse_layer, parse_shape
 
 EXIT_BAD_INPUT = 2
@@ -27,31 +27,101 @@ def _count(args: argparse.Namespace) -> int:
     counts = [count_layer(spec, shape, c) for c in conventions]
     first = counts[0]
     batch_shape = (first.batch, spec.out_channels, *first.output_size)
-    print(f"{spec.constructor()} on input {tuple(shape)} -> output {batch_shape}")
+    print(f"{spec.constructor()} on input {_shape_text(shape)} -> output {_shape_text(batch_shape)}")
+    if hasattr(first, "domain"):
+        return _count_formulas(args, spec, counts)
+    if args.plot:
+        raise SymconvError("--plot draws a cost against input sizes: give sizes as names, e.g. --input 1,3,H,W")
     if args.latex:
-        from ..core.latex import equation
-        from ..core.model import cost_model
-        model = cost_model(spec.kind)
-        for c in counts:
-            print(f"% convention: {c.convention}")
-            for name, value in (("psi", c.psi), ("lambda", c.lam), ("gamma", c.gamma)):
-                expr = model.quantity(name, convention=c.convention, bias=spec.bias)
-                print(f"{equation(name, expr)} = {value}")
-            additions = equation(r"\text{additions\_per\_filter}", model.quantity("additions", convention=c.convention))
-            total = equation(rf"\text{{{spec.kind}}}_{{ops}}",
-                             model.quantity("total", convention=c.convention, bias=spec.bias))
-            print(f"{additions} = {c.additions}")
-            print(f"{total} = {c.total}")
+        _count_latex(spec, counts)
         return 0
     rows = [("psi", "psi"), ("multiplications", "multiplications"), ("additions", "additions"),
             ("lambda", "lambda"), ("gamma", "gamma"), ("total", "total")]
     print(f"{'':<16}" + "".join(f"{c.convention:>20}" for c in counts))
     for label, key in rows:
-        print(f"{label:<16}" + "".join(f"{c.as_dict()[key]:>20}" for c in counts))
+        print(f"{label:<16}" + "".join(f"{c.as_dict()[key]:>20,}" for c in counts))
     if first.unreached:
         print(f"note: {first.unreached} output element(s) per filter receive no product; "
               "the docs convention counts -1 addition at each (its sum(y - 1) method)")
     return 0
+
+
+def _shape_text(shape) -> str:
+    return "(" + ", ".join(str(v) for v in shape) + ")"
+
+
+def _count_latex(spec, counts) -> None:
+    """Each quantity as the pages write it, then its value; never ``x = x`` nor ``0 = 0``."""
+    from ..core.latex import equation
+    from ..core.model import cost_model
+    model = cost_model(spec.kind)
+    for c in counts:
+        print(f"% convention: {c.convention}")
+        for name, lhs, value in (("psi", "psi", c.psi), ("lambda", "lambda", c.lam), ("gamma", "gamma", c.gamma),
+                                 ("additions", r"\text{additions\_per\_filter}", c.additions),
+                                 ("total", rf"\text{{{spec.kind}}}_{{ops}}", c.total)):
+            expr = model.resolve(model.quantity(name, convention=c.convention, bias=spec.bias), through="additions")
+            print(f"{equation(lhs, value)}" if expr.is_number else f"{equation(lhs, expr)} = {value}")
+
+
+def _count_formulas(args, spec, counts) -> int:
+    """A layer's counts on symbolic sizes: formulas per convention, or LaTeX, or a plot."""
+    from ..core.latex import equation
+    from ..core.sizes import Formula
+    labels = (("psi", "psi"), ("multiplications", r"\text{multiplications}"), ("additions", r"\text{additions}"),
+              ("lambda", "lambda"), ("gamma", "gamma"), ("total", rf"\text{{{spec.kind}}}_{{ops}}"))
+    formulas = {c.convention: {key: Formula(value, c.domain, unit=unit_of(c.convention))
+                               for key, value in c.as_dict().items()} for c in counts}
+    domain = next(iter(formulas.values()))["total"].conditions()
+    for convention, quantities in formulas.items():
+        print(f"% convention: {convention}" if args.latex else f"convention {convention}:")
+        for key, lhs in labels:
+            if args.latex:
+                print(equation(lhs, quantities[key].readable()))
+            else:
+                print(f"  {key:<16} {quantities[key].readable()}")
+    print(("% " if args.latex else "") + "for sizes where " + (", ".join(domain) or "every size is positive"))
+    if args.plot:
+        _plot({c: f["total"] for c, f in formulas.items()}, args.sizes, args.plot, spec.constructor())
+    return 0
+
+
+def _plot(formulas: dict, sizes: str, path: str, title: str) -> None:
+    """Cost against input size (every size name set to the same value), one line per convention."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise SymconvError("--plot needs matplotlib: pip install 'symconv[plot]'") from None
+    try:
+        start, stop, *step = (int(v) for v in sizes.split(":"))
+    except ValueError:
+        raise SymconvError(f"--sizes {sizes!r} must be START:STOP or START:STOP:STEP (integers)") from None
+    values = range(start, stop + 1, step[0] if step else max(1, (stop - start) // 64))
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for convention, formula in formulas.items():
+        points = []
+        for v in values:
+            try:
+                points.append((v, formula(**{s.name: v for s in formula.names})))
+            except SymconvError:  # outside the domain: no point
+                continue
+        if not points:
+            plt.close(fig)
+            raise SymconvError(f"no size in {sizes} is inside the domain: {', '.join(formula.conditions())}")
+        ax.plot(*zip(*points), label=f"{convention} ({formula.unit})")
+    ax.set_xlabel("input size (every size name)")
+    ax.set_ylabel("count (see each line's unit)")
+    ax.set_title(title, fontsize=8)
+    ax.legend()
+    try:
+        fig.savefig(path, dpi=100, bbox_inches="tight")
+    except OSError as err:
+        raise SymconvError(f"cannot write {path!r}: {err.strerror}") from None
+    finally:
+        plt.close(fig)
+    print(f"wrote {path}")
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -106,7 +176,11 @@ def _profile(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     every = args.convention == "all"
     result = profile(model, shape, "docs" if every else args.convention, all_conventions=every,
-                     backward=args.backward)
+                     backward=args.backward, hints=_hints(args.hint))
+    if args.plot:
+        if not result.symbolic:
+            raise SymconvError("--plot draws a cost against input sizes: give sizes as names, e.g. --input 1,3,H,W")
+        _plot({c: result.formula(c) for c in result.conventions}, args.sizes, args.plot, result.model_type)
     if args.format == "json":
         text = result.to_json()
     else:
@@ -116,10 +190,25 @@ def _profile(args: argparse.Namespace) -> int:
     return 0
 
 
+def _hints(items: list[str] | None) -> dict[str, int] | None:
+    """``H=224`` items as {'H': 224}."""
+    if not items:
+        return None
+    hints = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        if not name.strip() or not value.strip().isascii() or not value.strip().isdigit():
+            raise SymconvError(f"--hint {item!r} must be NAME=INTEGER, e.g. H=224")
+        hints[name.strip()] = int(value)
+    return hints
+
+
 def _layer_arguments(p: argparse.ArgumentParser) -> None:
     """The layer as a constructor call and its input shape, shared by count and explain."""
     p.add_argument("layer", help='the layer as its constructor call, e.g. "ConvTranspose2d(1, 1, 4, stride=2)"')
-    p.add_argument("--input", required=True, metavar="SHAPE", help="input shape, comma-separated, e.g. 1,1,4,4")
+    p.add_argument("--input", required=True, metavar="SHAPE",
+                   help="input shape, comma-separated, e.g. 1,1,4,4; sizes may be names or expressions "
+                        "(1,512,H,W or 1,3,8*h,8*w): the counts are then formulas in them")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -134,6 +223,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--convention", default="docs", choices=[*CONVENTION_NAMES, "all"],
                    help="counting convention (default: docs; all prints the three side by side)")
     p.add_argument("--latex", action="store_true", help="print the formulas in LaTeX with their values")
+    p.add_argument("--plot", metavar="FILE", help="with sizes as names: save a PNG of the total against the input "
+                                                  "size (needs matplotlib)")
+    p.add_argument("--sizes", default="8:512", metavar="START:STOP[:STEP]",
+                   help="the input sizes --plot spans (default 8:512)")
     p.set_defaults(run=_count)
 
     p = sub.add_parser("profile", help="count every operator a model runs",
@@ -144,7 +237,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="an importable model, or a class or function building one with no arguments: "
                         "package.module:attr or path/to/file.py:attr, e.g. "
                         "symconv.frontends.examples:dcgan_generator")
-    p.add_argument("--input", required=True, metavar="SHAPE", help="input shape, comma-separated, e.g. 1,100,1,1")
+    p.add_argument("--input", required=True, metavar="SHAPE",
+                   help="input shape, comma-separated, e.g. 1,100,1,1; sizes may be names or expressions "
+                        "(1,3,H,W or 1,3,32*h,32*w): the counts are then formulas in them")
+    p.add_argument("--hint", action="append", metavar="NAME=SIZE",
+                   help="with sizes as names: the size at which the model's branches are taken "
+                        "(default: distinct sizes from 256 up); repeatable")
+    p.add_argument("--plot", metavar="FILE", help="with sizes as names: save a PNG of the total against the input "
+                                                  "size (needs matplotlib)")
+    p.add_argument("--sizes", default="8:512", metavar="START:STOP[:STEP]",
+                   help="the input sizes --plot spans (default 8:512)")
     p.add_argument("--convention", default="docs", choices=[*CONVENTION_NAMES, "all"],
                    help="counting convention (default: docs; all adds a total column per convention)")
     p.add_argument("--backward", action="store_true",

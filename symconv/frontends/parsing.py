@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from typing import Any, Sequence
 
 from ..core.errors import SymconvError
@@ -62,17 +63,35 @@ def parse_layer(text: str) -> Layer:
     return Layer.make(kind, **kwargs)
 
 
-def parse_shape(text: str | Sequence[int]) -> tuple[int, ...]:
-    """'1,1,4,4' -> (1, 1, 4, 4); SymconvError naming a non-integer entry."""
+_INTEGER = re.compile(r"[0-9]+")               # ASCII digits only: no sign, no underscore, no other script's digits
+_EXPRESSION = re.compile(r"[A-Za-z0-9_+\-*() ]+")  # names, integers, + - * and parentheses
+
+
+def parse_shape(text: str | Sequence) -> tuple:
+    """'1,1,4,4' -> (1, 1, 4, 4); '1,512,H,W' and '1,3,8*h,8*w' -> symbolic sizes (SymPy expressions).
+
+    A field is ASCII decimal digits, or a name or an expression in names; empty
+    fields, signs, underscores in numbers and other scripts' digits are refused
+    with a SymconvError naming the field.
+    """
     if not isinstance(text, str):
         return tuple(text)
-    parts = [p.strip() for p in text.strip().strip("()[]").split(",") if p.strip()]
-    if not parts:
+    body = text.strip()
+    if body[:1] in "([" and body[-1:] in ")]":
+        body = body[1:-1]
+    if not body.strip():
         raise SymconvError(f"input shape {text!r} is empty: give sizes like 1,1,4,4")
-    shape = []
-    for p in parts:
-        try:
-            shape.append(int(p))
-        except ValueError:
-            raise SymconvError(f"input shape {text!r} has a non-integer size {p!r}") from None
+    shape: list = []
+    for field in body.split(","):
+        part = field.strip()
+        if not part:
+            raise SymconvError(f"input shape {text!r} has an empty size: give sizes like 1,1,4,4")
+        if _INTEGER.fullmatch(part):
+            shape.append(int(part))
+        elif _EXPRESSION.fullmatch(part) and re.search(r"[A-Za-z_]", part) and \
+                not re.search(r"(?<![A-Za-z0-9_])[0-9]+_", part):
+            from ..core.sizes import parse_size  # SymPy, for symbolic sizes only
+            shape.append(parse_size(part))
+        else:
+            raise SymconvError(f"input shape {text!r} has a non-integer size {part!r}")
     return tuple(shape)

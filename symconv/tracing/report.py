@@ -17,15 +17,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core.errors import SymconvError
+from ..core.names import unit_of
 from .counting_mode import DATA_MOVEMENT, Record
 
 NOT_COUNTED = "not counted"
 _PREFIXES = ((10 ** 15, "P"), (10 ** 12, "T"), (10 ** 9, "G"), (10 ** 6, "M"), (10 ** 3, "K"))
 
 
-def unit(convention: str) -> str:
-    """What a convention's numbers count: multiply-accumulates, or operations (FLOPs)."""
-    return "MACs" if convention == "macs" else "FLOPs"
+unit = unit_of
 
 
 def readable(value: int, convention: str) -> str:

@@ -393,6 +393,11 @@ def _handler(func) -> Fast | None:
     return _HANDLERS[func]
 
 
+#: operators whose outputs are made here on symbolic sizes too: torch's own kernel reads the sizes and fixes
+#: them at their hints (constant_pad_nd's Python meta kernel calls size())
+SYMBOLIC_SAFE = frozenset({aten.constant_pad_nd.default})
+
+
 def fast_output(func, args: tuple, kwargs: dict) -> Any:
     """The output of ``func`` on meta tensors made here, or NotImplemented where torch's kernel must run."""
     handler = _HANDLERS.get(func) or _handler(func)

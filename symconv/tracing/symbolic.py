@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 import sympy as sp
 import torch
+from torch.overrides import TorchFunctionMode
 
 from ..core.errors import SymconvError
 from ..core.sizes import parse_size
@@ -53,6 +54,30 @@ class Translation:
             expr = self(value.node.expr)
             return int(expr) if expr.is_Integer else expr
         return value
+
+
+class SamePadding(TorchFunctionMode):
+    """``padding="same"`` computed as torch computes it, an explicit zero pad of the odd remainder (on the
+    right) then a symmetric convolution, but without reading the input's sizes: torch's own path reads
+    them and would fix every symbolic size at its hint."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = dict(kwargs or {})
+        if func in (torch.conv1d, torch.conv2d, torch.conv3d):
+            names = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
+            bound = {**dict(zip(names, args)), **kwargs}
+            if bound.get("padding") == "same":
+                x, w = bound["input"], bound["weight"]
+                ndim = w.dim() - 2
+                dilation = bound.get("dilation", 1)
+                dilation = [dilation] * ndim if isinstance(dilation, int) else list(dilation)
+                totals = [d * (k - 1) for d, k in zip(dilation, w.shape[2:])]
+                pads = [v for total in reversed(totals) for v in (0, total % 2)]
+                if any(pads):
+                    x = torch.nn.functional.pad(x, pads)
+                return func(x, w, bound.get("bias"), bound.get("stride", 1), [t // 2 for t in totals], dilation,
+                            bound.get("groups", 1))
+        return func(*args, **kwargs)
 
 
 class SymbolicRun:

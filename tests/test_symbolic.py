@@ -1,0 +1,261 @@
+"""Counts as formulas of the input size: every formula against the concrete count at sampled sizes."""
+
+from __future__ import annotations
+
+import io
+import random
+from contextlib import redirect_stdout
+
+import numpy as np
+import pytest
+import sympy as sp
+import torch
+from torch import nn
+
+import symconv
+from symconv.core import overlap
+from symconv.core.printing import ScalarPrinter
+from symconv.core.sized import sized_axis
+from symconv.core.sizes import Formula, parse_size
+from symconv.frontends import examples
+from symconv.frontends.cli import main
+from symconv.numeric import _scalar_generated as generated
+from symconv.numeric.layer import Layer, axis_accepted
+from symconv.oracle import grid
+
+CONVENTIONS = ("docs", "exact", "macs")
+COUNTERS = (overlap.LatticeCount, overlap.TransposedCoverage, overlap.PlainCoverage, overlap.TapCoverage)
+
+
+def no_counter(expr: sp.Basic) -> bool:
+    return not expr.atoms(*COUNTERS)
+
+
+# --- one axis, every layer of the grid, every size up to past the thresholds --------------------------------------
+
+@pytest.mark.parametrize("transposed", [True, False])
+def test_axis_forms_equal_the_exact_counters_on_the_grid(transposed):
+    L = sp.Symbol("L", integer=True, positive=True)
+    configs = sorted({pt.axis(0)[1:] for pt in grid.grid_1d(transposed)})
+    checked = 0
+    for k, s, p, d, op in configs:
+        axis = sized_axis(transposed, L, k, s, p, p, d, op)
+        assert no_counter(axis.S) and no_counter(axis.Z)
+        forms = [sp.lambdify(L, e, modules=["math"], printer=ScalarPrinter()) for e in (axis.L_out, axis.S, axis.Z)]
+        fns = (generated.t_L_out, generated.t_S, generated.t_Z) if transposed else \
+            (generated.p_L_out, generated.p_S, generated.p_Z)
+        for n in range(1, 3 * (k * d + p + s) + 4):
+            if not axis_accepted(transposed, n, k, s, p, d, op):
+                continue
+            args = (n, k, s, p, d, op) if transposed else (n, k, s, p, p, d)
+            assert tuple(int(f(n)) for f in forms) == tuple(f(*args) for f in fns), (k, s, p, d, op, n)
+            checked += 1
+    assert checked > 15_000
+
+
+def test_sizes_written_as_multiples_make_the_floors_vanish():
+    h = parse_size("h")
+    axis = sized_axis(False, 8 * h, 3, 2, 1, 1, 1, 0)
+    assert axis.L_out == 4 * h and axis.S == 12 * h - 1 and axis.Z == 4 * h
+    axis = sized_axis(True, 4 * h, 4, 2, 1, 1, 1, 0)
+    assert (axis.L_out, axis.S, axis.Z) == (8 * h, 16 * h - 2, 8 * h)
+
+
+# --- single layers against the single-layer engine ------------------------------------------------------------------
+
+def _random_layer(rng: random.Random) -> tuple[Layer, int]:
+    while True:
+        ndim, transposed = rng.randint(1, 3), rng.random() < 0.5
+        g = rng.choice([1, 2])
+        k = tuple(rng.randint(1, 5) for _ in range(ndim))
+        s = tuple(rng.randint(1, 3) for _ in range(ndim))
+        d = tuple(rng.randint(1, 3) for _ in range(ndim))
+        mode = "zeros" if transposed else rng.choice(["zeros", "zeros", "reflect", "replicate", "circular"])
+        try:
+            if not transposed and rng.random() < 0.2:
+                layer = Layer.make(f"Conv{ndim}d", 2 * g, 2 * g, k, dilation=d, padding="same", groups=g,
+                                   padding_mode=mode)
+            else:
+                op = tuple(rng.randint(0, max(si, di) - 1) for si, di in zip(s, d)) if transposed else 0
+                p = tuple(rng.randint(0, di * (ki - 1) + 1) for ki, di in zip(k, d))
+                layer = Layer.make(("ConvTranspose" if transposed else "Conv") + f"{ndim}d", 2 * g, 2 * g, k,
+                                   stride=s, padding=p, dilation=d, output_padding=op, groups=g,
+                                   bias=rng.random() < 0.5, padding_mode=mode)
+            return layer, ndim
+        except symconv.SymconvError:
+            continue
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_layers_against_the_single_layer_engine(seed):
+    rng = random.Random(seed)
+    checked = 0
+    for _ in range(12):
+        layer, ndim = _random_layer(rng)
+        names = ["D", "H", "W"][-ndim:]
+        shape = ("N", layer.in_channels, *names)
+        counts = {c: symconv.count_layer(layer, shape, c) for c in CONVENTIONS}
+        for c in counts.values():
+            assert all(no_counter(v) for v in c.as_dict().values())
+        for _ in range(12):
+            sizes = {n: rng.randint(1, 40) for n in names}
+            sizes["N"] = rng.randint(1, 3)
+            concrete = (sizes["N"], layer.in_channels, *(sizes[n] for n in names))
+            try:
+                expected = {c: symconv.count_layer(layer, concrete, c) for c in CONVENTIONS}
+            except symconv.SymconvError:  # torch refuses these sizes: so does the formula's domain
+                with pytest.raises(symconv.SymconvError, match="outside the domain"):
+                    Formula(counts["exact"].total, counts["exact"].domain)(**sizes)
+                continue
+            for c in CONVENTIONS:
+                got = counts[c]
+                for q in ("psi", "multiplications", "additions", "lambda", "gamma", "total"):
+                    assert Formula(got.as_dict()[q], got.domain)(**sizes) == expected[c].as_dict()[q], (layer, q, c)
+            checked += 1
+    assert checked >= 60
+
+
+# --- whole models: the formula at 50 sizes against the concrete profile ----------------------------------------------
+
+class Encoder2d(nn.Module):
+    """Stride-2 encoder and a transposed decoder with output_padding, dilation, groups, padding='same'."""
+
+    def __init__(self):
+        super().__init__()
+        self.down = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(),
+                                  nn.Conv2d(8, 16, 3, stride=2, padding=2, dilation=2), nn.ReLU(),
+                                  nn.Conv2d(16, 16, 4, padding="same", groups=4))
+        self.up = nn.Sequential(nn.ConvTranspose2d(16, 8, 3, stride=2, padding=1, output_padding=1), nn.ReLU(),
+                                nn.ConvTranspose2d(8, 4, 4, stride=2, padding=1, groups=2))
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.head(self.up(self.down(x)).permute(0, 2, 3, 1))
+
+
+class Audio1d(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv1d(2, 8, 7, stride=3, padding=3), nn.LeakyReLU(0.1),
+                                 nn.Conv1d(8, 8, 3, dilation=3, padding="same", padding_mode="reflect"),
+                                 nn.ConvTranspose1d(8, 4, 5, stride=3, padding=1, output_padding=2))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class Volume3d(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.enc = nn.Conv3d(1, 4, 3, stride=2, padding=1)
+        self.mid = nn.Conv3d(4, 4, 2, padding="same", groups=2)
+        self.dec = nn.ConvTranspose3d(4, 2, 2, stride=2)
+
+    def forward(self, x):
+        return self.dec(self.mid(self.enc(x)))
+
+
+MODELS = [
+    ("2-d encoder-decoder", Encoder2d, (1, 3, "H", "W"), ("H", "W")),
+    ("2-d encoder-decoder at multiples", Encoder2d, (1, 3, "8*h", "8*w"), ("h", "w")),
+    ("1-d, reflect and dilation", Audio1d, ("N", 2, "L"), ("N", "L")),
+    ("3-d", Volume3d, (1, 1, "D", "H", "W"), ("D", "H", "W")),
+    ("DCGAN generator", lambda: examples.dcgan_generator(nz=16, ngf=8), (1, 16, "H", "W"), ("H", "W")),
+    ("U-Net decoder", lambda: examples.unet_decoder(channels=16), (1, 16, "H", "W"), ("H", "W")),
+]
+
+
+@pytest.mark.parametrize("name, build, shape, names", MODELS, ids=[m[0] for m in MODELS])
+def test_model_formulas_at_50_sizes_against_the_concrete_profile(name, build, shape, names):
+    model = build()
+    result = symconv.profile(model, shape, "exact", all_conventions=True)
+    assert result.symbolic and all(no_counter(result.total(c)) for c in CONVENTIONS)
+    formulas = {c: result.formula(c) for c in CONVENTIONS}
+    rng = random.Random(name)
+    checked = refused = 0
+    while checked < 50:
+        sizes = {n: rng.randint(1, 60) for n in names}
+        concrete = tuple(int(parse_size(v).xreplace({parse_size(n): v for n, v in sizes.items()}))
+                         if isinstance(v, str) else v for v in shape)
+        try:
+            formulas["exact"].check(sizes)
+        except symconv.SymconvError:
+            refused += 1
+            assert refused < 200
+            continue
+        profile = symconv.profile(model, concrete, "exact", all_conventions=True)
+        assert {c: formulas[c](**sizes) for c in CONVENTIONS} == {c: profile.total(c) for c in CONVENTIONS}, sizes
+        checked += 1
+    if "multiples" in name:
+        for c in CONVENTIONS:
+            readable = formulas[c].readable()
+            assert readable.is_polynomial(*(parse_size(n) for n in names)), readable
+
+
+def test_resnet50_formula():
+    model = examples.resnet50()
+    result = symconv.profile(model, (1, 3, "32*h", "32*w"), "exact", all_conventions=True)
+    h, w = parse_size("h"), parse_size("w")
+    for c in CONVENTIONS:
+        assert result.formula(c).readable().is_polynomial(h, w)
+    for size in (2, 7, 9):
+        concrete = symconv.profile(model, (1, 3, 32 * size, 32 * (size + 1)), "exact", all_conventions=True)
+        assert {c: result.formula(c)(h=size, w=size + 1) for c in CONVENTIONS} == \
+            {c: concrete.total(c) for c in CONVENTIONS}
+
+
+def test_the_domain_refuses_sizes_the_model_cannot_take():
+    model = nn.Sequential(nn.Conv2d(1, 2, 5, stride=2), nn.Conv2d(2, 2, 3, padding=4, padding_mode="reflect"))
+    result = symconv.profile(model, (1, 1, "H", "W"))
+    formula = result.formula()
+    assert "H >= 13" in formula.conditions()  # (H - 5)//2 + 1 > 4: reflect padding 4 needs an input of 5
+    with pytest.raises(symconv.SymconvError, match="outside the domain"):
+        formula(H=12, W=20)
+    with pytest.raises(symconv.SymconvError):
+        symconv.profile(model, (1, 1, 12, 20))
+    assert formula(H=13, W=20) == symconv.profile(model, (1, 1, 13, 20)).total()
+    assert formula.latex() and "H" in formula.latex()
+    vector = formula.lambdify()
+    H, W = np.array([13, 40, 99]), np.array([20, 20, 57])
+    assert vector(H=H, W=W).tolist() == [formula(H=int(a), W=int(b)) for a, b in zip(H, W)]
+    with pytest.raises(symconv.SymconvError, match="outside the domain"):
+        vector(H=np.array([13, 5]), W=np.array([20, 20]))
+
+
+def test_hints_decide_the_branches_and_the_domain_says_so():
+    class Branchy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.small, self.large = nn.Conv2d(1, 1, 3), nn.Conv2d(1, 1, 5)
+
+        def forward(self, x):
+            return self.large(x) if x.shape[-1] > 64 else self.small(x)
+
+    large = symconv.profile(Branchy(), (1, 1, "H", "W"))
+    small = symconv.profile(Branchy(), (1, 1, "H", "W"), hints={"W": 32})
+    assert large.formula()(H=80, W=100) == symconv.profile(Branchy(), (1, 1, 80, 100)).total()
+    assert small.formula()(H=80, W=40) == symconv.profile(Branchy(), (1, 1, 80, 40)).total()
+    with pytest.raises(symconv.SymconvError, match="outside the domain"):
+        large.formula()(H=80, W=40)
+
+
+def test_symbolic_sizes_parse_strictly():
+    assert parse_size("8*h") == 8 * parse_size("h") and parse_size("2*k+1") == 2 * parse_size("k") + 1
+    for bad in ("h/2", "2.5", "h**-1", "__import__('os')", "h;1"):
+        with pytest.raises(symconv.SymconvError):
+            parse_size(bad)
+
+
+def test_count_cli_prints_formulas_and_latex():
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert main(["count", "ConvTranspose2d(512, 256, 4, stride=2, padding=1, bias=False)", "--input",
+                     "1,512,H,W", "--latex", "--convention", "exact"]) == 0
+    text = out.getvalue()
+    layer = Layer.make("ConvTranspose2d", 512, 256, 4, stride=2, padding=1, bias=False)
+    total = symconv.count_layer(layer, (1, 512, "H", "W"), "exact")
+    expected = Formula(total.total, total.domain)
+    assert f"\\text{{ConvTranspose2d}}_{{ops}} = {expected.latex()}" in text
+    assert expected(H=4, W=4) == symconv.count_layer(layer, (1, 512, 4, 4), "exact").total
+    for quantity in (r"\psi = ", r"\lambda = ", r"\gamma = ", r"\text{additions} = "):
+        assert quantity in text
