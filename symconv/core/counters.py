@@ -8,9 +8,10 @@ Everything symconv counts reduces to two sums over it:
 * ``Z`` = #{j : c(j) >= 1}, the output positions that receive any product.
 
 The closed forms of :mod:`symconv.core.overlap` cover most layers; these counters
-answer the rest. They cost O(k log k) per axis and never loop over the input or
-output length. The output length is an argument: it comes from the one SymPy
-definition, never restated here.
+answer the rest. Each costs O(log) of its largest argument (Euclid-like floor
+sums): they loop over neither the input, nor the output, nor the kernel. The
+output length is an argument: it comes from the one SymPy definition, never
+restated here.
 """
 
 from __future__ import annotations
@@ -23,70 +24,86 @@ def ceil_div(a: int, b: int) -> int:
     return -((-a) // b)
 
 
-def lattice_count(q: int, n: int, k: int, s: int, d: int) -> int:
-    """A(q) = #{(i, t) : 0 <= i < n, 0 <= t < k, i*s + t*d < q}.
+def floor_sum(n: int, m: int, a: int, b: int) -> int:
+    """Σ_{u=0}^{n-1} ⌊(a·u + b)/m⌋ for n >= 0, m >= 1, in O(log max(n, m, a, b)).
 
-    The pairs a transposed convolution loses when padding crops q positions
-    from one end of its uncropped output (by symmetry, from either end).
+    Euclid's algorithm on the lattice points under a line: reduce a and b modulo m,
+    then swap the roles of the axes (the points under the line counted by rows
+    instead of columns), as gcd swaps its arguments.
     """
-    if q <= 0:
-        return 0
     total = 0
-    for t in range(k):
-        room = q - t * d
-        if room <= 0:
+    while n > 0:
+        if a < 0 or a >= m:
+            total += n * (n - 1) // 2 * (a // m)
+            a %= m
+        if b < 0 or b >= m:
+            total += n * (b // m)
+            b %= m
+        top = a * n + b
+        if top < m:
             break
-        total += min(n, ceil_div(room, s))
+        n, b, m, a = top // m, top % m, a, m
     return total
 
 
-def _clip(base: int, step: int, count: int, window: int) -> tuple[int, int]:
-    """Index range [lo, hi) of i in [0, count) with 0 <= base + step*i < window."""
-    lo = max(0, ceil_div(-base, step))
-    hi = min(count, (window - 1 - base) // step + 1)
-    return lo, max(lo, hi)
+def lattice_count(q: int, n: int, k: int, s: int, d: int) -> int:
+    """A(q) = #{(i, t) : 0 <= i < n, 0 <= t < k, i*s + t*d < q}, in O(log).
 
-
-def progression_union(bases: list[int], step: int, counts: list[int], window: int) -> tuple[int, int]:
-    """Sum and union size of progressions {b + step*i : 0 <= i < n} inside [0, window).
-
-    Returns (total members in the window, distinct members in the window).
-    Progressions in the same residue class modulo ``step`` are intervals in
-    units of ``step``; sorting and merging them costs O(k log k).
+    The pairs a transposed convolution loses when padding crops q positions from
+    one end of its uncropped output (by symmetry, from either end). Tap t keeps
+    min(n, ⌈(q − t·d)/s⌉) inputs: the first m taps keep all n, the next ones
+    ⌈(q − t·d)/s⌉, a floor sum.
     """
-    total = 0
-    intervals: list[tuple[int, int, int]] = []
-    for base, count in zip(bases, counts):
-        lo, hi = _clip(base, step, count, window)
-        if hi > lo:
-            total += hi - lo
-            residue = base % step
-            unit = (base - residue) // step
-            intervals.append((residue, unit + lo, unit + hi))
-    intervals.sort()
-    distinct = 0
-    last_residue, reach = None, 0
-    for residue, start, end in intervals:
-        if residue != last_residue:
-            last_residue, reach = residue, start
-        distinct += max(0, end - max(start, reach))
-        reach = max(reach, end)
-    return total, distinct
+    if q <= 0 or n <= 0 or k <= 0:
+        return 0
+    taps = min(k, ceil_div(q, d))                            # taps with q - t*d > 0
+    full = min(taps, max(0, ceil_div(q - (n - 1) * s, d)))   # taps that keep all n inputs
+    # taps t in [full, taps), counted backwards (u = taps - 1 - t) so the argument grows with u
+    return full * n + floor_sum(taps - full, s, d, q - (taps - 1) * d + s - 1)
+
+
+def _rectangle(q0: int, q1: int, i0: int, n: int, t0: int, k: int, s: int, d: int) -> int:
+    """#{(i, t) : i0 <= i < i0 + n, t0 <= t < t0 + k, q0 <= i*s + t*d < q1}."""
+    shift = i0 * s + t0 * d
+    return lattice_count(q1 - shift, n, k, s, d) - lattice_count(q0 - shift, n, k, s, d)
 
 
 def transposed_coverage(L: int, k: int, s: int, p: int, d: int, L_out: int) -> int:
-    """Z of a transposed axis: output positions j = i*s + t*d - p in [0, L_out)."""
-    return progression_union([t * d - p for t in range(k)], s, [L] * k, L_out)[1]
+    """Z of a transposed axis: output positions j = i*s + t*d - p in [0, L_out), i < L, t < k, in O(log).
+
+    With g = gcd(s, d), s = g·s', d = g·d', the pairs (i, t) and (i + d', t − s') land
+    on the same position; keeping the one with the smallest t leaves one pair per
+    position: those with t < s' or i >= L − d', two rectangles.
+    """
+    if L <= 0 or k <= 0 or L_out <= 0:
+        return 0
+    g = math.gcd(s, d)
+    s1, d1 = s // g, d // g
+    first = _rectangle(p, p + L_out, 0, L, 0, min(s1, k), s, d)
+    if k <= s1:
+        return first
+    low = max(0, L - d1)
+    return first + _rectangle(p, p + L_out, low, L - low, s1, k - s1, s, d)
 
 
 def plain_coverage(L: int, k: int, s: int, p: int, d: int, L_out: int) -> int:
-    """Z of a plain axis: output positions j in [0, L_out) with a tap reading 0 <= j*s + t*d - p < L."""
-    lows = [ceil_div(p - t * d, s) for t in range(k)]
-    counts = [max(0, (L - 1 + p - t * d) // s - lo + 1) for t, lo in enumerate(lows)]
-    return progression_union(lows, 1, counts, L_out)[1]
+    """Z of a plain axis: outputs j in [0, L_out) with a tap reading 0 <= j*s + t*d - p < L, in O(log).
 
-
-gcd = math.gcd
+    Output j's taps start at x = j*s − p and step by d. It reaches the input if x is
+    inside it, or if x lies within (k − 1)·d before it and x mod d < L (a floor sum
+    when L < d).
+    """
+    if L <= 0 or k <= 0 or L_out <= 0:
+        return 0
+    inside = max(0, min(L_out - 1, (L - 1 + p) // s) - max(0, ceil_div(p, s)) + 1)
+    low, high = max(0, ceil_div(p - (k - 1) * d, s)), min(L_out - 1, ceil_div(p, s) - 1)
+    count = high - low + 1
+    if count <= 0:
+        return inside
+    if L >= d:
+        return inside + count
+    start = low * s - p  # x of the first such output: x mod d < L counted as ⌊x/d⌋ − ⌊(x − L)/d⌋
+    return inside + floor_sum(count, d, s, start) - floor_sum(count, d, s, start - L)
 
 
 def tap_coverage(n: int, k: int, s: int, p: int, d: int, W: int) -> int:
@@ -94,11 +111,9 @@ def tap_coverage(n: int, k: int, s: int, p: int, d: int, W: int) -> int:
 
     The taps a convolution's weight gradient reaches: (n, W) is (L, L_out) for a
     transposed axis (a is the input index) and (L_out, L) for a plain one (a is the
-    output index). For each tap the admissible a form an interval; O(k).
+    output index). It is a plain axis' coverage with taps and positions exchanged.
     """
-    reached = 0
-    for t in range(k):
-        lo = max(0, ceil_div(p - t * d, s))
-        hi = min(n - 1, (W - 1 + p - t * d) // s)
-        reached += lo <= hi
-    return reached
+    return plain_coverage(W, n, d, p, s, k)
+
+
+gcd = math.gcd

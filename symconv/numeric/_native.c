@@ -20,23 +20,24 @@
 typedef long long i64;
 
 #define MAX_AXES 3
-#define MAX_TAPS 256 /* wider kernels go to the Python counters */
 
 /* --- checked arithmetic: *e = 1 on overflow or a zero divisor ----------------- */
 
-static inline i64 add_(i64 a, i64 b, int *e)
-{
-    i64 r;
-    if (__builtin_add_overflow(a, b, &r)) *e = 1;
-    return r;
-}
+typedef __int128 i128;
 
-static inline i64 mul_(i64 a, i64 b, int *e)
-{
-    i64 r;
-    if (__builtin_mul_overflow(a, b, &r)) *e = 1;
-    return r;
-}
+/* name(a, b, e): a op b in type T, *e = 1 when it overflows */
+#define CHECKED(T, name, builtin)                         \
+    static inline T name(T a, T b, int *e)               \
+    {                                                     \
+        T r;                                              \
+        if (builtin(a, b, &r)) *e = 1;                    \
+        return r;                                         \
+    }
+
+CHECKED(i64, add_, __builtin_add_overflow)
+CHECKED(i64, mul_, __builtin_mul_overflow)
+CHECKED(i128, add128, __builtin_add_overflow)
+CHECKED(i128, mul128, __builtin_mul_overflow)
 
 static inline i64 neg_(i64 a, int *e)
 {
@@ -101,90 +102,106 @@ static inline i64 gcd(i64 a, i64 b, int *e)
     return a;
 }
 
-/* --- exact counters (symconv/core/counters.py) -------------------------------- */
+/* --- exact counters (symconv/core/counters.py), O(log) ------------------------
+ * The same algorithms as the Python counters, in 128-bit arithmetic with every
+ * multiplication and addition checked; a result outside int64 sets *e. */
 
-/* A(q) = #{(i, t) : 0 <= i < n, 0 <= t < k, i*s + t*d < q} */
-static i64 lattice_count(i64 q, i64 n, i64 k, i64 s, i64 d, int *e)
+static inline i128 fdiv128(i128 a, i128 b)
 {
-    i64 total = 0;
-    for (i64 t = 0; t < k && !*e; t++) {
-        i64 room = add_(q, neg_(mul_(t, d, e), e), e);
-        if (room <= 0) break;
-        total = add_(total, min_(n, cdiv_(room, s, e), e), e);
+    i128 q = a / b;
+    if (a % b != 0 && ((a < 0) != (b < 0))) q -= 1;
+    return q;
+}
+
+static inline i128 cdiv128(i128 a, i128 b) { return -fdiv128(-a, b); }
+static inline i128 min128(i128 a, i128 b) { return a < b ? a : b; }
+static inline i128 max128(i128 a, i128 b) { return a > b ? a : b; }
+
+static inline i64 narrow(i128 v, int *e)
+{
+    if (v > LLONG_MAX || v < LLONG_MIN) {
+        *e = 1;
+        return 0;
+    }
+    return (i64)v;
+}
+
+/* sum_{u=0}^{n-1} floor((a*u + b)/m), n >= 0, m >= 1: Euclid's algorithm on the points under a line */
+static i128 floor_sum(i128 n, i128 m, i128 a, i128 b, int *e)
+{
+    i128 total = 0;
+    while (n > 0 && !*e) {
+        i128 q = fdiv128(a, m);
+        total = add128(total, mul128(mul128(n, n - 1, e) / 2, q, e), e);
+        a -= q * m;
+        q = fdiv128(b, m);
+        total = add128(total, mul128(n, q, e), e);
+        b -= q * m;
+        i128 top = add128(mul128(a, n, e), b, e);
+        if (top < m) break;
+        i128 next_n = top / m, next_b = top % m;
+        n = next_n;
+        b = next_b;
+        i128 t = m;
+        m = a;
+        a = t;
     }
     return total;
 }
 
-struct interval {
-    i64 residue, start, end;
-};
-
-static int by_residue_then_start(const void *x, const void *y)
+/* A(q) = #{(i, t) : 0 <= i < n, 0 <= t < k, i*s + t*d < q} */
+static i128 lattice128(i128 q, i128 n, i128 k, i128 s, i128 d, int *e)
 {
-    const struct interval *a = x, *b = y;
-    if (a->residue != b->residue) return a->residue < b->residue ? -1 : 1;
-    return (a->start > b->start) - (a->start < b->start);
+    if (q <= 0 || n <= 0 || k <= 0) return 0;
+    i128 taps = min128(k, cdiv128(q, d));
+    i128 full = min128(taps, max128(0, cdiv128(q - mul128(n - 1, s, e), d)));
+    i128 rest = floor_sum(taps - full, s, d, add128(q - mul128(taps - 1, d, e), s - 1, e), e);
+    return add128(mul128(full, n, e), rest, e);
 }
 
-/* Distinct members inside [0, window) of the progressions {base[t] + step*i : 0 <= i < count[t]}:
- * within a residue class modulo step they are intervals, merged after sorting. */
-static i64 progression_union(const i64 *base, i64 step, const i64 *count, i64 taps, i64 window, int *e)
+static i64 lattice_count(i64 q, i64 n, i64 k, i64 s, i64 d, int *e)
 {
-    struct interval iv[MAX_TAPS];
-    i64 n = 0;
-    for (i64 t = 0; t < taps; t++) {
-        i64 lo = max_(0, cdiv_(neg_(base[t], e), step, e), e);
-        i64 hi = min_(count[t], add_(fdiv_(add_(add_(window, -1, e), neg_(base[t], e), e), step, e), 1, e), e);
-        if (hi > lo) {
-            i64 residue = mod_(base[t], step, e);
-            i64 unit = fdiv_(add_(base[t], neg_(residue, e), e), step, e);
-            iv[n].residue = residue;
-            iv[n].start = add_(unit, lo, e);
-            iv[n].end = add_(unit, hi, e);
-            n++;
-        }
-    }
-    if (*e) return 0;
-    qsort(iv, (size_t)n, sizeof iv[0], by_residue_then_start);
-    i64 distinct = 0, reach = 0;
-    for (i64 m = 0; m < n; m++) {
-        if (m == 0 || iv[m].residue != iv[m - 1].residue) reach = iv[m].start;
-        i64 from = iv[m].start > reach ? iv[m].start : reach;
-        if (iv[m].end > from) distinct = add_(distinct, iv[m].end - from, e);
-        if (iv[m].end > reach) reach = iv[m].end;
-    }
-    return distinct;
+    return narrow(lattice128(q, n, k, s, d, e), e);
 }
 
-/* Z of a transposed axis: output positions j = i*s + t*d - p, 0 <= j < L_out */
+/* #{(i, t) : i0 <= i < i0 + n, t0 <= t < t0 + k, q0 <= i*s + t*d < q1} */
+static i128 rectangle(i128 q0, i128 q1, i128 i0, i128 n, i128 t0, i128 k, i128 s, i128 d, int *e)
+{
+    i128 shift = add128(mul128(i0, s, e), mul128(t0, d, e), e);
+    return lattice128(q1 - shift, n, k, s, d, e) - lattice128(q0 - shift, n, k, s, d, e);
+}
+
+/* Z of a transposed axis: one pair (i, t) per output position, those with t < s' or i >= L - d' */
 static i64 transposed_coverage(i64 L, i64 k, i64 s, i64 p, i64 d, i64 L_out, int *e)
 {
-    i64 base[MAX_TAPS], count[MAX_TAPS];
-    if (k > MAX_TAPS) {
-        *e = 1;
-        return 0;
+    if (L <= 0 || k <= 0 || L_out <= 0) return 0;
+    i128 g = gcd(s, d, e), s1 = s / g, d1 = d / g;
+    i128 end = (i128)p + L_out;
+    i128 z = rectangle(p, end, 0, L, 0, min128(s1, k), s, d, e);
+    if (k > s1) {
+        i128 low = max128(0, (i128)L - d1);
+        z = add128(z, rectangle(p, end, low, L - low, s1, k - s1, s, d, e), e);
     }
-    for (i64 t = 0; t < k; t++) {
-        base[t] = add_(mul_(t, d, e), neg_(p, e), e);
-        count[t] = L;
-    }
-    return progression_union(base, s, count, k, L_out, e);
+    return narrow(z, e);
 }
 
-/* Z of a plain axis: output positions j with some tap t reading 0 <= j*s + t*d - p < L */
+/* Z of a plain axis: outputs whose taps x = j*s - p + t*d reach [0, L) */
 static i64 plain_coverage(i64 L, i64 k, i64 s, i64 p, i64 d, i64 L_out, int *e)
 {
-    i64 base[MAX_TAPS], count[MAX_TAPS];
-    if (k > MAX_TAPS) {
-        *e = 1;
-        return 0;
-    }
-    for (i64 t = 0; t < k; t++) {
-        i64 offset = add_(p, neg_(mul_(t, d, e), e), e);
-        base[t] = cdiv_(offset, s, e);
-        count[t] = max_(0, add_(add_(fdiv_(add_(add_(L, -1, e), offset, e), s, e), neg_(base[t], e), e), 1, e), e);
-    }
-    return progression_union(base, 1, count, k, L_out, e);
+    if (L <= 0 || k <= 0 || L_out <= 0) return 0;
+    i128 inside = max128(0, min128((i128)L_out - 1, fdiv128((i128)L - 1 + p, s)) - max128(0, cdiv128(p, s)) + 1);
+    i128 low = max128(0, cdiv128((i128)p - mul128(k - 1, d, e), s));
+    i128 count = min128((i128)L_out - 1, cdiv128(p, s) - 1) - low + 1;
+    if (count <= 0) return narrow(inside, e);
+    if (L >= d) return narrow(add128(inside, count, e), e);
+    i128 start = mul128(low, s, e) - p;
+    return narrow(inside + floor_sum(count, d, s, start, e) - floor_sum(count, d, s, start - L, e), e);
+}
+
+/* taps t with some a*s + t*d - p in [0, W), a < n: a plain coverage with taps and positions exchanged */
+static i64 tap_coverage(i64 n, i64 k, i64 s, i64 p, i64 d, i64 W, int *e)
+{
+    return plain_coverage(W, n, d, p, s, k, e);
 }
 
 /* --- the generated formulas ---------------------------------------------------- */
@@ -289,14 +306,15 @@ static PyObject *additions_per_filter(PyObject *self, PyObject *const *args, Py_
 static const struct {
     const char *name;
     int nargs;
-} COUNTERS[] = {{"lattice_count", 5}, {"transposed_coverage", 6}, {"plain_coverage", 6}};
+} COUNTERS[] = {{"lattice_count", 5}, {"transposed_coverage", 6}, {"plain_coverage", 6}, {"tap_coverage", 6}};
 
 static i64 count_row(int counter, const i64 *a, int *e)
 {
     switch (counter) {
     case 0: return lattice_count(a[0], a[1], a[2], a[3], a[4], e);
     case 1: return transposed_coverage(a[0], a[1], a[2], a[3], a[4], a[5], e);
-    default: return plain_coverage(a[0], a[1], a[2], a[3], a[4], a[5], e);
+    case 2: return plain_coverage(a[0], a[1], a[2], a[3], a[4], a[5], e);
+    default: return tap_coverage(a[0], a[1], a[2], a[3], a[4], a[5], e);
     }
 }
 
@@ -319,10 +337,9 @@ static int column(PyObject *o, Py_buffer *view, int writable, Py_ssize_t itemsiz
 PyDoc_STRVAR(count_rows_doc,
 "count_rows(counter, out, failed, *columns)\n"
 "--\n\n"
-"One of the exact counters (lattice_count, transposed_coverage, plain_coverage) on every\n"
-"row of int64 columns, into the int64 array out. Rows it cannot count in int64 (an\n"
-"overflow, or more than 256 taps where taps are sorted) are marked in the bool array\n"
-"failed and left for the NumPy counters.");
+"One of the exact counters (lattice_count, transposed_coverage, plain_coverage,\n"
+"tap_coverage) on every row of int64 columns, into the int64 array out. Rows whose\n"
+"count does not fit int64 are marked in the bool array failed and left for Python ints.");
 
 static PyObject *count_rows(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
