@@ -9,7 +9,9 @@ For ConvTranspose2d(k=4, s=2, p=1) at several input sizes it times
   * the lambdified function of the layer's parameters (what a loop over many
     already-validated layers costs per layer);
 and prints the ratios and whether the numbers agree. Then the throughput of the
-lambdified total over 10**6 random configurations, vectorised (best of three runs).
+lambdified total over 10**6 random valid layers, vectorised, beside the same total
+written directly in numpy int64 with the same validity checks (best of three runs;
+the goal: docs within 3×, exact within 6×).
 
     python benchmarks/additions_speed.py [--quick]
 """
@@ -24,7 +26,7 @@ import numpy as np
 import torch
 
 import symconv
-from symconv.numeric import layer_counts
+from symconv.numeric import layer_counts, vector_counters
 from symconv.numeric.compile import output_sizes
 
 
@@ -78,30 +80,86 @@ def layer_rows(sizes: list[int]) -> None:
               f"{t_fn * 1e6:>8.2f}µs {t_emp / t_api:>8.0f}× {t_emp / t_py:>8.0f}× {t_emp / t_fn:>8.0f}×  {agree}")
 
 
+def random_layers(kind: str, count: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Columns of ``count`` random valid layers of a kind (keywords of its lambdified functions)."""
+    g = rng.choice([1, 2, 4], count)
+    cols = {"N": rng.integers(1, 65, count), "C_in": g * rng.integers(1, 65, count),
+            "C_out": g * rng.integers(1, 65, count), "groups": g}
+    for a in ("0", "1"):
+        k, s, d = rng.integers(1, 8, count), rng.integers(1, 5, count), rng.integers(1, 4, count)
+        cols.update({f"kernel_size_{a}": k, f"stride_{a}": s, f"dilation_{a}": d,
+                     f"padding_{a}": rng.integers(0, 3, count) % (d * (k - 1) + 1)})
+        if kind.startswith("ConvTranspose"):
+            cols[f"output_padding_{a}"] = rng.integers(0, 8, count) % np.maximum(s, d)
+        cols["HW"[int(a)] + "_in"] = rng.integers(64 if kind == "Conv2d" else 1, 513, count)
+    # no padding where it would leave an empty output: every row a valid layer
+    for a, size in enumerate(output_sizes(symconv.cost_model(kind), cols)):
+        cols[f"padding_{a}"] = np.where(size < 1, 0, cols[f"padding_{a}"])
+    return cols
+
+
+def by_hand(kind: str, convention: str, c: dict[str, np.ndarray]) -> np.ndarray:
+    """The total (bias=True) written directly in numpy int64, with torch's validity checks: the yardstick.
+
+    Exact counts use the numpy floor-sum counters for the cropped pairs A and the coverage Z.
+    """
+    transposed = kind.startswith("ConvTranspose")
+    N, C_in, C_out, g = c["N"], c["C_in"], c["C_out"], c["groups"]
+    ok = (N >= 1) & (C_in >= 1) & (C_out >= 1) & (g >= 1) & (C_in % g == 0) & (C_out % g == 0)
+    out = K = S = Z = 1
+    for a, L in (("0", c["H_in"]), ("1", c["W_in"])):
+        k, s, p, d = c[f"kernel_size_{a}"], c[f"stride_{a}"], c[f"padding_{a}"], c[f"dilation_{a}"]
+        ok &= (L >= 1) & (k >= 1) & (s >= 1) & (p >= 0) & (d >= 1)
+        if transposed:
+            op = c[f"output_padding_{a}"]
+            ok &= (op >= 0) & ((op < s) | (op < d))
+            Lo = (L - 1) * s - 2 * p + d * (k - 1) + op + 1
+        else:
+            Lo = (L + 2 * p - d * (k - 1) - 1) // s + 1
+        ok &= Lo >= 1
+        if convention == "exact" or (transposed and convention == "docs"):
+            n = L if transposed else Lo
+            right = p - op if transposed else (Lo - 1) * s + d * (k - 1) + 1 - L - p
+            S = S * (n * k - vector_counters.lattice_count_int64(p, n, k, s, d)
+                     - vector_counters.lattice_count_int64(right, n, k, s, d))
+        if convention == "exact":
+            coverage = vector_counters.transposed_coverage_int64 if transposed else vector_counters.plain_coverage_int64
+            Z = Z * coverage(L, k, s, p, d, Lo)
+        out, K = out * Lo, K * k
+    if not ok.all():
+        raise ValueError("invalid layer")
+    psi = C_in * C_out // g
+    if convention == "docs":
+        additions = S - out if transposed else out * (K - 1)
+        return N * (psi * (out * K + additions) + C_out * out * (C_in // g))
+    return N * (psi * (2 * S - Z) + C_out * (Z * (C_in // g - 1) + out))
+
+
 def throughput(count: int) -> None:
     rng = np.random.default_rng(0)
-    for kind, convention in (("ConvTranspose2d", "docs"), ("ConvTranspose2d", "exact"), ("Conv2d", "exact")):
+    print(f"{'':<16} {'':<6} {'lambdified':>14} {'by hand':>14} {'ratio':>6}  agree   ({count:,} random valid layers, "
+          "best of three)")
+    for kind, convention in (("Conv2d", "docs"), ("Conv2d", "exact"), ("ConvTranspose2d", "docs"),
+                             ("ConvTranspose2d", "exact"), ("ConvTranspose2d", "macs")):
         fn = symconv.cost_model(kind).lambdify("total", convention=convention)
-        g = rng.choice([1, 2, 4], count)
-        cols = {"N": rng.integers(1, 65, count), "C_in": g * rng.integers(1, 65, count),
-                "C_out": g * rng.integers(1, 65, count), "groups": g}
-        for a in ("0", "1"):
-            k, s, d = rng.integers(1, 8, count), rng.integers(1, 5, count), rng.integers(1, 4, count)
-            cols.update({f"kernel_size_{a}": k, f"stride_{a}": s, f"dilation_{a}": d,
-                         f"padding_{a}": rng.integers(0, 3, count) % (d * (k - 1) + 1)})
-            if kind.startswith("ConvTranspose"):
-                cols[f"output_padding_{a}"] = rng.integers(0, 8, count) % np.maximum(s, d)
-            cols["HW"[int(a)] + "_in"] = rng.integers(64 if kind == "Conv2d" else 1, 513, count)
-        # no padding where it would leave an empty output: every row a valid layer
-        for a, size in enumerate(output_sizes(symconv.cost_model(kind), cols)):
-            cols[f"padding_{a}"] = np.where(size < 1, 0, cols[f"padding_{a}"])
-        elapsed = float("inf")
-        for _ in range(3):  # best of three: the first run also pays for first-touch memory
-            start = time.perf_counter()
-            result = fn(**cols)
-            elapsed = min(elapsed, time.perf_counter() - start)
-        print(f"  {kind:<16} {convention:<6} {count:,} configurations in {elapsed:.3f}s = "
-              f"{count / elapsed:,.0f}/s ({result.dtype})")
+        cols = random_layers(kind, count, rng)
+        mine, result = best_of_three(lambda: fn(**cols))
+        line = f"  {kind:<16} {convention:<6} {count / mine:>12,.0f}/s"
+        if convention != "macs":
+            theirs, expected = best_of_three(lambda: by_hand(kind, convention, cols))
+            agree = "yes" if np.array_equal(result, expected) else "NO"
+            line += f" {count / theirs:>12,.0f}/s {mine / theirs:>5.2f}×  {agree}"
+        print(line)
+
+
+def best_of_three(fn) -> tuple[float, np.ndarray]:
+    """(best seconds, result): the first run also pays for first-touch memory."""
+    elapsed, result = float("inf"), None
+    for _ in range(3):
+        start = time.perf_counter()
+        result = fn()
+        elapsed = min(elapsed, time.perf_counter() - start)
+    return elapsed, result
 
 
 def main() -> None:
@@ -112,7 +170,7 @@ def main() -> None:
     sizes = [64, 512] if args.quick else [64, 512, 1024, 2048, 4096]
     print("ConvTranspose2d(1, 1, 4, stride=2, padding=1): additions per filter, docs convention")
     layer_rows(sizes)
-    print("\nlambdified total, vectorised over random configurations:")
+    print("\nlambdified total (bias=True), vectorised, beside the same total written by hand in numpy int64:")
     throughput(10 ** 5 if args.quick else 10 ** 6)
 
 

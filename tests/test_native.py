@@ -69,7 +69,7 @@ def test_compiled_path_equals_count_maps_and_python_on_the_whole_grid():
     assert {pt.ndim for pt in points} == {1, 2, 3}
 
 
-# Far off the grid: sizes up to 2**62 (int64 overflow) and kernels past the C counters' 256 taps.
+# Far off the grid: sizes up to 2**62 (int64 overflow) and kernels of any width.
 LARGE_LAYERS = random_points(lambda ndim: st.one_of(st.integers(1, 2000), st.integers(1, 2 ** 62)),
                              st.one_of(st.integers(1, 9), st.integers(1, 400)), st.integers(1, 40),
                              st.integers(1, 40), extra_padding=5)

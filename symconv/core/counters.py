@@ -116,4 +116,27 @@ def tap_coverage(n: int, k: int, s: int, p: int, d: int, W: int) -> int:
     return plain_coverage(W, n, d, p, s, k)
 
 
+def taps_at(j: int, L: int, k: int, s: int, p: int, d: int, transposed: bool) -> range:
+    """The taps t whose product lands at output position j of one axis, in O(log): c(j) = len(taps).
+
+    Plain: input x = j·s + t·d − p must lie in [0, L), a contiguous range of t.
+    Transposed: j + p = i·s + t·d with 0 <= i < L; the solutions t form one residue
+    class modulo s' = s / gcd(s, d), cut to the range where i is in bounds.
+    """
+    if not transposed:
+        return range(max(0, ceil_div(p - j * s, d)), min(k - 1, (L - 1 + p - j * s) // d) + 1)
+    m, g = j + p, math.gcd(s, d)
+    if m % g:
+        return range(0)
+    s1, d1 = s // g, d // g
+    residue = (m // g) * pow(d1, -1, s1) % s1 if s1 > 1 else 0   # t·d ≡ m (mod s)
+    low, high = max(0, ceil_div(m - (L - 1) * s, d)), min(k - 1, m // d)
+    return range(low + (residue - low) % s1, high + 1, s1)
+
+
+def input_at(j: int, t: int, s: int, p: int, d: int, transposed: bool) -> int:
+    """The input index whose product with tap t lands at output position j."""
+    return (j + p - t * d) // s if transposed else j * s + t * d - p
+
+
 gcd = math.gcd

@@ -17,7 +17,7 @@ import sympy as sp
 
 from . import overlap
 from .conventions import Convention, get_convention
-from .errors import SymconvError
+from .errors import SymconvError, require_bool
 from .names import LAYER_KINDS, canonical_kind
 from .symbols import Axis, C_in, C_out, N, additions_per_filter, groups, make_axis
 
@@ -90,7 +90,7 @@ class CostModel:
 
     def gamma(self, bias: bool = True, convention: str | Convention = "docs") -> sp.Expr:
         """γ, the additions that aggregate filters into output channels (and the bias)."""
-        return get_convention(convention).aggregation(self, bias)
+        return get_convention(convention).aggregation(self, require_bool("bias", bias))
 
     def total(self, bias: bool = True, convention: str | Convention = "docs") -> sp.Expr:
         """N·(ψ·λ + γ)."""
@@ -99,6 +99,7 @@ class CostModel:
     def summary(self, bias: bool = True) -> sp.Expr:
         """The docs pages' simplified total (docs convention), kept apart to be proven equal to total()."""
         K, out = self.kernel_elements, self.out_elements
+        require_bool("bias", bias)
         if self.transposed:
             with_bias = N * C_in * C_out / groups * (out * (K + 1) + additions_per_filter)
             return with_bias if bias else with_bias - N * C_out * out
@@ -184,11 +185,20 @@ class CostModel:
         return to_latex(self.quantity(name, **options))
 
     def lambdify(self, name: str, **options: Any) -> "NumericFunction":
-        """An exact, vectorised numpy function of the layer's parameters (keywords by symbol name)."""
+        """An exact, vectorised numpy function of the layer's parameters (keywords by symbol name).
+
+        Built once per quantity and options (resolving a hybrid takes seconds); the
+        function holds no state a call could change.
+        """
+        return self._lambdified(name, tuple(sorted(options.items())))
+
+    @lru_cache(maxsize=None)
+    def _lambdified(self, name: str, options: tuple[tuple[str, Any], ...]) -> "NumericFunction":
         from ..numeric.compile import compile_expr  # numpy, loaded only when asked for
+        from ..numeric.kernels import row_kernel
         from ..numeric.validator import layer_validator
-        expr = self.quantity(name, resolved=True, **options)
-        return compile_expr(expr, self.parameters(), layer_validator(self))
+        expr = self.quantity(name, resolved=True, **dict(options))
+        return compile_expr(expr, self.parameters(), layer_validator(self), row_kernel(self, name, **dict(options)))
 
 
 @lru_cache(maxsize=None)

@@ -147,6 +147,17 @@ def _unit_step(q: sp.Expr, n: sp.Expr, k: sp.Expr, s: sp.Expr) -> sp.Expr:
     return k * f + (m - f) * q - s * (_tri(m - 1) - _tri(f - 1))
 
 
+def _divided_step(q: sp.Expr, n: sp.Expr, k: sp.Expr, s: sp.Expr, d: sp.Expr) -> sp.Expr:
+    """A(q) when s divides d: tap t keeps ⌈(q − t·d)/s⌉ = ⌈q/s⌉ − t·d/s inputs, an arithmetic series.
+
+    The first ``full`` taps keep all n inputs; taps up to ``taps`` keep the series' terms.
+    """
+    taps = _min(k, sp.ceiling(q / d))
+    full = _min(taps, _max(0, sp.ceiling((q - (n - 1) * s) / d)))
+    return (full * n + (taps - full) * sp.ceiling(q / s)
+            - sp.floor(d / s) * (taps * (taps - 1) - full * (full - 1)) / 2)
+
+
 A_FAMILIES: tuple[Family, ...] = (
     Family("first input only", "q <= s: only i = 0 can reach below q",
            lambda q, n, k, s, d: _min(k, sp.ceiling(q / d)),
@@ -167,6 +178,12 @@ A_FAMILIES: tuple[Family, ...] = (
     Family("unit stride", "s = 1: the same count with inputs and taps swapped",
            lambda q, n, k, s, d: _unit_step(q, k, n, d),
            lambda q, n, k, s, d: sp.Eq(s, 1)),
+    Family("stride divides dilation", "d = m·s: tap t keeps ⌈q/s⌉ − m·t inputs, an arithmetic series",
+           _divided_step,
+           lambda q, n, k, s, d: sp.Eq(sp.Mod(d, s), 0)),
+    Family("dilation divides stride", "s = m·d: the same series with inputs and taps swapped",
+           lambda q, n, k, s, d: _divided_step(q, k, n, d, s),
+           lambda q, n, k, s, d: sp.Eq(sp.Mod(s, d), 0)),
 )
 
 
@@ -241,6 +258,59 @@ def _z_plain_contiguous(ax: Axis) -> tuple[sp.Expr, sp.Basic]:
     return ax.L_out - left - right, sp.Or(ax.d <= ax.L, sp.Eq(ax.k, 1))
 
 
+DIVIDING = tuple(f for f in A_FAMILIES if "divides" in f.name)
+
+
+def _divide_each_other(s: sp.Expr, d: sp.Expr) -> sp.Basic:
+    return sp.Or(sp.Eq(sp.Mod(d, s), 0), sp.Eq(sp.Mod(s, d), 0))
+
+
+def _z_transposed_dividing(ax: Axis) -> tuple[sp.Expr, sp.Basic]:
+    """Z as :func:`counters.transposed_coverage`'s two rectangles, each a difference of
+    lattice counts in closed form: gcd(s, d) = min(s, d) when one divides the other."""
+    L, k, s, p, d = ax.L, ax.k, ax.s, ax.p, ax.d
+    g = _min(s, d)
+    s1, d1 = sp.floor(s / g), sp.floor(d / g)
+
+    def rect(i0, n, t0, taps):
+        shift = i0 * s + t0 * d
+        return (lattice(p + ax.L_out - shift, n, taps, s, d, families=DIVIDING, fallback=False)
+                - lattice(p - shift, n, taps, s, d, families=DIVIDING, fallback=False))
+
+    low = _max(0, L - d1)
+    z = rect(0, L, 0, _min(s1, k)) + sp.Piecewise((0, k <= s1), (rect(low, L - low, s1, k - s1), True))
+    return z, _divide_each_other(s, d)
+
+
+def _floor_sum_dividing(c: sp.Expr, m: sp.Expr, a: sp.Expr, b: sp.Expr) -> sp.Expr:
+    """Σ_{u<c} ⌊(a·u + b)/m⌋ when a divides m or m divides a.
+
+    m = j·a makes it Σ ⌊(u + B)/j⌋ with B = ⌊b/a⌋, a difference F(c + B) − F(B) of
+    F(x) = Σ_{v<x} ⌊v/j⌋ = j·Q(Q−1)/2 + (x − jQ)·Q, Q = ⌊x/j⌋ (valid for every integer x).
+    """
+    # at least 1: numpy evaluates every branch of a Piecewise, this one also where a does not divide m
+    j, big = _max(1, sp.floor(m / a)), sp.floor(b / a)
+
+    def partial(x):
+        whole = sp.floor(x / j)
+        return j * whole * (whole - 1) / 2 + (x - j * whole) * whole
+
+    return sp.Piecewise((sp.floor(a / m) * c * (c - 1) / 2 + c * sp.floor(b / m), sp.Eq(sp.Mod(a, m), 0)),
+                        (partial(c + big) - partial(big), True))
+
+
+def _z_plain_dividing(ax: Axis) -> tuple[sp.Expr, sp.Basic]:
+    """Z as :func:`counters.plain_coverage` computes it, its floor sums closed when s and d divide each other."""
+    L, k, s, p, d = ax.L, ax.k, ax.s, ax.p, ax.d
+    inside = _max(0, _min(ax.L_out - 1, sp.floor((L - 1 + p) / s)) - _max(0, sp.ceiling(p / s)) + 1)
+    low = _max(0, sp.ceiling((p - (k - 1) * d) / s))
+    count = _max(0, _min(ax.L_out - 1, sp.ceiling(p / s) - 1) - low + 1)
+    start = low * s - p
+    edge = sp.Piecewise((count, L >= d), (_floor_sum_dividing(count, d, s, start)
+                                          - _floor_sum_dividing(count, d, s, start - L), True))
+    return inside + edge, _divide_each_other(s, d)
+
+
 def _per_axis(fn: Callable[[Axis], tuple[sp.Expr, sp.Basic]]):
     """Lift a one-axis candidate to a tuple of axes (1-d candidates read axis 0)."""
     return lambda axes: fn(axes[0])
@@ -267,6 +337,9 @@ CANDIDATES: tuple[Candidate, ...] = (
               note="ignores gaps (stride > dilation·kernel) and positions output_padding adds"),
     Candidate("Z, full coverage", True, "Z", _per_axis(_z_full_transposed),
               note="unit dilation with stride <= kernel, or unit stride with dilation <= L"),
+    Candidate("Z by rectangles, stride and dilation divide one another", True, "Z",
+              _per_axis(_z_transposed_dividing),
+              note="one pair per position (the smallest tap), two rectangles of lattice counts in closed form"),
     Candidate("Z = S, every position hit at most once", True, "Z",
               _per_axis(lambda a: (hybrid_s(a, True),
                                    sp.Or(a.d >= a.L * Gcd(a.s, a.d), a.s >= a.k * Gcd(a.s, a.d)))),
@@ -278,6 +351,9 @@ CANDIDATES: tuple[Candidate, ...] = (
                 note=f.why) for f in A_FAMILIES),
     Candidate("Z, contiguous taps", False, "Z", _per_axis(_z_plain_contiguous),
               note="dilation <= L: a position misses the input only if all its taps fall on one side"),
+    Candidate("Z, stride and dilation divide one another", False, "Z", _per_axis(_z_plain_dividing),
+              note="outputs left of the input reach it where their first tap is L-near a multiple of d: "
+                   "floor sums of an arithmetic progression"),
 )
 
 

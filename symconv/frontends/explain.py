@@ -1,36 +1,45 @@
 """Explain how a layer computes each output: count maps and the products behind one position.
 
-The count map is enumerated literally here (it is for reading, so its size is
-capped); the counts themselves come from :func:`symconv.numeric.layer_counts.count_layer`.
+Each position's count comes from the taps that reach it (:func:`symconv.core.counters.taps_at`,
+O(log) per position), so a map is shown whole when it is short and summarised when
+it is long: runs of equal counts at both ends, the interior's repeating period and
+a window around ``--at``, in time independent of the axis length. The counts
+themselves come from :func:`symconv.numeric.layer_counts.count_layer`.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Sequence
 
+from ..core.counters import input_at, taps_at
 from ..core.errors import SymconvError
 from ..core.names import CONVENTION_DESCRIPTIONS, CONVENTION_NAMES
 from ..numeric.layer import Layer
-from ..numeric.layer_counts import count_layer
+from ..numeric.layer_counts import axis_counts, count_layer
 
-MAX_SHOWN = 4096  # count-map elements printed at most
+MAX_SHOWN = 4096  # count-map elements of a layer printed at most
+SHORT = 64        # an axis map this long or shorter is printed whole
+EDGE = 24         # positions shown at each end of a long axis map
+WINDOW = 8        # positions shown on each side of --at
+MAX_PAIRS = 32    # (input, tap) pairs listed at a position
+MAX_PLOTTED = 4_000_000  # count-map elements a heatmap is drawn from at most
+
+
+def _axis(spec: Layer, spatial: Sequence[int], a: int) -> tuple[int, int, int, int, int]:
+    return spatial[a], spec.kernel_size[a], spec.stride[a], spec.padding[a], spec.dilation[a]
+
+
+def count_at(spec: Layer, spatial: Sequence[int], a: int, j: int) -> int:
+    """Products of one filter landing at position j of axis a (zero padding)."""
+    return len(taps_at(j, *_axis(spec, spatial, a), spec.transposed))
 
 
 def axis_maps(spec: Layer, spatial: Sequence[int]) -> list[list[int]]:
-    """Each axis' count map: products of one filter landing at each output position (zero padding)."""
-    maps = []
-    for a, L_out in enumerate(spec.output_size(spatial)):
-        L, k, s, p, d = spatial[a], spec.kernel_size[a], spec.stride[a], spec.padding[a], spec.dilation[a]
-        if spec.transposed:
-            c = [0] * L_out
-            for j in (i * s + t * d - p for i in range(L) for t in range(k)):
-                if 0 <= j < L_out:
-                    c[j] += 1
-        else:
-            c = [sum(1 for t in range(k) if 0 <= j * s + t * d - p < L) for j in range(L_out)]
-        maps.append(c)
-    return maps
+    """Each axis' whole count map (for short axes: its length is the output size)."""
+    return [[count_at(spec, spatial, a, j) for j in range(L_out)]
+            for a, L_out in enumerate(spec.output_size(spatial))]
 
 
 def full_map(maps: list[list[int]]):
@@ -48,24 +57,60 @@ def _scale(nested, c: int):
 Pair = tuple[tuple[int, ...], tuple[int, ...]]
 
 
-def meeting(spec: Layer, spatial: Sequence[int], position: Sequence[int]) -> list[Pair]:
-    """(input index, kernel tap) pairs whose product lands at an output position.
-
-    Plain layers list only taps that read the input (taps on padding read zeros).
-    """
+def _taps_at_position(spec: Layer, spatial: Sequence[int], position: Sequence[int]) -> list[range]:
     out = spec.check_input((spec.in_channels, *spatial))[2]
     if len(position) != spec.ndim or any(not 0 <= j < n for j, n in zip(position, out)):
         raise SymconvError(f"position {tuple(position)!r} is outside the output {out!r}")
+    return [taps_at(j, *_axis(spec, spatial, a), spec.transposed) for a, j in enumerate(position)]
+
+
+def meeting(spec: Layer, spatial: Sequence[int], position: Sequence[int], limit: int | None = None) -> list[Pair]:
+    """(input index, kernel tap) pairs whose product lands at an output position (the first ``limit``).
+
+    Plain layers list only taps that read the input (taps on padding read zeros).
+    """
     per_axis = []
-    for a, j in enumerate(position):
-        L, k, s, p, d = spatial[a], spec.kernel_size[a], spec.stride[a], spec.padding[a], spec.dilation[a]
-        if spec.transposed:
-            pairs = [(i, t) for t in range(k) for i in [(j + p - t * d) // s]
-                     if (j + p - t * d) % s == 0 and 0 <= i < L]
-        else:
-            pairs = [(j * s + t * d - p, t) for t in range(k) if 0 <= j * s + t * d - p < L]
-        per_axis.append(sorted(pairs))
-    return [(tuple(i for i, _ in combo), tuple(t for _, t in combo)) for combo in itertools.product(*per_axis)]
+    for a, (j, taps) in enumerate(zip(position, _taps_at_position(spec, spatial, position))):
+        _, _, s, p, d = _axis(spec, spatial, a)
+        per_axis.append(sorted((input_at(j, t, s, p, d, spec.transposed), t) for t in taps[:limit]))
+    combos = itertools.islice(itertools.product(*per_axis), limit)
+    return [(tuple(i for i, _ in combo), tuple(t for _, t in combo)) for combo in combos]
+
+
+def _runs(values: Sequence[int]) -> str:
+    """Runs of equal counts: [1, 2, 2, 2, 1] -> '1, 2×3, 1'."""
+    parts = []
+    for value, group in itertools.groupby(values):
+        n = len(list(group))
+        parts.append(f"{value}×{n}" if n > 1 else str(value))
+    return ", ".join(parts)
+
+
+def _interior(spec: Layer, spatial: Sequence[int], a: int, L_out: int) -> tuple[int, int, int] | None:
+    """(first, last, period) of the positions where no tap falls outside the input: there the map
+    repeats with period s/gcd(s, d) (a plain layer's interior is one run of kernel_size)."""
+    L, k, s, p, d = _axis(spec, spatial, a)
+    if spec.transposed:
+        first, last, period = max(0, (k - 1) * d - p), min(L_out - 1, (L - 1) * s - p), s // math.gcd(s, d)
+    else:
+        first, last, period = max(0, -(-p // s)), min(L_out - 1, (L - 1 + p - (k - 1) * d) // s), 1
+    return (first, last, period) if last - first + 1 >= 2 * period else None
+
+
+def _summary(spec: Layer, spatial: Sequence[int], a: int, L_out: int, at: int | None) -> list[str]:
+    """A long axis map: both ends as runs, the interior's period, a window around ``at``."""
+    show = lambda lo, hi: _runs([count_at(spec, spatial, a, j) for j in range(lo, hi)])  # noqa: E731
+    lines = [f"    positions 0..{EDGE - 1}: {show(0, EDGE)}"]
+    interior = _interior(spec, spatial, a, L_out)
+    if interior is not None:
+        first, last, period = interior
+        shown = show(first, first + min(period, EDGE)) + (", …" if period > EDGE else "")
+        lines.append(f"    positions {first}..{last}: [{shown}] repeating (period {period})")
+    if at is not None:
+        lo, hi = max(0, at - WINDOW), min(L_out, at + WINDOW + 1)
+        lines.append(f"    around {at}, positions {lo}..{hi - 1}: {show(lo, hi)}")
+    lines.append(f"    positions {L_out - EDGE}..{L_out - 1}: {show(L_out - EDGE, L_out)}")
+    return lines
 
 
 def _fmt_map(nested, indent: str = "  ") -> list[str]:
@@ -86,22 +131,26 @@ def explain(spec: Layer, input_shape: Sequence[int], position: Sequence[int] | N
     counts = {c: count_layer(spec, input_shape, c) for c in CONVENTION_NAMES}
     docs = counts["docs"]
     spatial = docs.input_size
-    maps = axis_maps(spec, spatial)
+    if position is not None:
+        taps = _taps_at_position(spec, spatial, position)  # refuses a position outside the output first
     lines = [f"{spec.constructor()} on input {tuple(input_shape)} -> output size {docs.output_size}", "",
              "count map per axis (products of one filter landing at each output position):"]
-    for a, m in enumerate(maps):
-        shown = m if len(m) <= 64 else m[:32] + ["…"] + m[-32:]
-        lines.append(f"  axis {a}: [{', '.join(str(v) for v in shown)}]  sum S={sum(m)}, "
-                     f"reached Z={sum(1 for v in m if v)}")
+    for a, (L_out, S, Z) in enumerate(axis_counts(spec, spatial)):
+        if L_out <= SHORT:
+            values = [count_at(spec, spatial, a, j) for j in range(L_out)]
+            lines.append(f"  axis {a}: [{', '.join(map(str, values))}]  sum S={S}, reached Z={Z}")
+        else:
+            lines.append(f"  axis {a}: {L_out:,} positions, sum S={S:,}, reached Z={Z:,}; runs of equal counts:")
+            lines += _summary(spec, spatial, a, L_out, None if position is None else position[a])
     size = 1
-    for m in maps:
-        size *= len(m)
+    for L_out in docs.output_size:
+        size *= L_out
     if spec.ndim > 1:
         if size <= MAX_SHOWN:
             lines += ["", "count map of the layer (the product of the axis maps):"]
-            lines += _fmt_map(full_map(maps))
+            lines += _fmt_map(full_map(axis_maps(spec, spatial)))
         else:
-            lines += ["", f"count map of the layer: {size} elements, too many to print"]
+            lines += ["", f"count map of the layer: {size:,} elements, too many to print"]
     lines += ["", "additions per filter:"]
     for name, c in counts.items():
         lines.append(f"  {name:<6} {c.additions:>12}   ({CONVENTION_DESCRIPTIONS[name].split(':')[0]})")
@@ -109,11 +158,16 @@ def explain(spec: Layer, input_shape: Sequence[int], position: Sequence[int] | N
         lines.append(f"  {docs.unreached} output position(s) receive no product: the docs convention counts "
                      f"-1 addition at each")
     if position is not None:
-        pairs = meeting(spec, spatial, position)
-        lines += ["", f"output position {tuple(position)}: {len(pairs)} product(s), "
-                      f"{max(len(pairs) - 1, 0)} addition(s) per filter"]
+        total = 1
+        for t in taps:
+            total *= len(t)
+        pairs = meeting(spec, spatial, position, MAX_PAIRS)
+        lines += ["", f"output position {tuple(position)}: {total:,} product(s), "
+                      f"{max(total - 1, 0):,} addition(s) per filter"]
         for i, t in pairs:
             lines.append(f"  input {i} x kernel tap {t}")
+        if total > len(pairs):
+            lines.append(f"  … and {total - len(pairs):,} more")
     return "\n".join(lines)
 
 
@@ -125,7 +179,11 @@ def plot(spec: Layer, input_shape: Sequence[int], path: str) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         raise SymconvError("--plot needs matplotlib: pip install 'symconv[plot]'") from None
-    maps = axis_maps(spec, spec.check_input(input_shape)[1])
+    _, spatial, out = spec.check_input(input_shape)
+    if math.prod(out) > MAX_PLOTTED:
+        raise SymconvError(f"the count map of output size {out} is too large to plot "
+                           f"(at most {MAX_PLOTTED:,} elements); explain without --plot summarises it")
+    maps = axis_maps(spec, spatial)
     grid = full_map(maps)
     if spec.ndim == 1:
         grid = [grid]

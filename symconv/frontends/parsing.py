@@ -67,6 +67,15 @@ _INTEGER = re.compile(r"[0-9]+")               # ASCII digits only: no sign, no 
 _EXPRESSION = re.compile(r"[A-Za-z0-9_+\-*() ]+")  # names, integers, + - * and parentheses
 
 
+def decimal(digits: str) -> int:
+    """An ASCII decimal string as an int, at any length (``int`` refuses past Python's digit limit)."""
+    value = 0
+    for start in range(0, len(digits), 1000):
+        chunk = digits[start:start + 1000]
+        value = value * 10 ** len(chunk) + int(chunk)
+    return value
+
+
 def parse_shape(text: str | Sequence) -> tuple:
     """'1,1,4,4' -> (1, 1, 4, 4); '1,512,H,W' and '1,3,8*h,8*w' -> symbolic sizes (SymPy expressions).
 
@@ -87,7 +96,7 @@ def parse_shape(text: str | Sequence) -> tuple:
         if not part:
             raise SymconvError(f"input shape {text!r} has an empty size: give sizes like 1,1,4,4")
         if _INTEGER.fullmatch(part):
-            shape.append(int(part))
+            shape.append(decimal(part))
         elif _EXPRESSION.fullmatch(part) and re.search(r"[A-Za-z_]", part) and \
                 not re.search(r"(?<![A-Za-z0-9_])[0-9]+_", part):
             from ..core.sizes import parse_size  # SymPy, for symbolic sizes only

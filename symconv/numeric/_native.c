@@ -206,12 +206,48 @@ static i64 tap_coverage(i64 n, i64 k, i64 s, i64 p, i64 d, i64 W, int *e)
 
 /* --- the generated formulas ---------------------------------------------------- */
 
-struct additions_form {
-    i64 (*fn)(const i64 *L, const i64 *Lo, const i64 *k, const i64 *S, const i64 *Z, int *e);
+struct form {
+    i64 (*fn)(const i64 *ch, const i64 *L, const i64 *Lo, const i64 *k, const i64 *S, const i64 *Z, int *e);
     int needs_S, needs_Z;
 };
 
 #include "_native_generated.h"
+
+enum { DONE = 0, OVERFLOW = 1, REJECTED = 2 };
+
+/* One layer's quantity: torch's rules, then the output sizes, S and Z where the form
+ * needs them, then the form. ch = (N, C_in, C_out, groups); per-axis arrays of ndim. */
+static i64 evaluate_layer(int transposed, Py_ssize_t ndim, const struct form *form, const i64 *ch, const i64 *L,
+                          const i64 *k, const i64 *s, const i64 *p, const i64 *d, const i64 *op, int *status)
+{
+    i64 Lo[MAX_AXES], S[MAX_AXES], Z[MAX_AXES];
+    int e = 0;
+    *status = REJECTED;
+    if (!layer_accepts(ch[0], ch[1], ch[2], ch[3], &e) || e) return 0;
+    for (Py_ssize_t a = 0; a < ndim; a++) {
+        /* torch's rules (generated); a layer it rejects gets its message from the Python path */
+        int accepted = transposed ? t_accepts(L[a], k[a], s[a], p[a], d[a], op[a], &e)
+                                  : op[a] == 0 && p_accepts(L[a], k[a], s[a], p[a], d[a], &e);
+        if (e || !accepted) return 0;
+    }
+    *status = OVERFLOW;
+    for (Py_ssize_t a = 0; a < ndim; a++) {
+        if (transposed) {
+            Lo[a] = t_L_out(L[a], k[a], s[a], p[a], d[a], op[a], &e);
+            S[a] = form->needs_S ? t_S(L[a], k[a], s[a], p[a], d[a], op[a], &e) : 0;
+            Z[a] = form->needs_Z ? t_Z(L[a], k[a], s[a], p[a], d[a], op[a], &e) : 0;
+        } else {
+            Lo[a] = p_L_out(L[a], k[a], s[a], p[a], d[a], &e);
+            S[a] = form->needs_S ? p_S(L[a], k[a], s[a], p[a], d[a], &e) : 0;
+            Z[a] = form->needs_Z ? p_Z(L[a], k[a], s[a], p[a], d[a], &e) : 0;
+        }
+    }
+    if (e) return 0;
+    i64 value = form->fn(ch, L, Lo, k, S, Z, &e);
+    if (e) return 0;
+    *status = DONE;
+    return value;
+}
 
 /* --- binding ----------------------------------------------------------------------- */
 
@@ -261,7 +297,6 @@ static PyObject *additions_per_filter(PyObject *self, PyObject *const *args, Py_
         return NULL;
     }
     i64 L[MAX_AXES], k[MAX_AXES], s[MAX_AXES], p[MAX_AXES], d[MAX_AXES], op[MAX_AXES];
-    i64 Lo[MAX_AXES], S[MAX_AXES], Z[MAX_AXES];
     Py_ssize_t ndim;
     if (PyLong_CheckExact(args[0]))
         ndim = 1;
@@ -276,26 +311,11 @@ static PyObject *additions_per_filter(PyObject *self, PyObject *const *args, Py_
     if (!axis_values(args[0], ndim, L) || !axis_values(args[1], ndim, k) || !axis_values(args[2], ndim, s) ||
         !axis_values(args[3], ndim, p) || !axis_values(args[4], ndim, d) || !axis_values(args[5], ndim, op))
         Py_RETURN_NONE;
-    const struct additions_form *form = &ADDITIONS[transposed][ndim - 1][convention];
-    int e = 0;
-    for (Py_ssize_t a = 0; a < ndim; a++) {
-        /* torch's rules (generated); a layer it rejects gets its message from the Python path */
-        int accepted = transposed ? t_accepts(L[a], k[a], s[a], p[a], d[a], op[a], &e)
-                                  : op[a] == 0 && p_accepts(L[a], k[a], s[a], p[a], d[a], &e);
-        if (e || !accepted) Py_RETURN_NONE;
-        Lo[a] = transposed ? t_L_out(L[a], k[a], s[a], p[a], d[a], op[a], &e) : p_L_out(L[a], k[a], s[a], p[a], d[a], &e);
-        if (e) Py_RETURN_NONE;
-        if (transposed) {
-            S[a] = form->needs_S ? t_S(L[a], k[a], s[a], p[a], d[a], op[a], &e) : 0;
-            Z[a] = form->needs_Z ? t_Z(L[a], k[a], s[a], p[a], d[a], op[a], &e) : 0;
-        } else {
-            S[a] = form->needs_S ? p_S(L[a], k[a], s[a], p[a], d[a], &e) : 0;
-            Z[a] = form->needs_Z ? p_Z(L[a], k[a], s[a], p[a], d[a], &e) : 0;
-        }
-        if (e) Py_RETURN_NONE;
-    }
-    i64 value = form->fn(L, Lo, k, S, Z, &e);
-    if (e) Py_RETURN_NONE;
+    static const i64 one[4] = {1, 1, 1, 1};
+    int status;
+    i64 value = evaluate_layer(transposed, ndim, &FORMS[transposed][ndim - 1][convention][ADDITIONS], one, L, k, s,
+                               p, d, op, &status);
+    if (status != DONE) Py_RETURN_NONE;
     return PyLong_FromLongLong(value);
 }
 
@@ -334,6 +354,35 @@ static int column(PyObject *o, Py_buffer *view, int writable, Py_ssize_t itemsiz
     return 1;
 }
 
+#define MAX_COLUMNS (4 + 6 * MAX_AXES)
+
+/* The out (int64) and failed (bool) arrays and ncols int64 columns, all of one length n:
+ * 1 with every buffer held, or 0 with an exception set and none held. */
+static int acquire(PyObject *const *args, int ncols, Py_buffer *out, Py_buffer *failed, Py_buffer *cols,
+                   Py_ssize_t *n)
+{
+    *n = -1;
+    if (!column(args[0], out, 1, sizeof(i64), n)) return 0;
+    if (!column(args[1], failed, 1, 1, n)) {
+        PyBuffer_Release(out);
+        return 0;
+    }
+    int got = 0;
+    while (got < ncols && column(args[2 + got], &cols[got], 0, sizeof(i64), n)) got++;
+    if (got == ncols) return 1;
+    while (got > 0) PyBuffer_Release(&cols[--got]);
+    PyBuffer_Release(failed);
+    PyBuffer_Release(out);
+    return 0;
+}
+
+static void release(Py_buffer *out, Py_buffer *failed, Py_buffer *cols, int ncols)
+{
+    for (int c = 0; c < ncols; c++) PyBuffer_Release(&cols[c]);
+    PyBuffer_Release(failed);
+    PyBuffer_Release(out);
+}
+
 PyDoc_STRVAR(count_rows_doc,
 "count_rows(counter, out, failed, *columns)\n"
 "--\n\n"
@@ -355,33 +404,85 @@ static PyObject *count_rows(PyObject *self, PyObject *const *args, Py_ssize_t na
     }
     int ncols = COUNTERS[counter].nargs;
     Py_buffer out, failed, cols[MAX_COUNTER_ARGS];
-    Py_ssize_t n = -1;
-    if (!column(args[1], &out, 1, sizeof(i64), &n)) return NULL;
-    if (!column(args[2], &failed, 1, 1, &n)) {
-        PyBuffer_Release(&out);
+    Py_ssize_t n;
+    if (!acquire(args + 1, ncols, &out, &failed, cols, &n)) return NULL;
+    i64 *o = out.buf;
+    char *f = failed.buf;
+    i64 row[MAX_COUNTER_ARGS];
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int e = 0;
+        for (int c = 0; c < ncols; c++) row[c] = ((const i64 *)cols[c].buf)[i];
+        o[i] = count_row(counter, row, &e);
+        f[i] = (char)e;
+    }
+    release(&out, &failed, cols, ncols);
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(evaluate_rows_doc,
+"evaluate_rows(transposed, ndim, convention, quantity, out, failed, *columns)\n"
+"--\n\n"
+"A layer quantity (psi, multiplications, additions, lambda, gamma, gamma_nobias, total,\n"
+"total_nobias) on every row of int64 columns in CostModel.parameters() order: N, C_in,\n"
+"C_out, groups, then input sizes, kernel sizes, strides, paddings, dilations (and output\n"
+"paddings), each axis by axis. Writes int64 out; marks in the bool array failed the rows\n"
+"past int64, left for Python ints. Returns None, or the index of the first row torch\n"
+"rejects (the validator then names the rule), with nothing after it computed.");
+
+static PyObject *evaluate_rows(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs < 6) {
+        PyErr_SetString(PyExc_TypeError, "evaluate_rows(transposed, ndim, convention, quantity, out, failed, *columns)");
         return NULL;
     }
-    int got = 0;
-    while (got < ncols && column(args[3 + got], &cols[got], 0, sizeof(i64), &n)) got++;
-    if (got == ncols) {
-        i64 *o = out.buf;
-        char *f = failed.buf;
-        i64 row[MAX_COUNTER_ARGS];
-        for (Py_ssize_t i = 0; i < n; i++) {
-            int e = 0;
-            for (int c = 0; c < ncols; c++) row[c] = ((const i64 *)cols[c].buf)[i];
-            o[i] = count_row(counter, row, &e);
-            f[i] = (char)e;
-        }
+    int transposed = PyObject_IsTrue(args[0]);
+    Py_ssize_t ndim = PyLong_AsSsize_t(args[1]);
+    int convention = convention_index(args[2]);
+    int quantity = -1;
+    if (PyUnicode_Check(args[3]))
+        for (int q = 0; q < (int)(sizeof QUANTITY_NAMES / sizeof QUANTITY_NAMES[0]); q++)
+            if (PyUnicode_CompareWithASCIIString(args[3], QUANTITY_NAMES[q]) == 0) quantity = q;
+    int fields = transposed ? 6 : 5;
+    if (transposed < 0 || ndim < 1 || ndim > MAX_AXES || convention < 0 || quantity < 0 ||
+        nargs != 6 + 4 + fields * ndim) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "evaluate_rows: unknown layer, convention or quantity, "
+                                             "or wrong number of columns");
+        return NULL;
     }
-    for (int c = 0; c < got; c++) PyBuffer_Release(&cols[c]);
-    PyBuffer_Release(&failed);
-    PyBuffer_Release(&out);
-    if (got < ncols) return NULL;
+    const struct form *form = &FORMS[transposed][ndim - 1][convention][quantity];
+    int ncols = 4 + fields * (int)ndim;
+    Py_buffer out, failed, cols[MAX_COLUMNS];
+    Py_ssize_t n, rejected = -1;
+    if (!acquire(args + 4, ncols, &out, &failed, cols, &n)) return NULL;
+    const i64 *c[MAX_COLUMNS];
+    for (int j = 0; j < ncols; j++) c[j] = cols[j].buf;
+    i64 *o = out.buf;
+    char *f = failed.buf;
+    Py_BEGIN_ALLOW_THREADS
+    i64 ch[4], L[MAX_AXES], k[MAX_AXES], s[MAX_AXES], p[MAX_AXES], d[MAX_AXES], op[MAX_AXES] = {0, 0, 0};
+    i64 *per_axis[6] = {L, k, s, p, d, op};
+    for (Py_ssize_t i = 0; i < n; i++) {
+        for (int j = 0; j < 4; j++) ch[j] = c[j][i];
+        for (int field = 0; field < fields; field++)
+            for (Py_ssize_t a = 0; a < ndim; a++) per_axis[field][a] = c[4 + field * ndim + a][i];
+        int status;
+        o[i] = evaluate_layer(transposed, ndim, form, ch, L, k, s, p, d, op, &status);
+        if (status == REJECTED) {
+            rejected = i;
+            break;
+        }
+        f[i] = (char)(status == OVERFLOW);
+    }
+    Py_END_ALLOW_THREADS
+    release(&out, &failed, cols, ncols);
+    if (rejected >= 0) return PyLong_FromSsize_t(rejected);
     Py_RETURN_NONE;
 }
 
 static PyMethodDef methods[] = {
+    {"evaluate_rows", (PyCFunction)(void (*)(void))evaluate_rows, METH_FASTCALL, evaluate_rows_doc},
     {"additions_per_filter", (PyCFunction)(void (*)(void))additions_per_filter, METH_FASTCALL, additions_doc},
     {"count_rows", (PyCFunction)(void (*)(void))count_rows, METH_FASTCALL, count_rows_doc},
     {NULL, NULL, 0, NULL},

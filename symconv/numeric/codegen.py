@@ -9,8 +9,10 @@ expressions that :meth:`symconv.core.model.CostModel.lambdify` uses:
   backward pass, the matrix-product counts and torch's acceptance rules with their
   messages. Counting a layer or a model runs
   this code and never compiles SymPy at run time.
-* ``_native_generated.h``: the axis quantities, the additions per filter and the
-  acceptance rules as checked int64 C, for the compiled path (``_native.c``).
+* ``_native_generated.h``: the axis quantities, every layer kind's quantities
+  (ψ, multiplications, additions, λ, γ, total) under every convention and the
+  acceptance rules as checked int64 C, for the compiled path (``_native.c``):
+  ``additions_per_filter`` and vectorised lambdified quantities.
 
 ``--check`` exits 1 when a committed file is stale (a test does the same).
 
@@ -216,17 +218,22 @@ def generate_python() -> str:
         model = axis_model(transposed, asymmetric=not transposed)
         for quantity, expr in {**axis_quantities(model), **gradient_axis_quantities(model)}.items():
             define(f"{_prefix(transposed)}_{quantity}", model.axis_parameters(0), expr)
-    table = []
+    table, needs = [], []
     for kind in LAYER_KINDS:
-        params = cost_model(kind).count_parameters()
+        model = cost_model(kind)
+        params = model.count_parameters()
         for convention in CONVENTIONS:
+            used: set[sp.Symbol] = set()
             for quantity, by_bias in QUANTITIES:
                 for bias in ((True, False) if by_bias else (True,)):
                     suffix = ("_bias" if bias else "_nobias") if by_bias else ""
-                    name = define(f"{kind}_{convention}_{quantity}{suffix}", params,
-                                  count_quantity(kind, quantity, convention, bias))
+                    expr = count_quantity(kind, quantity, convention, bias)
+                    used |= expr.free_symbols
+                    name = define(f"{kind}_{convention}_{quantity}{suffix}", params, expr)
                     for b in ((bias,) if by_bias else (True, False)):
                         table.append(f"    ({kind!r}, {convention!r}, {quantity!r}, {b}): {name},")
+            needs.append(f"    ({kind!r}, {convention!r}): ({any(a.S in used for a in model.axes)}, "
+                         f"{any(a.Z in used for a in model.axes)}),")
     grads = []
     for kind in LAYER_KINDS:
         model = cost_model(kind)
@@ -258,6 +265,8 @@ def generate_python() -> str:
             '"""', "", "# flake8: noqa", "", *imports, "", ""]
     tables = ["#: (kind, convention, quantity, bias) -> f(N, C_in, C_out, groups, *(L, L_out, k, S, Z) per axis)",
               "QUANTITIES = {", *table, "}", "",
+              "#: (kind, convention) -> (needs S, needs Z): the axis counts the convention's quantities use",
+              "NEEDS = {", *needs, "}", "",
               "#: (kind, convention, gradient) -> f(N, C_in, C_out, groups, *(L, L_out, k, S, Z_in, Z_tap) per axis)",
               "GRADIENTS = {", *grads, "}", "",
               "#: (convention, bias) -> f(rows, inner, columns) of a matrix product",
@@ -291,45 +300,75 @@ def _c_axis_functions(transposed: bool) -> list[str]:
     return out
 
 
-def _c_additions_function(kind: str, convention: str) -> tuple[str, str, bool, bool]:
-    """(name, C function, needs S, needs Z) of the additions per filter of one layer kind."""
-    model = cost_model(kind)
-    expr = count_quantity(kind, "additions", convention, True)
-    names = {}
-    for a in model.axes:
-        for symbol, array in ((a.L, "L"), (a.L_out, "Lo"), (a.k, "k"), (a.S, "S"), (a.Z, "Z")):
-            names[symbol] = f"{array}[{a.index}]"
-    free = expr.free_symbols
-    if not free <= set(names):
-        raise ValueError(f"additions of {kind} depend on {sorted(s.name for s in free - set(names))}")
-    name = f"{_prefix(model.transposed)}{model.ndim}_{convention}"
-    body = CheckedCPrinter(names).doprint(expr)
-    code = (f"/* {kind}, {convention}: {expr} */\n"
-            f"static i64 {name}(const i64 *L, const i64 *Lo, const i64 *k, const i64 *S, const i64 *Z, int *e)\n"
-            f"{{\n    (void)L; (void)Lo; (void)k; (void)S; (void)Z;\n    return {body};\n}}\n")
-    return name, code, any(a.S in free for a in model.axes), any(a.Z in free for a in model.axes)
+#: the quantities the compiled path evaluates, in the order of the FORMS table's last index
+C_QUANTITIES = (("psi", True), ("multiplications", True), ("additions", True), ("lambda", True),
+                ("gamma", True), ("gamma", False), ("total", True), ("total", False))
+
+
+def _c_layer_check() -> str:
+    """The layer-wide rules (batch, channels, groups) as one C check."""
+    model = axis_model(True)
+    names = {p: p.name for p in model.parameters()[:4]}
+    checks = " &&\n        ".join(CheckedCPrinter(names).doprint(r.holds) for r in rules.layer_rules(model))
+    signature = ", ".join(f"i64 {p.name}" for p in model.parameters()[:4])
+    return (f"/* torch accepts the batch, channels and groups (symconv.core.rules), in order */\n"
+            f"static int layer_accepts({signature}, int *e)\n{{\n    return {checks};\n}}\n")
+
+
+class _CForms:
+    """Generated C forms of layer quantities, each expression once; ``(name, needs S, needs Z)`` per request."""
+
+    def __init__(self) -> None:
+        self.code: list[str] = []
+        self.made: dict[sp.Expr, tuple[str, bool, bool]] = {}
+
+    def __call__(self, kind: str, quantity: str, convention: str, bias: bool) -> tuple[str, bool, bool]:
+        model = cost_model(kind)
+        expr = count_quantity(kind, quantity, convention, bias)
+        names = {sym: f"ch[{i}]" for i, sym in enumerate(model.parameters()[:4])}
+        for a in model.axes:
+            for symbol, array in ((a.L, "L"), (a.L_out, "Lo"), (a.k, "k"), (a.S, "S"), (a.Z, "Z")):
+                names[symbol] = f"{array}[{a.index}]"
+        free = expr.free_symbols
+        if not free <= set(names):
+            raise ValueError(f"{quantity} of {kind} depends on {sorted(s.name for s in free - set(names))}")
+        key = (model.transposed, model.ndim, expr)
+        if key not in self.made:
+            name = f"{_prefix(model.transposed)}{model.ndim}_{len(self.made)}"
+            body = CheckedCPrinter(names).doprint(expr)
+            self.code.append(
+                f"/* {kind}, {convention}, {quantity}{'' if bias else ' without bias'}: {expr} */\n"
+                f"static i64 {name}(const i64 *ch, const i64 *L, const i64 *Lo, const i64 *k, const i64 *S, "
+                f"const i64 *Z, int *e)\n"
+                f"{{\n    (void)ch; (void)L; (void)Lo; (void)k; (void)S; (void)Z; (void)e;\n    return {body};\n}}\n")
+            self.made[key] = (name, any(a.S in free for a in model.axes), any(a.Z in free for a in model.axes))
+        return self.made[key]
 
 
 def generate_c() -> str:
     """The whole generated header, deterministic."""
     parts = ["/* Generated by `python -m symconv.numeric.codegen` from symconv's SymPy definitions: do not edit. */\n"]
-    parts += _c_axis_functions(True) + _c_axis_functions(False)
+    parts += _c_axis_functions(True) + _c_axis_functions(False) + [_c_layer_check()]
     conventions = list(CONVENTIONS)
+    forms = _CForms()
     table = []
     for transposed in (False, True):
         rows = []
         for ndim in (1, 2, 3):
-            cells = []
+            per_convention = []
             for convention in conventions:
-                name, code, needs_s, needs_z = _c_additions_function(kind_of(ndim, transposed), convention)
-                parts.append(code)
-                cells.append(f"{{{name}, {int(needs_s)}, {int(needs_z)}}}")
-            rows.append("{" + ", ".join(cells) + "}")
+                cells = [forms(kind_of(ndim, transposed), q, convention, bias) for q, bias in C_QUANTITIES]
+                per_convention.append("{" + ", ".join(f"{{{n}, {int(ns)}, {int(nz)}}}" for n, ns, nz in cells) + "}")
+            rows.append("{" + ",\n       ".join(per_convention) + "}")
         table.append("    {" + ",\n     ".join(rows) + "}")
+    parts += forms.code
     names = ", ".join(f'"{c}"' for c in conventions)
+    quantities = ", ".join(f'"{q}"' if bias else f'"{q}_nobias"' for q, bias in C_QUANTITIES)
     parts.append(f"static const char *const CONVENTION_NAMES[{len(conventions)}] = {{{names}}};\n")
-    parts.append(f"/* [transposed][ndim - 1][convention] */\n"
-                 f"static const struct additions_form ADDITIONS[2][3][{len(conventions)}] = {{\n"
+    parts.append(f"static const char *const QUANTITY_NAMES[{len(C_QUANTITIES)}] = {{{quantities}}};\n")
+    parts.append(f"#define ADDITIONS {[q for q, _ in C_QUANTITIES].index('additions')}\n")
+    parts.append(f"/* [transposed][ndim - 1][convention][quantity] */\n"
+                 f"static const struct form FORMS[2][3][{len(conventions)}][{len(C_QUANTITIES)}] = {{\n"
                  + ",\n".join(table) + "\n};\n")
     return "\n".join(parts)
 

@@ -98,15 +98,26 @@ class _Piece:
         return out
 
 
+#: rows(out, failed, *int64 columns) -> None, or the first row torch rejects (see ``_native.evaluate_rows``)
+RowKernel = Callable[..., "int | None"]
+
+
 class NumericFunction:
-    """An exact, vectorised function of named parameters (see :func:`compile_expr`)."""
+    """An exact, vectorised function of named parameters (see :func:`compile_expr`).
+
+    ``kernel``, where given, is the same quantity compiled to C (checked int64, torch's
+    rules included): arrays then run through it row by row, and only the rows past
+    int64 take the numpy path with Python ints.
+    """
 
     def __init__(self, expr: sp.Expr, params: Sequence[sp.Symbol],
-                 validator: Callable[[dict[str, np.ndarray]], None] | None = None) -> None:
+                 validator: Callable[[dict[str, np.ndarray]], None] | None = None,
+                 kernel: RowKernel | None = None) -> None:
         self.expr = expr
         self.params = tuple(params)
         self.names = tuple(p.name for p in self.params)
         self.validator = validator
+        self.kernel = kernel
 
     @cached_property
     def _vector(self) -> tuple[list[_Piece], Callable[..., np.ndarray]]:
@@ -161,16 +172,30 @@ class NumericFunction:
                 self.validator({n: np.atleast_1d(int(v)) for n, v in zip(self.names, raw)})
             return int(self.scalar(*(int(v) for v in raw)))
         scalar = all(np.ndim(v) == 0 for v in raw)
-        arrays = [np.atleast_1d(np.asarray(v)) for v in raw]
-        for name, a in zip(self.names, arrays):
-            if a.dtype.kind not in "iub" and not (a.dtype == object or np.all(np.mod(a, 1) == 0)):
-                raise SymconvError(f"{name} must hold integers, got {a.dtype} values")
+        arrays = [_integers(name, v) for name, v in zip(self.names, raw)]
         shape = np.broadcast_shapes(*(a.shape for a in arrays))
         flat = [np.broadcast_to(a, shape).ravel() for a in arrays]
-        if self.validator:
-            self.validator(dict(zip(self.names, flat)))
-        result = self._evaluate_exact(flat).reshape(shape)
+        if self.kernel is not None and all(a.dtype == np.int64 for a in flat):
+            result = self._evaluate_kernel(flat)
+        else:
+            if self.validator:
+                self.validator(dict(zip(self.names, flat)))
+            result = self._evaluate_exact(flat)
+        result = result.reshape(shape)
         return int(result.ravel()[0]) if scalar else result
+
+    def _evaluate_kernel(self, flat: list[np.ndarray]) -> np.ndarray:
+        """The C kernel on every row; torch's rejections named by the validator, rows past int64 in Python ints."""
+        out, failed = np.empty(flat[0].size, dtype=np.int64), np.zeros(flat[0].size, dtype=bool)
+        rejected = self.kernel(out, failed, *flat)
+        if rejected is not None:
+            self.validator(dict(zip(self.names, flat)))  # raises, naming the rule and the first row
+            raise AssertionError(f"the compiled rules reject row {rejected}, the validator accepts it")
+        if not failed.any():
+            return out
+        exact = out.astype(object)
+        exact[failed] = self._evaluate([a[failed].astype(object) for a in flat])[0]
+        return exact
 
     def _evaluate_exact(self, flat: list[np.ndarray]) -> np.ndarray:
         if any(a.dtype == object or (a.size and np.abs(a).max() >= INT64_SAFE) for a in flat):
@@ -210,14 +235,48 @@ class NumericFunction:
         return np.broadcast_to(top(*env), (n,)).astype(columns[0].dtype), env
 
 
+def _integers(name: str, value: Any) -> np.ndarray:
+    """A parameter's values as an integer array, exactly: int64 where they fit, Python ints past it.
+
+    Whole-number floats convert exactly (1e20 is 10**20); bools and fractions are refused.
+    """
+    a = np.atleast_1d(np.asarray(value))
+    kind = a.dtype.kind
+    if kind == "i":
+        return a.astype(np.int64, copy=False)
+    if kind == "O":
+        if not all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in a.flat):
+            raise SymconvError(f"{name} must hold integers, got {_first_bad(a)!r}")
+        return a
+    if kind == "u":
+        return a.astype(np.int64) if not a.size or a.max() < 2 ** 63 else a.astype(object)
+    if kind == "f":
+        finite = np.isfinite(a)
+        if not finite.all() or np.any(np.mod(a, 1) != 0):
+            bad = a[~finite | (np.mod(np.where(finite, a, 0), 1) != 0)].flat[0]
+            raise SymconvError(f"{name} must hold integers, got {bad.item()!r}")
+        if not a.size or np.abs(a).max() < 2.0 ** 63:
+            return a.astype(np.int64)
+        return np.array([int(v) for v in a.flat], dtype=object).reshape(a.shape)
+    raise SymconvError(f"{name} must hold integers, got {a.dtype} values"
+                       + (" (bools are not sizes)" if kind == "b" else ""))
+
+
+def _first_bad(a: np.ndarray) -> Any:
+    return next(v for v in a.flat if not isinstance(v, (int, np.integer)) or isinstance(v, (bool, np.bool_)))
+
+
 def compile_expr(expr: sp.Expr, params: Sequence[sp.Symbol],
-                 validator: Callable[[dict[str, np.ndarray]], None] | None = None) -> NumericFunction:
+                 validator: Callable[[dict[str, np.ndarray]], None] | None = None,
+                 kernel: RowKernel | None = None) -> NumericFunction:
     """Compile a resolved quantity into an exact vectorised function of ``params``."""
     free = sp.sympify(expr).free_symbols - set(params)
     if free:
         names = ", ".join(sorted(s.name for s in free))
         raise SymconvError(f"expression has symbols that are not parameters: {names}")
-    return NumericFunction(expr, params, validator)
+    if kernel is not None and validator is None:
+        raise ValueError("a compiled kernel needs the validator that names the rows it rejects")
+    return NumericFunction(expr, params, validator, kernel)
 
 
 @lru_cache(maxsize=None)

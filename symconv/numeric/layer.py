@@ -13,7 +13,7 @@ import numbers
 from dataclasses import dataclass
 from typing import Sequence, Union
 
-from ..core.errors import SymconvError
+from ..core.errors import SymconvError, require_bool
 from ..core.names import LAYER_KINDS, PADDING_MODES, canonical_kind
 from . import _scalar_generated as generated
 
@@ -86,8 +86,7 @@ class Layer:
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
             if not is_int(value):
                 raise SymconvError(f"{name}={value!r} must be an integer")
-        if not isinstance(bias, bool):
-            raise SymconvError(f"bias={bias!r} must be True or False")
+        require_bool("bias", bias)
         k = as_tuple("kernel_size", kernel_size, ndim)
         s = as_tuple("stride", stride, ndim)
         d = as_tuple("dilation", dilation, ndim)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from ..core.errors import SymconvError
+from ..core.errors import SymconvError, require_bool
 from ..core.names import convention_name, kind_of
 from . import _scalar_generated as generated
 from .layer import Layer, as_tuple, is_int
@@ -22,8 +22,9 @@ except ImportError:  # pragma: no cover - depends on the installation
     _native_additions = None
 
 
-def axis_counts(layer: Layer, spatial: Sequence[int]) -> list[tuple[int, int, int]]:
-    """(L_out, S, Z) of every axis of a valid layer on a spatial input size."""
+def axis_counts(layer: Layer, spatial: Sequence[int], S: bool = True, Z: bool = True
+                ) -> list[tuple[int, int | None, int | None]]:
+    """(L_out, S, Z) of every axis of a valid layer on a spatial input size; S or Z None where not asked for."""
     if layer.transposed:
         fns = (generated.t_L_out, generated.t_S, generated.t_Z)
     else:
@@ -31,7 +32,7 @@ def axis_counts(layer: Layer, spatial: Sequence[int]) -> list[tuple[int, int, in
     rows = []
     for a, L in enumerate(spatial):
         args = layer.axis_arguments(a, L)
-        rows.append(tuple(fn(*args) for fn in fns))
+        rows.append((fns[0](*args), fns[1](*args) if S else None, fns[2](*args) if Z else None))
     return rows
 
 
@@ -61,21 +62,30 @@ class LayerCount:
     lam: int
     gamma: int
     total: int
-    unreached: int = 0  # output elements of a filter that no product reaches (docs counts -1 addition each)
+    unreached: int = 0  # docs, transposed: output elements of a filter no product reaches (-1 addition each)
 
     def as_dict(self) -> dict[str, object]:
         return {"psi": self.psi, "multiplications": self.multiplications, "additions": self.additions,
                 "lambda": self.lam, "gamma": self.gamma, "total": self.total}
 
 
-def _count_arguments(layer: Layer, batch: int, spatial: tuple[int, ...]) -> tuple[list[int], int]:
-    """Arguments of the generated quantities, and the output elements no product reaches."""
+def _count_arguments(layer: Layer, batch: int, spatial: tuple[int, ...], convention: str) -> tuple[list, int]:
+    """Arguments of the generated quantities of a convention, and the output elements no product reaches.
+
+    Only the axis counts the convention uses are computed (macs needs neither S nor Z);
+    the unreached elements matter to the docs convention of a transposed layer only,
+    whose sum(y - 1) counts -1 addition at each.
+    """
     effective, eff_spatial = _data_padding(layer, spatial)
+    needs_S, needs_Z = generated.NEEDS[(layer.kind, convention)]
+    unreached_matters = convention == "docs" and layer.transposed
     args = [batch, layer.in_channels, layer.out_channels, layer.groups]
     elements = reached = 1
-    for L, (L_out, S, Z), k in zip(eff_spatial, axis_counts(effective, eff_spatial), layer.kernel_size):
+    counts = axis_counts(effective, eff_spatial, S=needs_S, Z=needs_Z or unreached_matters)
+    for L, (L_out, S, Z), k in zip(eff_spatial, counts, layer.kernel_size):
         args += [L, L_out, k, S, Z]
-        elements, reached = elements * L_out, reached * Z
+        if unreached_matters:
+            elements, reached = elements * L_out, reached * Z
     return args, elements - reached
 
 
@@ -112,7 +122,7 @@ def count_layer(layer: Layer, input_shape: Sequence, convention: str = "docs") -
     if not all(is_int(v) for v in input_shape):
         return _count_sized(layer, tuple(input_shape), conv)
     batch, spatial, out = layer.check_input(input_shape)
-    args, unreached = _count_arguments(layer, batch, spatial)
+    args, unreached = _count_arguments(layer, batch, spatial, conv)
 
     def value(quantity: str) -> int:
         return generated.QUANTITIES[(layer.kind, conv, quantity, layer.bias)](*args)
@@ -171,6 +181,7 @@ def python_additions_per_filter(input_size: int | Sequence[int], kernel_size: in
                                 dilation: int | Sequence[int] = 1, output_padding: int | Sequence[int] = 0, *,
                                 convention: str = "docs", transposed: bool = True) -> int:
     """:func:`additions_per_filter` through the generated Python on Python ints, validating every argument."""
+    require_bool("transposed", transposed)
     ndim = 1 if is_int(input_size) else len(input_size) if isinstance(input_size, (tuple, list)) else 0
     if ndim not in (1, 2, 3):
         raise SymconvError(f"input_size={input_size!r} must be an int or a tuple of 1, 2 or 3 ints")
@@ -180,7 +191,7 @@ def python_additions_per_filter(input_size: int | Sequence[int], kernel_size: in
     layer = Layer.make(kind, 1, 1, kernel_size, stride=stride, padding=padding, dilation=dilation,
                        output_padding=output_padding)
     layer.check_input((1, *L))
-    return generated.QUANTITIES[(kind, conv, "additions", True)](*_count_arguments(layer, 1, L)[0])
+    return generated.QUANTITIES[(kind, conv, "additions", True)](*_count_arguments(layer, 1, L, conv)[0])
 
 
 def count_matmul(rows: int, inner: int, columns: int, bias: bool, convention: str = "docs") -> int:

@@ -66,3 +66,4 @@ def layer_validator(model: CostModel) -> Callable[[dict[str, np.ndarray]], None]
             rule.check(cols, exact)
 
     return check
+
