@@ -152,6 +152,62 @@ HOW = [
 ]
 
 
+AUTHOR = [
+    ("markdown", "# Writing a page for one layer family, and checking it\n\n"
+                 "A docs author documents `ConvTranspose2d(C_in, C_out, 4, stride=2, padding=1)`, the upsampling "
+                 "layer of most decoders. Every formula comes from symconv's engine; the page is then read back by "
+                 "`check-docs`, which proves each equation or gives a layer where it fails."),
+    ("code", "import symconv\nfrom symconv.core.latex import to_latex\nfrom symconv.core.sizes import Formula\n"
+             "from symconv.frontends.docs_check import check_text\n\n"
+             'm = symconv.cost_model("ConvTranspose2d")\n'
+             'layer = symconv.Layer.make("ConvTranspose2d", 64, 32, 4, stride=2, padding=1)'),
+    ("markdown", "## 1. The general formulas, in the pages' notation\n\n"
+                 "The output size, ψ, λ and γ as the model writes them (docs convention, the pages' way of counting)."),
+    ("code", "for a in range(m.ndim):\n    print(f\"{to_latex(m.axes[a].L_out)} = {to_latex(m.output_size(a))}\")\n"
+             "print(r\"\\psi =\", to_latex(m.psi))\n"
+             "print(r\"\\lambda =\", to_latex(m.lam('docs')))\n"
+             "print(r\"\\gamma =\", to_latex(m.gamma(True, 'docs')), \"  (bias=True)\")"),
+    ("markdown", "## 2. The family in the input size\n\n"
+                 "With the family's arguments fixed, the counts are exact formulas in $H_{in}$ and $W_{in}$ "
+                 "(the sizes are names): the floors vanish, the additions of the overlapping kernel are a "
+                 "polynomial."),
+    ("code", 'for convention in ("docs", "exact"):\n'
+             '    count = symconv.count_layer(layer, (1, 64, "H_in", "W_in"), convention)\n'
+             '    formula = Formula(count.total, count.domain)\n'
+             '    print(f"{convention:>5}: total = {formula}")\n'
+             '    assert formula(H_in=16, W_in=16) == symconv.count_layer(layer, (1, 64, 16, 16), convention).total'),
+    ("markdown", "## 3. A draft page, with one mistake\n\n"
+                 "The author writes the page in Markdown for Material for MkDocs (`$$…$$` display math, labels in "
+                 "the sentence before an equation). The draft's γ for bias=False forgets the `- 1`."),
+    ("code", 'lam = to_latex(m.lam("docs"))\n'
+             'gamma_true, gamma_false = (to_latex(m.gamma(b, "docs")) for b in (True, False))\n'
+             'wrong_false = gamma_true  # the mistake: the bias=True value under the bias=False label\n'
+             'draft = f"""# ConvTranspose2d, k4 s2 p1 (torch.nn.ConvTranspose2d)\n\n'
+             '$$H_{{out}} = 2 \\\\times H_{{in}}$$\n\n'
+             '$$\\\\psi = {to_latex(m.psi)}$$\n\n'
+             '$$\\\\lambda = {lam}$$\n\n'
+             'For bias=True:\n\n$$\\\\gamma = {gamma_true}$$\n\n'
+             'For bias=False:\n\n$$\\\\gamma = {wrong_false}$$\n"""\n'
+             'report = check_text(draft, "draft.md")\nprint(report.text())'),
+    ("markdown", "`H_out = 2 H_in` holds for this family only, so the checker, which knows the layer kind but not "
+                 "the family, finds a layer where it fails; and the bias=False γ is wrong. The author states the "
+                 "output size in general and fixes γ:"),
+    ("code", 'fixed = draft.replace("$$H_{out} = 2 \\\\times H_{in}$$", '
+             'f"$$H_{{out}} = {to_latex(m.output_size(0))}$$")\n'
+             'fixed = fixed.replace(f"For bias=False:\\n\\n$$\\\\gamma = {wrong_false}$$", '
+             'f"For bias=False:\\n\\n$$\\\\gamma = {gamma_false}$$")\n'
+             'report = check_text(fixed, "page.md")\nprint(report.text())\n'
+             'assert report.wrong == 0 and set(report.counts()) and '
+             'all(v.verdict in ("proven", "docs only") for v in report.verdicts)'),
+    ("markdown", "## 4. The whole page, generated\n\n"
+                 "`symconv derive --style moduleprofiler` writes the complete page in the moduleprofiler template "
+                 "(summary box with bias tabs, glossary); `symconv site --out site` builds the site offline."),
+    ("code", "from symconv.frontends.derive import moduleprofiler_page\n\n"
+             'page = moduleprofiler_page("ConvTranspose2d")\nreport = check_text(page, "ConvTranspose2d.md")\n'
+             "print(report.counts())\nprint(page[:600])"),
+]
+
+
 def write(name: str, cells: list[tuple[str, str]]) -> None:
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -180,6 +236,7 @@ def main() -> None:
          (1, 4, 5, 6))]))
     write("overlap_additions", OVERLAP)
     write("how_transposed_conv_computes", HOW)
+    write("docs_author", AUTHOR)
 
 
 if __name__ == "__main__":

@@ -236,7 +236,8 @@ class Candidate:
 
     ``quantity`` is "S", "Z" (per axis) or "docs_additions" (whole layer);
     ``in_hybrid`` says whether the hybrid uses it (naive candidates are kept to be
-    shown rejected).
+    shown rejected); ``display`` is the same form of one axis written for reading
+    (S and the lattice count A left as symbols), where it differs.
     """
 
     name: str
@@ -245,6 +246,11 @@ class Candidate:
     build: Callable[[tuple[Axis, ...]], tuple[sp.Expr, sp.Basic]]
     in_hybrid: bool = True
     note: str = ""
+    display: Callable[[Axis], tuple[sp.Expr, sp.Basic]] | None = None
+
+    def readable(self, ax: Axis) -> tuple[sp.Expr, sp.Basic]:
+        """The candidate on one axis as a reader sees it."""
+        return self.display(ax) if self.display else self.build((ax,))
 
 
 def _z_full_transposed(ax: Axis) -> tuple[sp.Expr, sp.Basic]:
@@ -265,17 +271,21 @@ def _divide_each_other(s: sp.Expr, d: sp.Expr) -> sp.Basic:
     return sp.Or(sp.Eq(sp.Mod(d, s), 0), sp.Eq(sp.Mod(s, d), 0))
 
 
-def _z_transposed_dividing(ax: Axis) -> tuple[sp.Expr, sp.Basic]:
+def _z_transposed_dividing(ax: Axis, crop: Callable[..., sp.Expr] | None = None) -> tuple[sp.Expr, sp.Basic]:
     """Z as :func:`counters.transposed_coverage`'s two rectangles, each a difference of
-    lattice counts in closed form: gcd(s, d) = min(s, d) when one divides the other."""
+    lattice counts in closed form: gcd(s, d) = min(s, d) when one divides the other.
+
+    ``crop`` gives A(q, n, k, s, d): by default the divisibility families' closed
+    forms; :class:`LatticeCount` keeps A as a call, for reading.
+    """
     L, k, s, p, d = ax.L, ax.k, ax.s, ax.p, ax.d
     g = _min(s, d)
     s1, d1 = sp.floor(s / g), sp.floor(d / g)
+    crop = crop or (lambda *args: lattice(*args, families=DIVIDING, fallback=False))
 
     def rect(i0, n, t0, taps):
         shift = i0 * s + t0 * d
-        return (lattice(p + ax.L_out - shift, n, taps, s, d, families=DIVIDING, fallback=False)
-                - lattice(p - shift, n, taps, s, d, families=DIVIDING, fallback=False))
+        return crop(p + ax.L_out - shift, n, taps, s, d) - crop(p - shift, n, taps, s, d)
 
     low = _max(0, L - d1)
     z = rect(0, L, 0, _min(s1, k)) + sp.Piecewise((0, k <= s1), (rect(low, L - low, s1, k - s1), True))
@@ -299,15 +309,25 @@ def _floor_sum_dividing(c: sp.Expr, m: sp.Expr, a: sp.Expr, b: sp.Expr) -> sp.Ex
                         (partial(c + big) - partial(big), True))
 
 
-def _z_plain_dividing(ax: Axis) -> tuple[sp.Expr, sp.Basic]:
-    """Z as :func:`counters.plain_coverage` computes it, its floor sums closed when s and d divide each other."""
+class FloorSum(sp.Function):
+    """Σ_{u<c} ⌊(a·u + b)/m⌋ as a symbol (c, m, a, b), for reading a form that holds it in closed form."""
+
+    nargs = 4
+
+    def _latex(self, printer) -> str:
+        return r"\Phi\left(" + ", ".join(printer._print(a) for a in self.args) + r"\right)"
+
+
+def _z_plain_dividing(ax: Axis, floor_sum: Callable[..., sp.Expr] | None = None) -> tuple[sp.Expr, sp.Basic]:
+    """Z as :func:`counters.plain_coverage` computes it, its floor sums closed when s and d divide each other
+    (``floor_sum=FloorSum`` keeps them as calls, for reading)."""
     L, k, s, p, d = ax.L, ax.k, ax.s, ax.p, ax.d
+    floor_sum = floor_sum or _floor_sum_dividing
     inside = _max(0, _min(ax.L_out - 1, sp.floor((L - 1 + p) / s)) - _max(0, sp.ceiling(p / s)) + 1)
     low = _max(0, sp.ceiling((p - (k - 1) * d) / s))
     count = _max(0, _min(ax.L_out - 1, sp.ceiling(p / s) - 1) - low + 1)
     start = low * s - p
-    edge = sp.Piecewise((count, L >= d), (_floor_sum_dividing(count, d, s, start)
-                                          - _floor_sum_dividing(count, d, s, start - L), True))
+    edge = sp.Piecewise((count, L >= d), (floor_sum(count, d, s, start) - floor_sum(count, d, s, start - L), True))
     return inside + edge, _divide_each_other(s, d)
 
 
@@ -339,12 +359,14 @@ CANDIDATES: tuple[Candidate, ...] = (
               note="unit dilation with stride <= kernel, or unit stride with dilation <= L"),
     Candidate("Z by rectangles, stride and dilation divide one another", True, "Z",
               _per_axis(_z_transposed_dividing),
-              note="one pair per position (the smallest tap), two rectangles of lattice counts in closed form"),
+              note="one pair per position (the smallest tap), two rectangles of lattice counts in closed form",
+              display=lambda a: _z_transposed_dividing(a, crop=LatticeCount)),
     Candidate("Z = S, every position hit at most once", True, "Z",
               _per_axis(lambda a: (hybrid_s(a, True),
                                    sp.Or(a.d >= a.L * Gcd(a.s, a.d), a.s >= a.k * Gcd(a.s, a.d)))),
               note="i·s + t·d is one-to-one iff d/gcd(s,d) >= L or s/gcd(s,d) >= k "
-                   "(contains 'no overlap', s > d(k-1))"),
+                   "(contains 'no overlap', s > d(k-1))",
+              display=lambda a: (a.S, sp.Or(a.d >= a.L * Gcd(a.s, a.d), a.s >= a.k * Gcd(a.s, a.d)))),
     *(Candidate(f"S, crops by '{f.name}'", False, "S",
                 _per_axis(lambda a, f=f: (s_sum(a, False, families=(f,), fallback=False),
                                           s_closed_condition(a, False, (f,)))),
@@ -353,7 +375,8 @@ CANDIDATES: tuple[Candidate, ...] = (
               note="dilation <= L: a position misses the input only if all its taps fall on one side"),
     Candidate("Z, stride and dilation divide one another", False, "Z", _per_axis(_z_plain_dividing),
               note="outputs left of the input reach it where their first tap is L-near a multiple of d: "
-                   "floor sums of an arithmetic progression"),
+                   "floor sums of an arithmetic progression",
+              display=lambda a: _z_plain_dividing(a, floor_sum=FloorSum)),
 )
 
 

@@ -59,7 +59,7 @@ class Axis:
 
 def _param(word: str, index: int, ndim: int, **assumptions: bool) -> sp.Symbol:
     name = word if ndim == 1 else f"{word}_{index}"
-    latex = _text(word) if ndim == 1 else _text(word) + f"[{index}]"
+    latex = _text(word if ndim == 1 else f"{word}[{index}]")  # the pages' \text{kernel\_size[0]}
     return _symbol(name, latex, word, True, **assumptions)
 
 

@@ -132,18 +132,31 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _check_docs(args: argparse.Namespace) -> int:
-    from .docs_check import check_page
-    reports = [check_page(page) for page in args.pages]
+    from .docs_check import check_pages
+    reports = check_pages(args.pages, args.layer)
     print("\n\n".join(r.text() for r in reports))
-    return 1 if any(r.wrong for r in reports) else 0
+    if any(r.wrong for r in reports):
+        return 1
+    return EXIT_BAD_INPUT if any(r.error for r in reports) else 0
+
+
+def _site(args: argparse.Namespace) -> int:
+    import time
+
+    from .site import build_site
+    start = time.perf_counter()
+    out = build_site(args.out, args.katex)
+    pages = sum(1 for _ in out.rglob("*.html"))
+    print(f"built {pages} pages into {out} in {time.perf_counter() - start:.1f} s; open {out / 'index.html'}")
+    return 0
 
 
 def _derive(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .derive import generate
-    files = generate()
-    out = Path(args.out)
+    files = generate(style=args.style)
+    out = Path(args.out or ("derivations" if args.style == "derivation" else "pages"))
     if args.check:
         stale = [name for name, text in files.items()
                  if not (out / name).is_file() or (out / name).read_text(encoding="utf-8") != text]
@@ -258,18 +271,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_profile)
 
     p = sub.add_parser("derive", help="generate the per-layer derivations (Markdown + LaTeX)",
-                       description="Write one Markdown derivation per layer kind, with the formulas of every "
-                                   "convention and the validation figures of the default grid.")
-    p.add_argument("--out", default="derivations", metavar="DIR", help="output folder (default: derivations)")
+                       description="Write one Markdown page per layer kind. --style derivation (default): the "
+                                   "formulas of every convention, the count map's closed forms by case, common "
+                                   "families in the input size and the validation figures of the default grid. "
+                                   "--style moduleprofiler: pages in the moduleprofiler documentation's structure "
+                                   "(Complexity, ψ, λ, γ by bias, total, a summary box with bias tabs, a glossary) "
+                                   "for Material for MkDocs with pymdownx.arithmatex.")
+    p.add_argument("--style", choices=("derivation", "moduleprofiler"), default="derivation",
+                   help="derivation (default) or moduleprofiler")
+    p.add_argument("--out", metavar="DIR",
+                   help="output folder (default: derivations, or pages for --style moduleprofiler)")
     p.add_argument("--check", action="store_true",
                    help="write nothing; exit 1 if the files in DIR differ from what would be generated")
     p.set_defaults(run=_derive)
 
+    p = sub.add_parser("site", help="build the documentation site (offline, KaTeX served from the site)",
+                       description="Generate the pages (moduleprofiler style and derivations), the conventions and "
+                                   "the peer comparison, and build them with MkDocs and Material into DIR. Needs "
+                                   "the docs extra (pip install 'symconv[docs]') and KaTeX: --katex, "
+                                   "$SYMCONV_KATEX, or npm to fetch it once.")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder to build into (replaced if it holds a site)")
+    p.add_argument("--katex", metavar="PATH", help="KaTeX's dist folder, or the tarball `npm pack katex` writes")
+    p.set_defaults(run=_site)
+
     p = sub.add_parser("check-docs", help="check a documentation page's equations against the engine",
-                       description="Extract every display equation of a page ($$…$$, \\[…\\], equation "
-                                   "environments), parse it and give it a verdict: proven, docs only, wrong or "
-                                   "not understood. Exit status 1 when any equation is wrong.")
+                       description="Read every display equation of a page ($$…$$, \\[…\\], equation "
+                                   "environments) and every inline one that states a quantity, with the labels "
+                                   "around it (bias=True/False, a convention), and give each a verdict: proven, "
+                                   "docs only, wrong (with a layer where it fails), unproven (with the space "
+                                   "searched), not understood (with the reason) or too large to check. Exit "
+                                   "status 1 when any equation is wrong, 2 when a page could not be checked.")
     p.add_argument("pages", nargs="+", metavar="PAGE", help="Markdown or text file")
+    p.add_argument("--layer", metavar="KIND", help="the layer the pages document, e.g. Conv1d (for a page that "
+                                                   "does not name its torch.nn layer)")
     p.set_defaults(run=_check_docs)
 
     p = sub.add_parser("explain", help="show how a layer computes each output",

@@ -10,6 +10,7 @@ as floor, ``\\small{…}`` wrappers) are normalised first.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import sympy as sp
 from sympy.parsing.latex import parse_latex
@@ -27,8 +28,8 @@ def _aliases() -> dict[str, str]:
     alias = {}
     for word in _PARAMS:
         tex = word.replace("_", r"\_")
-        for i in range(3):
-            alias[rf"\text{{{tex}[{i}]}}"] = rf"\text{{{tex}}}[{i}]"
+        for i in range(3):  # \text{kernel\_size}[0], as symconv once wrote it, is the pages' \text{kernel\_size[0]}
+            alias[rf"\text{{{tex}}}[{i}]"] = rf"\text{{{tex}[{i}]}}"
     letters = sorted({c for axes in AXIS_LETTERS.values() for c in axes} | {"C"})
     for c in letters:
         for io in ("in", "out"):
@@ -72,11 +73,56 @@ def _placeholder(i: int) -> str:
     return "Q_{" + "".join(chr(ord("a") + int(c)) for c in str(i)) + "}"  # the parser reads letters only
 
 
+MAX_LENGTH = 20_000  # characters of one side of an equation
+MAX_DEPTH = 100      # nesting of braces and \left … \right
+MAX_EXPONENT = 64    # an integer power beyond this is "too large to check"
+_UNSUPPORTED = (sp.Sum, sp.Product, sp.Integral, sp.Limit, sp.Derivative, sp.factorial, sp.factorial2,
+                sp.gamma, sp.binomial)
+
+
+class TooLarge(SymconvError):
+    """The equation is readable but too large to check within the budget."""
+
+
+def _depth(tex: str) -> int:
+    depth = deepest = 0
+    for m in re.finditer(r"\\left\b|\\right\b|[{}]", tex):
+        depth += 1 if m.group() in ("{", r"\left") else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _screen(parsed: sp.Basic) -> None:
+    """Refuse what would not evaluate in bounded time: sums, factorials, huge powers."""
+    for node in sp.preorder_traversal(parsed):
+        if isinstance(node, _UNSUPPORTED):
+            raise TooLarge(f"{type(node).__name__.lower()} is beyond what the checker evaluates")
+        if isinstance(node, sp.Pow):
+            exponent = node.exp
+            if not (exponent.is_Integer and abs(int(exponent)) <= MAX_EXPONENT):
+                raise TooLarge(f"the power {node} is too large to check" if exponent.is_number
+                               else f"the power {node} has a symbolic exponent")
+
+
+def _evaluated(node: sp.Basic) -> sp.Basic:
+    """The tree built unevaluated (safe to parse), now evaluated bottom-up."""
+    if not node.args:
+        return node
+    return node.func(*(_evaluated(a) for a in node.args))
+
+
+@lru_cache(maxsize=4096)
 def parse(tex: str) -> sp.Expr:
     """Parse one side of an equation into an expression over symconv's symbols.
 
-    Raises SymconvError with the reason when the text cannot be read.
+    Raises SymconvError with the reason when the text cannot be read, and TooLarge
+    when it is readable but would not evaluate in bounded time (a power 2^{10^{10}}, a
+    factorial, a sum).
     """
+    if len(tex) > MAX_LENGTH:
+        raise TooLarge(f"{len(tex):,} characters (at most {MAX_LENGTH:,})")
+    if _depth(tex) > MAX_DEPTH:
+        raise SymconvError(f"braces nested more than {MAX_DEPTH} deep")
     tex = normalise(tex)
     table = sorted(LATEX_NAMES.items(), key=lambda kv: -len(kv[1]))
     placeholders: dict[str, sp.Basic] = {}
@@ -90,18 +136,21 @@ def parse(tex: str) -> sp.Expr:
             token = _placeholder(len(table) + j)
             tex = re.sub(re.escape(latex) + r"(?![a-zA-Z])", lambda _: token, tex)
             placeholders[token] = symbol
-    leftover = re.findall(r"\\text\{[^}]*\}", tex)
+    leftover = re.findall(r"\\text\{([^}]*)\}", tex)
     if leftover:
-        raise SymconvError(f"unknown names {', '.join(sorted(set(leftover)))}")
+        names = sorted({name.replace("\\_", "_") for name in leftover})
+        raise SymconvError(f"unknown name{'s' if len(names) > 1 else ''} {', '.join(names)}")
     try:
-        parsed = parse_latex(tex, backend="lark")
+        with sp.evaluate(False):  # nothing is computed while parsing: 2^{10^{10}} stays a tree
+            parsed = parse_latex(tex, backend="lark")
     except Exception as err:  # the lark parser raises many kinds of errors
         raise SymconvError(f"the LaTeX parser cannot read it ({type(err).__name__})") from None
     if not isinstance(parsed, sp.Expr):
         raise SymconvError(f"it reads as {type(parsed).__name__}, not an expression")
+    _screen(parsed)
     mapping = {}
     for s in parsed.free_symbols:
         if str(s) not in placeholders:
             raise SymconvError(f"unknown symbol {s}")
         mapping[s] = placeholders[str(s)]
-    return parsed.xreplace(mapping)
+    return _evaluated(parsed.xreplace(mapping))
