@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import math
 from contextlib import redirect_stderr, redirect_stdout
 
 import numpy as np

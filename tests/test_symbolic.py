@@ -9,7 +9,6 @@ from contextlib import redirect_stdout
 import numpy as np
 import pytest
 import sympy as sp
-import torch
 from torch import nn
 
 import symconv

@@ -88,12 +88,8 @@ def _count_formulas(args, spec, counts) -> int:
 
 def _plot(formulas: dict, sizes: str, path: str, title: str) -> None:
     """Cost against input size (every size name set to the same value), one line per convention."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise SymconvError("--plot needs matplotlib: pip install 'symconv[plot]'") from None
+    from .figures import pyplot, save
+    plt = pyplot()
     try:
         start, stop, *step = (int(v) for v in sizes.split(":"))
     except ValueError:
@@ -115,12 +111,7 @@ def _plot(formulas: dict, sizes: str, path: str, title: str) -> None:
     ax.set_ylabel("count (see each line's unit)")
     ax.set_title(title, fontsize=8)
     ax.legend()
-    try:
-        fig.savefig(path, dpi=100, bbox_inches="tight")
-    except OSError as err:
-        raise SymconvError(f"cannot write {path!r}: {err.strerror}") from None
-    finally:
-        plt.close(fig)
+    save(fig, path)
     print(f"wrote {path}")
 
 

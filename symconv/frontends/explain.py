@@ -173,16 +173,12 @@ def explain(spec: Layer, input_shape: Sequence[int], position: Sequence[int] | N
 
 def plot(spec: Layer, input_shape: Sequence[int], path: str) -> None:
     """Save a heatmap of the count map (3-d layers: the middle slice of the first axis) as PNG."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise SymconvError("--plot needs matplotlib: pip install 'symconv[plot]'") from None
+    from .figures import pyplot, save
     _, spatial, out = spec.check_input(input_shape)
     if math.prod(out) > MAX_PLOTTED:
         raise SymconvError(f"the count map of output size {out} is too large to plot "
                            f"(at most {MAX_PLOTTED:,} elements); explain without --plot summarises it")
+    plt = pyplot()
     maps = axis_maps(spec, spatial)
     grid = full_map(maps)
     if spec.ndim == 1:
@@ -193,9 +189,4 @@ def plot(spec: Layer, input_shape: Sequence[int], path: str) -> None:
     image = ax.imshow(grid, cmap="viridis", interpolation="nearest")
     fig.colorbar(image, ax=ax, label="products landing here")
     ax.set_title(spec.constructor(), fontsize=8)
-    try:
-        fig.savefig(path, dpi=100, bbox_inches="tight")
-    except OSError as err:
-        raise SymconvError(f"cannot write {path!r}: {err.strerror}") from None
-    finally:
-        plt.close(fig)
+    save(fig, path)

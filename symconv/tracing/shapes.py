@@ -84,12 +84,16 @@ def mm(a, b):
     return _empty((a.shape[0], b.shape[1]), a, _product_dtype(a, b))
 
 
+def _plus_bias(name: str, bias, out):
+    """The product's output, once the bias is known to broadcast to it."""
+    if broadcast(tuple(bias.shape), tuple(out.shape)) != tuple(out.shape):
+        raise SymconvError(f"{name}: bias shape {tuple(bias.shape)} does not broadcast to {tuple(out.shape)}")
+    return out
+
+
 @fast(aten.addmm.default)
 def addmm(bias, a, b, *, beta=1, alpha=1):
-    out = mm(a, b)
-    if broadcast(tuple(bias.shape), tuple(out.shape)) != tuple(out.shape):
-        raise SymconvError(f"addmm: bias shape {tuple(bias.shape)} does not broadcast to {tuple(out.shape)}")
-    return out
+    return _plus_bias("addmm", bias, mm(a, b))
 
 
 @fast(aten.bmm.default)
@@ -102,10 +106,7 @@ def bmm(a, b):
 
 @fast(aten.baddbmm.default)
 def baddbmm(bias, a, b, *, beta=1, alpha=1):
-    out = bmm(a, b)
-    if broadcast(tuple(bias.shape), tuple(out.shape)) != tuple(out.shape):
-        raise SymconvError(f"baddbmm: bias shape {tuple(bias.shape)} does not broadcast to {tuple(out.shape)}")
-    return out
+    return _plus_bias("baddbmm", bias, bmm(a, b))
 
 
 @fast(aten.mv.default)
