@@ -618,3 +618,66 @@ def test_fast_normalisation_reduction_and_product_shapes_equal_torchs():
         shapes.mm(_meta(3, 4), _meta(5, 6))
     with pytest.raises(symconv.SymconvError):
         shapes.broadcast((2, 3), (4,))
+
+
+def test_remembered_pointwise_dtypes_follow_type_promotion():
+    """One dtype cache across calls that promote differently: a scalar's type (1, 1.0, True), a 0-d tensor
+    against a sized one, and dtypes; each answer equals torch's meta kernel."""
+    aten = torch.ops.aten
+    remembered: dict = {}
+    ints, halves = _meta(3, dtype=torch.int64), _meta(3, dtype=torch.float16)
+    calls = [(aten.add.Tensor, ints, 1), (aten.add.Tensor, ints, 1.0), (aten.add.Tensor, ints, True),
+             (aten.add.Tensor, ints, torch.tensor(2.5)), (aten.add.Tensor, ints, _meta(3, dtype=torch.float64)),
+             (aten.add.Tensor, halves, torch.tensor(2.0, dtype=torch.float64)),
+             (aten.add.Tensor, halves, _meta(1, dtype=torch.float64)), (aten.mul.Tensor, ints, 1),
+             (aten.div.Tensor, ints, 2), (aten.add.Tensor, ints, 1)]
+    for _ in range(2):  # the second round answers from the cache
+        for op, *args in calls:
+            ours = shapes.pointwise(op, tuple(args), {}, None, remembered)
+            theirs = op(*args)
+            assert (tuple(ours.shape), ours.dtype) == (tuple(theirs.shape), theirs.dtype), (op, args)
+    assert len(remembered) == len(calls) - 1  # the repeated call was remembered once
+
+
+def test_fast_empty_on_meta_only():
+    aten = torch.ops.aten
+    ours = shapes.empty([2, 3], dtype=torch.float16, device=torch.device("meta"))
+    theirs = aten.empty.memory_format([2, 3], dtype=torch.float16, device="meta")
+    assert (ours.shape, ours.dtype, ours.device) == (theirs.shape, theirs.dtype, theirs.device)
+    assert shapes.empty([2, 3], device="meta").dtype == torch.get_default_dtype()
+    for kwargs in ({}, {"device": "cpu"}, {"device": "meta", "memory_format": torch.channels_last},
+                   {"device": "meta", "pin_memory": True}):
+        assert shapes.empty([1, 2, 3, 4], **kwargs) is NotImplemented
+
+
+def test_counts_remembered_across_profiles_are_frozen_and_equal():
+    model = examples.resnet50()
+    first, second = (symconv.profile(model, (1, 3, 64, 64), "exact") for _ in range(2))
+    assert [(r.op, r.stack, r.counted) for r in first.records] == [(r.op, r.stack, r.counted) for r in second.records]
+    conv = next(r for r in first.records if r.counted is not None)
+    with pytest.raises(AttributeError):
+        conv.counted.totals = {}
+    convolutions = sum(r.counted.totals["exact"] for r in first.records if r.op == "aten.convolution")
+    assert convolutions == sum(symconv.count_ops(m, s, "exact") for m, s in _conv_inputs(model, (1, 3, 64, 64)))
+
+
+def _conv_inputs(model: nn.Module, shape: tuple) -> list[tuple[nn.Module, tuple]]:
+    """Every convolution module a real forward of a copy calls, with its input shape."""
+    twin, seen = copy.deepcopy(model), []
+    for m in twin.modules():
+        if isinstance(m, nn.Conv2d):
+            m.register_forward_pre_hook(lambda m, args: seen.append((m, tuple(args[0].shape))))
+    with torch.no_grad():
+        twin.eval()(torch.randn(shape))
+    assert len(seen) == 53
+    return seen
+
+
+def test_remembered_dtypes_stay_bounded():
+    aten = torch.ops.aten
+    remembered: dict = {}
+    x = _meta(3, dtype=torch.float16)
+    add = lambda value: shapes.pointwise(aten.add.Tensor, (x, value), {}, None, remembered)  # noqa: E731
+    assert {add(float("nan")).dtype for _ in range(5)} == {torch.float16} and len(remembered) == 1
+    assert {add(0.5 + i).dtype for i in range(3 * shapes._DTYPES_LIMIT)} == {torch.float16}
+    assert 0 < len(remembered) <= shapes._DTYPES_LIMIT

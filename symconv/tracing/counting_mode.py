@@ -36,6 +36,20 @@ _PRODUCTS = (aten.mm, aten.bmm)  # products without a bias of their own
 _ADDS = (aten.add, aten.add_)
 _RECENT_PRODUCTS = 8
 
+# What each (operator, argument shapes, context) costs, kept across runs: models repeat their layers, and
+# profiling the same model again is common. Counted entries are frozen; the cache is dropped when full.
+_COUNTED: dict[tuple, list[Counted]] = {}
+_COUNTED_LIMIT = 4096
+
+
+def clear_caches() -> None:
+    """Forget every count, layer and output shape remembered across runs: the next profile works each out
+    afresh, as the first one in a process does (for measurements)."""
+    from .ops import _convolution_layer
+    _COUNTED.clear()
+    _convolution_layer.cache_clear()
+    shapes.clear_caches()
+
 #: operators that move, view or create data and do no arithmetic
 DATA_MOVEMENT = frozenset(str(p) for p in (
     aten.view, aten._unsafe_view, aten.reshape, aten.t, aten.transpose, aten.permute, aten.expand, aten.squeeze,
@@ -50,7 +64,7 @@ DATA_MOVEMENT = frozenset(str(p) for p in (
     aten.resize_)) | {"prim.device"}  # fake tensors ask their device
 
 
-@dataclass
+@dataclass(slots=True)
 class Record:
     """One operator call: where it ran and, when counted, what it costs."""
 
@@ -75,6 +89,7 @@ class _Plan:
     adds: bool        # an add, perhaps a matrix product's bias
     convolves: bool   # a convolution or its backward, whose input may be padded
     multiplies: bool  # a matrix product without a bias of its own
+    tensors: tuple[int, ...]  # the positions of its tensor (and tensor list) arguments
 
 
 _PLANS: dict[Any, _Plan] = {}
@@ -83,19 +98,27 @@ _PLANS: dict[Any, _Plan] = {}
 def _plan(func) -> _Plan:
     packet = func.overloadpacket
     _PLANS[func] = _Plan(packet, str(packet), RULES.get(packet), packet is aten.constant_pad_nd, packet in _ADDS,
-                         packet in _CONVOLUTIONS or packet is aten.convolution_backward, packet in _PRODUCTS)
+                         packet in _CONVOLUTIONS or packet is aten.convolution_backward, packet in _PRODUCTS,
+                         tuple(i for i, a in enumerate(func._schema.arguments)
+                               if not a.kwarg_only and "Tensor" in str(a.type)))
     return _PLANS[func]
 
 
-def _all_meta(args: tuple, kwargs: dict) -> bool:
-    """Whether every tensor argument is on the meta device (arguments are flat but for lists of tensors)."""
-    for v in (*args, *kwargs.values()):
-        if isinstance(v, torch.Tensor):
-            if not v.is_meta:
-                return False
-        elif isinstance(v, (list, tuple)) and any(isinstance(e, torch.Tensor) and not e.is_meta for e in v):
-            return False
+def _on_meta(v: Any) -> bool:
+    """Whether an argument holds no tensor off the meta device (it may be a list of tensors)."""
+    if isinstance(v, torch.Tensor):
+        return v.is_meta
+    if type(v) is list or type(v) is tuple:
+        return all(e.is_meta for e in v if isinstance(e, torch.Tensor))
     return True
+
+
+def _all_meta(plan: _Plan, args: tuple, kwargs: dict) -> bool:
+    """Whether every tensor argument is on the meta device (only the schema's tensor positions are looked at)."""
+    for i in plan.tensors:
+        if i < len(args) and not _on_meta(args[i]):
+            return False
+    return not kwargs or all(_on_meta(v) for v in kwargs.values())
 
 
 def _storage(t: torch.Tensor) -> int:
@@ -117,16 +140,26 @@ def _shaped(value: Any, size: Callable[[Any], Any]) -> Any:
     return size(value)
 
 
-def _ours(fn, *args: Any) -> Any:
-    """Run symconv's own code inside the mode: an exception other than SymconvError is a bug in symconv,
-    marked so that the profiler lets it through with its traceback instead of blaming the model."""
-    try:
-        return fn(*args)
-    except SymconvError:
-        raise
-    except Exception as err:
+_PLAIN = frozenset((int, bool, float, str, type(None)))
+
+
+def _shaped_concrete(value: Any) -> Any:
+    """:func:`_shaped` where sizes are ints, in fewer steps (every counted operator's arguments pass here)."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if kind is list or kind is tuple:
+        return tuple([v if type(v) in _PLAIN else _shaped_concrete(v) for v in value])
+    if isinstance(value, torch.Tensor):
+        return tuple(value.shape)
+    return value
+
+
+def _mark_ours(err: Exception) -> None:
+    """An exception raised by symconv's own code inside the mode, other than SymconvError, is a bug in
+    symconv: marked so that the profiler lets it through with its traceback instead of blaming the model."""
+    if not isinstance(err, SymconvError):
         err.symconv_bug = True
-        raise
 
 
 def is_symconv_bug(err: BaseException) -> bool:
@@ -138,14 +171,16 @@ class ForwardStack:
 
     def __init__(self, model: torch.nn.Module, names: dict[int, str]) -> None:
         self.names = names
-        self.stack: list[str] = []
+        self.current: tuple[str, ...] = ()  # the running modules' names, outermost first
+        self.stack: list[tuple[str, ...]] = []  # the enclosing calls' ``current``
         self._handles: list = []
 
     def _enter(self, module: torch.nn.Module, inputs: Any) -> None:
-        self.stack.append(self.names.get(id(module), type(module).__name__))
+        self.stack.append(self.current)
+        self.current = (*self.current, self.names.get(id(module), type(module).__name__))
 
     def _exit(self, module: torch.nn.Module, inputs: Any, output: Any) -> None:
-        self.stack.pop()
+        self.current = self.stack.pop()
 
     def __enter__(self) -> "ForwardStack":
         self._handles = [register_module_forward_pre_hook(self._enter), register_module_forward_hook(self._exit)]
@@ -156,7 +191,7 @@ class ForwardStack:
             handle.remove()
 
     def where(self) -> tuple[tuple[str, ...], str]:
-        return tuple(self.stack), "forward"
+        return self.current, "forward"
 
 
 class TrainingStack:
@@ -199,7 +234,8 @@ class CountingMode(TorchDispatchMode):
         self.names = names  # id of each module of the model run -> its fully qualified name
         self.tracker = (TrainingStack if backward else ForwardStack)(model, names)
         self._padded = WeakIdKeyDictionary()  # output of a zero constant_pad_nd -> (its input shape, its pad)
-        self._counted: dict[tuple, list[Counted]] = {}  # a model repeats its layers: count each once
+        # Concrete sizes share the process-wide cache; a symbolic run's sizes are its own.
+        self._counted: dict[tuple, list[Counted]] = _COUNTED if size is _same else {}
         self._context = Context(conventions)
         # The latest matrix products without bias: storage -> (the storage, kept alive so that its address is not
         # reused, and the index of the product's record). A bias add follows its product within a few operators.
@@ -222,33 +258,48 @@ class CountingMode(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         out = NotImplemented
-        if (self.fast_meta or func in shapes.SYMBOLIC_SAFE) and _all_meta(args, kwargs):
-            out = _ours(shapes.fast_output, func, args, kwargs)
+        try:
+            plan = _PLANS.get(func) or _plan(func)
+            if (self.fast_meta or func in shapes.SYMBOLIC_SAFE) and _all_meta(plan, args, kwargs):
+                out = shapes.fast_output(func, args, kwargs)
+        except Exception as err:
+            _mark_ours(err)
+            raise
         if out is NotImplemented:
             out = func(*args, **kwargs)  # torch's own kernel: its errors are the model's
         if self.recording:
-            _ours(self._record, func, args, kwargs, out)
+            try:
+                self._record(plan, args, kwargs, out)
+            except Exception as err:
+                _mark_ours(err)
+                raise
         return out
 
     # --- recording -----------------------------------------------------------------------------------------
 
-    def _record(self, func, args: tuple, kwargs: dict, out: Any) -> None:
-        plan = _PLANS.get(func) or _plan(func)
+    def _record(self, plan: _Plan, args: tuple, kwargs: dict, out: Any) -> None:
         if plan.pads:
             self._remember_pad(args, kwargs, out)
-        if plan.adds and self._bias_of_a_product(args, kwargs):
+        if plan.adds and self._products and self._bias_of_a_product(args, kwargs):
             return
         stack, phase = self.tracker.where()
         if plan.rule is None:
             self.records.append(Record(plan.name, stack, phase))
             return
         context = self._merged_pad(args, plan.packet, self._context) if plan.convolves else self._context
-        shaped = tuple(_shaped(a, self.size) for a in args)
-        named = {k: _shaped(v, self.size) for k, v in kwargs.items()}
-        key = (plan.packet, shaped, tuple(sorted(named.items())), context)
-        if key not in self._counted:
-            self._counted[key] = plan.rule(*shaped, **named, context=context)
-        self.records += [Record(plan.name, stack, phase, entry) for entry in self._counted[key]]
+        if self.size is _same:
+            shaped = tuple([_shaped_concrete(a) for a in args])
+            named = {k: _shaped_concrete(v) for k, v in kwargs.items()} if kwargs else kwargs
+        else:
+            shaped = tuple(_shaped(a, self.size) for a in args)
+            named = {k: _shaped(v, self.size) for k, v in kwargs.items()}
+        key = (plan.packet, shaped, tuple(sorted(named.items())) if named else (), context)
+        counted = self._counted.get(key)
+        if counted is None:
+            if len(self._counted) >= _COUNTED_LIMIT:
+                self._counted.clear()
+            counted = self._counted[key] = plan.rule(*shaped, **named, context=context)
+        self.records += [Record(plan.name, stack, phase, entry) for entry in counted]
         if plan.multiplies and isinstance(out, torch.Tensor):
             self._products[_storage(out)] = (out.untyped_storage(), len(self.records) - 1)
             while len(self._products) > _RECENT_PRODUCTS:
@@ -283,7 +334,7 @@ class CountingMode(TorchDispatchMode):
         """Zero padding that produced a (plain) convolution's input: merged into the layer's padding."""
         x, w = (args[0], args[1]) if packet is not aten.convolution_backward else (args[1], args[2])
         transposed = args[6] if packet is not aten.convolution_backward else args[7]
-        found = self._padded.get(x) if isinstance(x, torch.Tensor) else None
+        found = self._padded.get(x) if len(self._padded) and isinstance(x, torch.Tensor) else None
         if found is None or transposed:
             return context
         source, pad = found

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Callable, Sequence
 
 import torch
@@ -26,7 +27,7 @@ aten = torch.ops.aten
 Shape = tuple[int, ...]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Counted:
     """One product an operator runs: a convolution, one of its gradients, or a matrix product."""
 
@@ -77,6 +78,14 @@ def convolution_layer(x: Shape, w: Shape, bias: bool, stride: Sequence[int], pad
                       dilation: Sequence[int], transposed: bool, output_padding: Sequence[int], groups: int,
                       pad: tuple[tuple[int, int], ...] | None = None) -> Layer:
     """The :class:`Layer` an aten convolution runs, with any merged zero padding as (asymmetric) padding."""
+    return _convolution_layer(tuple(x), tuple(w), bool(bias), tuple(stride), tuple(padding), tuple(dilation),
+                              bool(transposed), tuple(output_padding), groups, pad)
+
+
+@lru_cache(maxsize=4096)  # the meta output's shape and the count ask for the same layer
+def _convolution_layer(x: Shape, w: Shape, bias: bool, stride: tuple, padding: tuple, dilation: tuple,
+                       transposed: bool, output_padding: tuple, groups: int,
+                       pad: tuple[tuple[int, int], ...] | None) -> Layer:
     ndim = len(w) - 2
     if transposed:
         c_in, c_out = w[0], w[1] * groups

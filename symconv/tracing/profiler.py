@@ -57,16 +57,22 @@ def _example_inputs(inputs: Any) -> tuple[tuple[torch.Tensor, ...], bool]:
 
 
 def _meta_empty(t: torch.Tensor) -> torch.Tensor:
+    if type(t) in (torch.Tensor, torch.nn.Parameter) and not t.is_meta:
+        return torch.empty_like(t, device="meta")  # the quickest way, from a tensor that is not on meta
     # torch.empty, not empty_like: on a meta tensor empty_like runs a Python reference that imports SymPy.
     return torch.empty(tuple(t.shape), dtype=t.dtype, device="meta")
 
 
 def _meta_like(t: torch.Tensor) -> torch.Tensor:
     """A meta stand-in of a parameter, buffer or tensor attribute (lazy modules' ones stay uninitialized)."""
-    if isinstance(t, torch.nn.parameter.UninitializedParameter):
-        return torch.nn.parameter.UninitializedParameter(t.requires_grad, device="meta", dtype=t.dtype)
-    if isinstance(t, torch.nn.parameter.UninitializedBuffer):
-        return torch.nn.parameter.UninitializedBuffer(t.requires_grad, device="meta", dtype=t.dtype)
+    kind = type(t)
+    if kind is torch.nn.Parameter:  # the common case first: the checks below go through a Python metaclass
+        return torch.Tensor._make_subclass(torch.nn.Parameter, _meta_empty(t), t.requires_grad)
+    if kind is not torch.Tensor:
+        if isinstance(t, torch.nn.parameter.UninitializedParameter):
+            return torch.nn.parameter.UninitializedParameter(t.requires_grad, device="meta", dtype=t.dtype)
+        if isinstance(t, torch.nn.parameter.UninitializedBuffer):
+            return torch.nn.parameter.UninitializedBuffer(t.requires_grad, device="meta", dtype=t.dtype)
     meta = _meta_empty(t)
     if isinstance(t, torch.nn.Parameter):
         return torch.nn.Parameter(meta, t.requires_grad)
@@ -91,9 +97,10 @@ class _Copier:
         self.memo: dict[int, Any] = {}
 
     def tensor(self, t: torch.Tensor) -> torch.Tensor:
-        if id(t) not in self.memo:
-            self.memo[id(t)] = _meta_like(t) if self.meta else copy.deepcopy(t, self.memo)
-        return self.memo[id(t)]
+        copied = self.memo.get(id(t))
+        if copied is None:
+            copied = self.memo[id(t)] = _meta_like(t) if self.meta else copy.deepcopy(t, self.memo)
+        return copied
 
     def value(self, v: Any) -> Any:
         if type(v) in _ATOMS:
@@ -105,22 +112,26 @@ class _Copier:
         return copy.deepcopy(v, self.memo)
 
     def module(self, m: torch.nn.Module) -> torch.nn.Module:
-        if id(m) in self.memo:
-            return self.memo[id(m)]
-        if "__deepcopy__" in type(m).__dict__ and type(m).__module__ != "torch.nn.utils.parametrize":
+        cls = type(m)
+        clone = self.memo.get(id(m))
+        if clone is not None:
+            return clone
+        if "__deepcopy__" in cls.__dict__ and cls.__module__ != "torch.nn.utils.parametrize":
             return copy.deepcopy(m, self.memo)  # the class says how it copies itself
-        clone = type(m).__new__(type(m))
-        self.memo[id(m)] = clone
+        clone = self.memo[id(m)] = cls.__new__(cls)
         state = dict(m.__dict__)
+        atoms, containers, tensor, module = _ATOMS, _CONTAINERS, self.tensor, self.module
         for key, v in state.items():
             kind = type(v)
-            if kind in _ATOMS or (kind is tuple and all(type(e) in _ATOMS for e in v)):
+            if kind in atoms:
                 continue
-            if kind in _CONTAINERS and not v:
+            if kind in containers and not v:
                 state[key] = kind()  # the dozen hook dictionaries of every module, mostly empty
-            elif key in ("_parameters", "_buffers", "_modules"):
-                state[key] = {name: None if item is None else self.value(item) for name, item in v.items()}
-            else:
+            elif key == "_modules":
+                state[key] = {name: None if child is None else module(child) for name, child in v.items()}
+            elif key == "_parameters" or key == "_buffers":
+                state[key] = {name: None if t is None else tensor(t) for name, t in v.items()}
+            elif kind is not tuple or not all(type(e) in atoms for e in v):
                 state[key] = self.value(v)
         object.__setattr__(clone, "__dict__", state)
         return clone
@@ -280,14 +291,16 @@ def _module_infos(names: dict[int, str], twin: torch.nn.Module) -> dict[str, Mod
     its children's included and a shared parameter counted once."""
     modules: dict[str, ModuleInfo] = {}
     seen: set[int] = set()
-    for module in twin.modules():
+    for module in twin.modules():  # parents before their children
         name = names[id(module)]
-        modules[name] = ModuleInfo(name, type(module).__name__, 0)
+        own = 0
         for p in module._parameters.values():
-            if p is None or id(p) in seen or isinstance(p, torch.nn.parameter.UninitializedParameter):
+            if p is None or id(p) in seen or isinstance(p, torch.nn.parameter.UninitializedTensorMixin):
                 continue
             seen.add(id(p))
-            parts = name.split(".") if name else []
-            for depth in range(len(parts) + 1):
-                modules[".".join(parts[:depth])].parameters += p.numel()
+            own += p.numel()
+        modules[name] = ModuleInfo(name, type(module).__name__, own)
+    for name in reversed(modules):  # children hand their sums to their parents, the deepest first
+        if name:
+            modules[name.rpartition(".")[0]].parameters += modules[name].parameters
     return modules

@@ -32,8 +32,12 @@ def fast(*overloads: Any) -> Callable[[Fast], Fast]:
     return register
 
 
+META = torch.device("meta")
+
+
 def _empty(shape, like: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
-    return torch.empty(tuple(shape), dtype=dtype or like.dtype, device="meta")
+    # A tuple, not a torch.Size: torch.empty parses a tuple in half the time.
+    return torch.empty(tuple(shape), dtype=dtype or like.dtype, device=META)
 
 
 def _stats_dtype(x: torch.Tensor) -> torch.dtype:
@@ -338,6 +342,17 @@ for _n, _ops in ((1, (aten.upsample_nearest1d, aten.upsample_linear1d)),
         fast(_op.default, _op.vec)(_upsample(_n))
 
 
+# --- creation ------------------------------------------------------------------------------------------------
+
+@fast(aten.empty.memory_format)
+def empty(size, *, dtype=None, layout=None, device=None, pin_memory=None, memory_format=None):
+    """An empty tensor asked for on the meta device (normalisations make one); any other device: torch's."""
+    if device is None or torch.device(device).type != "meta" or layout not in (None, torch.strided) or \
+            pin_memory or memory_format not in (None, torch.contiguous_format, torch.preserve_format):
+        return NotImplemented
+    return torch.empty(tuple(size), dtype=dtype, device=META)
+
+
 # --- pointwise operators -----------------------------------------------------------------------------------
 
 def _small(value: Any) -> Any:
@@ -349,6 +364,8 @@ def _small(value: Any) -> Any:
 
 def broadcast(*shapes: tuple[int, ...]) -> tuple[int, ...]:
     """torch's broadcasting of shapes (``torch.broadcast_shapes`` runs a Python reference that imports SymPy)."""
+    if all(s == shapes[0] for s in shapes[1:]):  # the common case: operands of one shape
+        return tuple(shapes[0])
     out = []
     for i in range(1, max(map(len, shapes), default=0) + 1):
         sizes = {s[-i] for s in shapes if len(s) >= i and s[-i] != 1}
@@ -358,12 +375,45 @@ def broadcast(*shapes: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(reversed(out))
 
 
-def pointwise(func, args: tuple, kwargs: dict) -> Any:
-    """A pointwise operator: broadcast shape; dtype from the same operator on one-element CPU stand-ins."""
-    schema = func._schema
-    if schema.arguments and schema.arguments[0].alias_info is not None and schema.arguments[0].alias_info.is_write:
+_DTYPES_LIMIT = 1024
+
+
+def _in_place(func) -> bool:
+    arguments = func._schema.arguments
+    return bool(arguments) and arguments[0].alias_info is not None and arguments[0].alias_info.is_write
+
+
+def _promotion_key(value: Any) -> Any:
+    """What type promotion reads of an argument: a tensor's dtype and whether it is 0-d; a scalar's type and
+    value (``1`` and ``1.0`` promote differently though they are equal)."""
+    if isinstance(value, torch.Tensor):
+        return value.dtype, value.dim() == 0
+    if value != value:  # NaN is not equal to itself: one key for every NaN
+        return type(value), "nan"
+    return type(value), value
+
+
+def _sample_dtypes(func, args: tuple, kwargs: dict) -> torch.dtype | tuple[torch.dtype, ...] | None:
+    """The dtype of ``func``'s output (a tuple of them for a tuple of outputs), from the operator run on
+    one-element CPU stand-ins; None where it refuses them."""
+    try:
+        sample = func(*(_small(a) for a in args), **{k: _small(v) for k, v in kwargs.items()})
+    except Exception:  # a stand-in this operator refuses: let torch's meta kernel answer
+        return None
+    if isinstance(sample, torch.Tensor):
+        return sample.dtype
+    if isinstance(sample, tuple) and all(isinstance(s, torch.Tensor) for s in sample):
+        return tuple(s.dtype for s in sample)
+    return None
+
+
+def pointwise(func, args: tuple, kwargs: dict, in_place: bool | None = None,
+              dtypes: dict[Any, Any] | None = None) -> Any:
+    """A pointwise operator: broadcast shape; dtype from the same operator on one-element CPU stand-ins,
+    remembered in ``dtypes`` by what type promotion reads of the arguments."""
+    if in_place if in_place is not None else _in_place(func):
         others = [a for a in args[1:] if isinstance(a, torch.Tensor)]
-        if broadcast(tuple(args[0].shape), *(tuple(a.shape) for a in others)) != tuple(args[0].shape):
+        if others and broadcast(tuple(args[0].shape), *(tuple(a.shape) for a in others)) != tuple(args[0].shape):
             raise SymconvError(f"{func}: the operands do not broadcast to the shape {tuple(args[0].shape)} "
                                f"updated in place")
         return args[0]
@@ -374,23 +424,43 @@ def pointwise(func, args: tuple, kwargs: dict) -> Any:
         return NotImplemented
     shape = broadcast(*(tuple(t.shape) for t in tensors))
     try:
-        sample = func(*(_small(a) for a in args), **{k: _small(v) for k, v in kwargs.items()})
-    except Exception:  # a stand-in this operator refuses: let torch's meta kernel answer
+        key = (func, tuple(map(_promotion_key, args)), tuple((k, _promotion_key(v)) for k, v in kwargs.items()))
+        hash(key)
+    except TypeError:  # an unhashable argument: nothing to remember it by
+        key = None
+    if dtypes is None or key is None:
+        found = _sample_dtypes(func, args, kwargs)
+    elif key in dtypes:
+        found = dtypes[key]
+    else:
+        if len(dtypes) >= _DTYPES_LIMIT:  # scalars that change from call to call: keep the memory bounded
+            dtypes.clear()
+        found = dtypes[key] = _sample_dtypes(func, args, kwargs)
+    if found is None:
         return NotImplemented
-    if isinstance(sample, torch.Tensor):
-        return _empty(shape, tensors[0], sample.dtype)
-    if isinstance(sample, tuple) and all(isinstance(s, torch.Tensor) for s in sample):
-        return tuple(_empty(shape, tensors[0], s.dtype) for s in sample)
-    return NotImplemented
+    if isinstance(found, tuple):
+        return tuple(_empty(shape, tensors[0], dtype) for dtype in found)
+    return _empty(shape, tensors[0], found)
 
 
 _HANDLERS: dict[Any, Fast | None] = {}  # every operator seen -> its handler, or None
 
 
+def _pointwise_handler(func) -> Fast:
+    in_place, dtypes = _in_place(func), {}
+    return lambda *args, **kwargs: pointwise(func, args, kwargs, in_place, dtypes)
+
+
+def clear_caches() -> None:
+    """Forget the remembered output shapes of convolutions and dtypes of pointwise operators."""
+    _convolution_shape.cache_clear()
+    for func in [f for f, handler in _HANDLERS.items() if handler is not None and f not in FAST]:
+        del _HANDLERS[func]  # each pointwise handler holds its dtypes
+
+
 def _handler(func) -> Fast | None:
     if func not in _HANDLERS:
-        _HANDLERS[func] = FAST.get(func) or (
-            (lambda *args, **kwargs: pointwise(func, args, kwargs)) if torch.Tag.pointwise in func.tags else None)
+        _HANDLERS[func] = FAST.get(func) or (_pointwise_handler(func) if torch.Tag.pointwise in func.tags else None)
     return _HANDLERS[func]
 
 
