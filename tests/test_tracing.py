@@ -6,6 +6,7 @@ import copy
 import itertools
 import json
 import math
+import pickle
 import random
 
 import pytest
@@ -657,6 +658,10 @@ def test_counts_remembered_across_profiles_are_frozen_and_equal():
     conv = next(r for r in first.records if r.counted is not None)
     with pytest.raises(AttributeError):
         conv.counted.totals = {}
+    with pytest.raises(TypeError):
+        conv.counted.totals["exact"] = 0
+    for again in (pickle.loads(pickle.dumps(first)), copy.deepcopy(first)):  # a profile still saves and copies
+        assert again.records == first.records and again.total() == first.total()
     convolutions = sum(r.counted.totals["exact"] for r in first.records if r.op == "aten.convolution")
     assert convolutions == sum(symconv.count_ops(m, s, "exact") for m, s in _conv_inputs(model, (1, 3, 64, 64)))
 

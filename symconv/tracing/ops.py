@@ -14,7 +14,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Callable, Sequence
+from types import MappingProxyType
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
@@ -29,17 +30,29 @@ Shape = tuple[int, ...]
 
 @dataclass(frozen=True)
 class Counted:
-    """One product an operator runs: a convolution, one of its gradients, or a matrix product."""
+    """One product an operator runs: a convolution, one of its gradients, or a matrix product.
+
+    Read-only, its mappings included: the profiler hands the same entry to every run with the same
+    arguments."""
 
     what: str                      # "Conv2d", "grad_weight", "matmul", "attention Q·Kᵀ", …
-    totals: dict[str, int]         # convention -> operations
+    totals: Mapping[str, int]      # convention -> operations
     input_shape: Shape = ()
     output_shape: Shape = ()
     layer: Layer | None = None     # the convolution counted, for convolutions and their gradients
-    forward: dict[str, LayerCount] = field(default_factory=dict)  # ψ, λ, γ of a forward convolution
+    forward: Mapping[str, LayerCount] = field(default_factory=dict)  # ψ, λ, γ of a forward convolution
     note: str = ""
     product: tuple[int, int, int] | None = None  # (rows, inner, columns) of a matrix product without bias
     domain: tuple = ()  # with symbolic sizes: the conditions on them under which the counts hold
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "totals", MappingProxyType(dict(self.totals)))
+        object.__setattr__(self, "forward", MappingProxyType(dict(self.forward)))
+
+    def __reduce__(self) -> tuple:
+        # A mapping proxy does not pickle: rebuild from plain dicts (pickle, copy.deepcopy).
+        return type(self), (self.what, dict(self.totals), self.input_shape, self.output_shape, self.layer,
+                            dict(self.forward), self.note, self.product, self.domain)
 
 
 def with_bias(entry: Counted, conventions: tuple[str, ...]) -> Counted:

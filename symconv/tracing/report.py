@@ -244,7 +244,7 @@ class Profile:
             item: dict[str, Any] = {"op": r.op, "module": r.module, "stack": list(r.stack), "phase": r.phase,
                                     "counted": c is not None}
             if c is not None:
-                item.update(what=c.what, input=list(c.input_shape), output=list(c.output_shape), totals=c.totals,
+                item.update(what=c.what, input=list(c.input_shape), output=list(c.output_shape), totals=dict(c.totals),
                             note=c.note)
                 first = c.forward.get(self.convention)
                 if first is not None:
