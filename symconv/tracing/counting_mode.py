@@ -28,7 +28,7 @@ from torch.utils.weak import WeakIdKeyDictionary
 
 from ..core.errors import SymconvError
 from . import shapes
-from .ops import RULES, Context, Counted, with_bias
+from .ops import RULES, Context, Counted, _convolution_layer, with_bias
 
 aten = torch.ops.aten
 _CONVOLUTIONS = (aten.convolution, aten._convolution)
@@ -45,7 +45,6 @@ _COUNTED_LIMIT = 4096
 def clear_caches() -> None:
     """Forget every count, layer and output shape remembered across runs: the next profile works each out
     afresh, as the first one in a process does (for measurements)."""
-    from .ops import _convolution_layer
     _COUNTED.clear()
     _convolution_layer.cache_clear()
     shapes.clear_caches()
@@ -130,29 +129,19 @@ def _same(size: Any) -> Any:
     return size
 
 
-def _shaped(value: Any, size: Callable[[Any], Any]) -> Any:
-    """An argument as a rule sees it, hashable: tensors as their shapes (each size through ``size``),
-    lists as tuples."""
-    if isinstance(value, torch.Tensor):
-        return tuple(size(v) for v in value.shape)
-    if isinstance(value, (list, tuple)):
-        return tuple(_shaped(e, size) for e in value)
-    return size(value)
-
-
 _PLAIN = frozenset((int, bool, float, str, type(None)))
 
 
-def _shaped_concrete(value: Any) -> Any:
-    """:func:`_shaped` where sizes are ints, in fewer steps (every counted operator's arguments pass here)."""
-    kind = type(value)
-    if kind in _PLAIN:
+def _shaped(value: Any, size: Callable[[Any], Any]) -> Any:
+    """An argument as a rule sees it, hashable: tensors as their shapes (each size through ``size``),
+    lists as tuples. Every counted operator's arguments pass here: the common kinds are tested first."""
+    if type(value) in _PLAIN:
         return value
-    if kind is list or kind is tuple:
-        return tuple([v if type(v) in _PLAIN else _shaped_concrete(v) for v in value])
     if isinstance(value, torch.Tensor):
-        return tuple(value.shape)
-    return value
+        return tuple(value.shape) if size is _same else tuple(size(v) for v in value.shape)
+    if isinstance(value, (list, tuple)):
+        return tuple([v if type(v) in _PLAIN else _shaped(v, size) for v in value])
+    return size(value)
 
 
 def _mark_ours(err: Exception) -> None:
@@ -287,12 +276,8 @@ class CountingMode(TorchDispatchMode):
             self.records.append(Record(plan.name, stack, phase))
             return
         context = self._merged_pad(args, plan.packet, self._context) if plan.convolves else self._context
-        if self.size is _same:
-            shaped = tuple([_shaped_concrete(a) for a in args])
-            named = {k: _shaped_concrete(v) for k, v in kwargs.items()} if kwargs else kwargs
-        else:
-            shaped = tuple(_shaped(a, self.size) for a in args)
-            named = {k: _shaped(v, self.size) for k, v in kwargs.items()}
+        shaped = tuple([_shaped(a, self.size) for a in args])
+        named = {k: _shaped(v, self.size) for k, v in kwargs.items()}
         key = (plan.packet, shaped, tuple(sorted(named.items())) if named else (), context)
         counted = self._counted.get(key)
         if counted is None:
