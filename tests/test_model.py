@@ -258,6 +258,19 @@ def test_bad_layers_raise_value_errors_naming_the_parameter():
         spec.check_input((1, 1, 0))
 
 
+
+def test_a_checked_input_is_remembered_for_its_exact_values_only():
+    spec = Layer.make("Conv2d", 2, 4, 3, stride=2, padding=1)
+    first = spec.check_input((1, 2, 9, 9))
+    assert first == (1, (9, 9), (5, 5))
+    assert spec.check_input([1, 2, 9, 9]) is first  # the same shape again: the remembered answer
+    # Equal values of another type are no shape: True == 1 and 2.0 == 2, yet both are refused.
+    for bad in ((True, 2, 9, 9), (1, 2.0, 9, 9), (1, 2, 9.0, 9)):
+        with pytest.raises(symconv.SymconvError, match="positive integers"):
+            spec.check_input(bad)
+    assert spec.check_input((3, 2, 8, 9)) == (3, (8, 9), (4, 5))
+    assert spec == Layer.make("Conv2d", 2, 4, 3, stride=2, padding=1)  # the memo is not part of the layer
+
 # --- the pages' worked numbers --------------------------------------------------------------------------
 
 def test_convtranspose1d_page_example():

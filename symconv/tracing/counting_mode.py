@@ -99,8 +99,15 @@ def _plan(func) -> _Plan:
     _PLANS[func] = _Plan(packet, str(packet), RULES.get(packet), packet is aten.constant_pad_nd, packet in _ADDS,
                          packet in _CONVOLUTIONS or packet is aten.convolution_backward, packet in _PRODUCTS,
                          tuple(i for i, a in enumerate(func._schema.arguments)
-                               if not a.kwarg_only and "Tensor" in str(a.type)))
+                               if not a.kwarg_only and _holds_tensors(a.type)))
     return _PLANS[func]
+
+
+def _holds_tensors(kind: Any) -> bool:
+    """A schema type of tensors: Tensor, Tensor?, Tensor[] or Tensor?[] (its text costs ten times more)."""
+    while isinstance(kind, (torch.OptionalType, torch.ListType)):
+        kind = kind.getElementType()
+    return isinstance(kind, torch.TensorType)
 
 
 def _on_meta(v: Any) -> bool:

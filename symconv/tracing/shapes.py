@@ -47,18 +47,18 @@ def _stats_dtype(x: torch.Tensor) -> torch.dtype:
 # --- convolutions -----------------------------------------------------------------------------------------
 
 @lru_cache(maxsize=4096)
-def _convolution_shape(x: tuple, w: tuple, stride: tuple, padding: tuple, dilation: tuple, transposed: bool,
-                       output_padding: tuple, groups: int) -> tuple[int, ...]:
-    from .ops import convolution_layer  # the same layer the count uses
-    layer = convolution_layer(x, w, False, stride, padding, dilation, transposed, output_padding, groups)
+def _convolution_shape(x: tuple, w: tuple, bias: bool, stride: tuple, padding: tuple, dilation: tuple,
+                       transposed: bool, output_padding: tuple, groups: int) -> tuple[int, ...]:
+    from .ops import convolution_layer  # the layer the count uses: the same object, which remembers this check
+    layer = convolution_layer(x, w, bias, stride, padding, dilation, transposed, output_padding, groups)
     batch, spatial, out = layer.check_input(x)
     return ((batch,) if len(x) == layer.ndim + 2 else ()) + (layer.out_channels, *out)
 
 
 @fast(aten.convolution.default)
 def convolution(x, w, bias, stride, padding, dilation, transposed, output_padding, groups):
-    return _empty(_convolution_shape(tuple(x.shape), tuple(w.shape), tuple(stride), tuple(padding), tuple(dilation),
-                                     bool(transposed), tuple(output_padding), int(groups)), x)
+    return _empty(_convolution_shape(tuple(x.shape), tuple(w.shape), bias is not None, tuple(stride), tuple(padding),
+                                     tuple(dilation), bool(transposed), tuple(output_padding), int(groups)), x)
 
 
 @fast(aten.convolution_backward.default)
