@@ -16,6 +16,7 @@ from ..core.names import CONVENTION_NAMES, unit_of
 from .parsing import parse_layer, parse_shape
 
 EXIT_BAD_INPUT = 2
+_PLOT_NEEDS_NAMES = "--plot draws a cost against input sizes: give sizes as names, e.g. --input 1,3,H,W"
 
 
 def _count(args: argparse.Namespace) -> int:
@@ -31,7 +32,7 @@ def _count(args: argparse.Namespace) -> int:
     if hasattr(first, "domain"):
         return _count_formulas(args, spec, counts)
     if args.plot:
-        raise SymconvError("--plot draws a cost against input sizes: give sizes as names, e.g. --input 1,3,H,W")
+        raise SymconvError(_PLOT_NEEDS_NAMES)
     if args.latex:
         _count_latex(spec, counts)
         return 0
@@ -183,7 +184,7 @@ def _profile(args: argparse.Namespace) -> int:
                      backward=args.backward, hints=_hints(args.hint))
     if args.plot:
         if not result.symbolic:
-            raise SymconvError("--plot draws a cost against input sizes: give sizes as names, e.g. --input 1,3,H,W")
+            raise SymconvError(_PLOT_NEEDS_NAMES)
         _plot({c: result.formula(c) for c in result.conventions}, args.sizes, args.plot, result.model_type)
     if args.format == "json":
         text = result.to_json()
@@ -215,6 +216,14 @@ def _layer_arguments(p: argparse.ArgumentParser) -> None:
                         "(1,512,H,W or 1,3,8*h,8*w): the counts are then formulas in them")
 
 
+def _plot_arguments(p: argparse.ArgumentParser) -> None:
+    """--plot and the sizes it spans, shared by count and profile."""
+    p.add_argument("--plot", metavar="FILE", help="with sizes as names: save a PNG of the total against the input "
+                                                  "size (needs matplotlib)")
+    p.add_argument("--sizes", default="8:512", metavar="START:STOP[:STEP]",
+                   help="the input sizes --plot spans (default 8:512)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="symconv",
@@ -227,10 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--convention", default="docs", choices=[*CONVENTION_NAMES, "all"],
                    help="counting convention (default: docs; all prints the three side by side)")
     p.add_argument("--latex", action="store_true", help="print the formulas in LaTeX with their values")
-    p.add_argument("--plot", metavar="FILE", help="with sizes as names: save a PNG of the total against the input "
-                                                  "size (needs matplotlib)")
-    p.add_argument("--sizes", default="8:512", metavar="START:STOP[:STEP]",
-                   help="the input sizes --plot spans (default 8:512)")
+    _plot_arguments(p)
     p.set_defaults(run=_count)
 
     p = sub.add_parser("profile", help="count every operator a model runs",
@@ -247,10 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hint", action="append", metavar="NAME=SIZE",
                    help="with sizes as names: the size at which the model's branches are taken "
                         "(default: distinct sizes from 256 up); repeatable")
-    p.add_argument("--plot", metavar="FILE", help="with sizes as names: save a PNG of the total against the input "
-                                                  "size (needs matplotlib)")
-    p.add_argument("--sizes", default="8:512", metavar="START:STOP[:STEP]",
-                   help="the input sizes --plot spans (default 8:512)")
+    _plot_arguments(p)
     p.add_argument("--convention", default="docs", choices=[*CONVENTION_NAMES, "all"],
                    help="counting convention (default: docs; all adds a total column per convention)")
     p.add_argument("--backward", action="store_true",

@@ -121,9 +121,11 @@ class Layer:
         object.__setattr__(self, "ndim", ndim)
         object.__setattr__(self, "transposed", transposed)
         # Each axis' arguments of the generated functions after the size: (k, s, p, d, op) or (k, s, p, p_right, d).
-        object.__setattr__(self, "_axis_parameters", tuple(zip(
-            self.kernel_size, self.stride, self.padding, self.dilation, self.output_padding) if transposed else zip(
-            self.kernel_size, self.stride, self.padding, self.right_padding, self.dilation)))
+        if transposed:
+            axes = zip(self.kernel_size, self.stride, self.padding, self.dilation, self.output_padding)
+        else:
+            axes = zip(self.kernel_size, self.stride, self.padding, self.right_padding, self.dilation)
+        object.__setattr__(self, "_axis_parameters", tuple(axes))
         # A Layer cannot exist with arguments torch refuses.
         if (self.transposed, self.padding_mode) not in generated.AXIS_RULES:
             allowed = ("zeros",) if self.transposed else PADDING_MODES
@@ -153,21 +155,28 @@ class Layer:
         last = self.__dict__.get("_last_input")  # the profiler checks each layer's input twice: shape, then count
         if last is not None and last[0] == shape and all(type(v) is int for v in shape):
             return last[1]
-        if len(shape) not in (self.ndim + 1, self.ndim + 2):
-            raise SymconvError(f"input shape {shape!r} must have {self.ndim + 1} (unbatched) or "
-                               f"{self.ndim + 2} (batched) dimensions for {self.kind}")
+        self._check_rank(shape)
         for v in shape:
             if not is_int(v) or v < 1:
                 raise SymconvError(f"input shape {shape!r} must hold positive integers, got {v!r}")
         batch = int(shape[0]) if len(shape) == self.ndim + 2 else 1
-        channels = shape[-self.ndim - 1]
-        if channels != self.in_channels:
-            raise SymconvError(f"input shape {shape!r} has {channels} channels but in_channels={self.in_channels}")
+        self._check_channels(shape, shape[-self.ndim - 1])
         spatial = tuple(int(v) for v in shape[-self.ndim:])
         self._check(spatial, batch)
         checked = batch, spatial, self.output_size(spatial)
         self.__dict__["_last_input"] = (shape, checked)  # a memo outside the fields: equality is unchanged
         return checked
+
+    def _check_rank(self, shape: tuple) -> None:
+        """An input has ndim + 1 (unbatched) or ndim + 2 (batched) dimensions, whatever its sizes are."""
+        if len(shape) not in (self.ndim + 1, self.ndim + 2):
+            raise SymconvError(f"input shape {shape!r} must have {self.ndim + 1} (unbatched) or "
+                               f"{self.ndim + 2} (batched) dimensions for {self.kind}")
+
+    def _check_channels(self, shape: tuple, channels: object) -> None:
+        """The input's channel size (an int, or a parsed symbolic size) is the layer's in_channels."""
+        if channels != self.in_channels:
+            raise SymconvError(f"input shape {shape!r} has {channels} channels but in_channels={self.in_channels}")
 
     def output_size(self, spatial: Sequence[int]) -> tuple[int, ...]:
         """torch's output size on a spatial input size (the layer and input assumed valid)."""

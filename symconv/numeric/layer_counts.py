@@ -138,12 +138,8 @@ def _count_sized(layer: Layer, shape: tuple, convention: str):
     from ..core.sized import sized_count  # SymPy: loaded only for symbolic sizes
     from ..core.sizes import parse_size
     sizes = [parse_size(v) for v in shape]
-    if len(sizes) not in (layer.ndim + 1, layer.ndim + 2):
-        raise SymconvError(f"input shape {shape!r} must have {layer.ndim + 1} (unbatched) or "
-                           f"{layer.ndim + 2} (batched) dimensions for {layer.kind}")
-    channels = sizes[-layer.ndim - 1]
-    if channels != layer.in_channels:
-        raise SymconvError(f"input shape {shape!r} has {channels} channels but in_channels={layer.in_channels}")
+    layer._check_rank(shape)
+    layer._check_channels(shape, sizes[-layer.ndim - 1])
     for v in sizes:
         if is_int(v) and v < 1:
             raise SymconvError(f"input shape {shape!r} must hold positive sizes, got {v!r}")

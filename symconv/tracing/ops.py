@@ -87,16 +87,16 @@ def rule(*packets: Any) -> Callable[[Rule], Rule]:
 
 # --- convolutions ---------------------------------------------------------------------------------------
 
-def convolution_layer(x: Shape, w: Shape, bias: bool, stride: Sequence[int], padding: Sequence[int],
+def convolution_layer(w: Shape, bias: bool, stride: Sequence[int], padding: Sequence[int],
                       dilation: Sequence[int], transposed: bool, output_padding: Sequence[int], groups: int,
                       pad: tuple[tuple[int, int], ...] | None = None) -> Layer:
     """The :class:`Layer` an aten convolution runs, with any merged zero padding as (asymmetric) padding."""
-    return _convolution_layer(tuple(x), tuple(w), bool(bias), tuple(stride), tuple(padding), tuple(dilation),
+    return _convolution_layer(tuple(w), bool(bias), tuple(stride), tuple(padding), tuple(dilation),
                               bool(transposed), tuple(output_padding), groups, pad)
 
 
 @lru_cache(maxsize=4096)  # the meta output's shape and the count ask for the same layer
-def _convolution_layer(x: Shape, w: Shape, bias: bool, stride: tuple, padding: tuple, dilation: tuple,
+def _convolution_layer(w: Shape, bias: bool, stride: tuple, padding: tuple, dilation: tuple,
                        transposed: bool, output_padding: tuple, groups: int,
                        pad: tuple[tuple[int, int], ...] | None) -> Layer:
     ndim = len(w) - 2
@@ -127,7 +127,7 @@ def convolution(x: Shape, w: Shape, bias: Shape | None, stride, padding, dilatio
     Zero padding applied just before (``constant_pad_nd`` with value 0) is merged
     into the layer's padding, so the exact convention skips products with it.
     """
-    layer = convolution_layer(x, w, bias is not None, stride, padding, dilation, transposed, output_padding, groups,
+    layer = convolution_layer(w, bias is not None, stride, padding, dilation, transposed, output_padding, groups,
                               context.pad)
     source = context.input_shape if context.pad is not None else x
     counts = {c: count_layer(layer, source, c) for c in context.conventions}
@@ -144,7 +144,7 @@ def convolution_backward(grad_out: Shape, x: Shape, w: Shape, bias_sizes, stride
                          output_padding, groups, output_mask, *, context: Context) -> list[Counted]:
     """The gradients a training step asks of a convolution (``output_mask``): grad_input, grad_weight,
     grad_bias, each counted as :mod:`symconv.core.backward` defines it."""
-    layer = convolution_layer(x, w, bias_sizes is not None, stride, padding, dilation, transposed, output_padding,
+    layer = convolution_layer(w, bias_sizes is not None, stride, padding, dilation, transposed, output_padding,
                               groups, context.pad)
     source = context.input_shape if context.pad is not None else x
     counts = {c: count_gradients(layer, source, c) for c in context.conventions}

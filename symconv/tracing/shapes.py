@@ -50,7 +50,7 @@ def _stats_dtype(x: torch.Tensor) -> torch.dtype:
 def _convolution_shape(x: tuple, w: tuple, bias: bool, stride: tuple, padding: tuple, dilation: tuple,
                        transposed: bool, output_padding: tuple, groups: int) -> tuple[int, ...]:
     from .ops import convolution_layer  # the layer the count uses: the same object, which remembers this check
-    layer = convolution_layer(x, w, bias, stride, padding, dilation, transposed, output_padding, groups)
+    layer = convolution_layer(w, bias, stride, padding, dilation, transposed, output_padding, groups)
     batch, spatial, out = layer.check_input(x)
     return ((batch,) if len(x) == layer.ndim + 2 else ()) + (layer.out_channels, *out)
 
