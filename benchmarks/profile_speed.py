@@ -4,7 +4,8 @@
    around a real CPU forward of the same model (best of ``--runs``, both warm), and the profile
    again with the counts it remembers across runs forgotten (a model of new layer shapes).
 2. The first profile in a fresh process against a warm one (both in one subprocess; the median of
-   several subprocesses).
+   several subprocesses), and the same after a small model of ResNet-50's operators was profiled first:
+   the part of the first profile's extra time that is paid once per operator, not per layer.
 3. ``symconv profile`` of the DCGAN example end to end, process start included, against
    ``python -c "import torch"``, the floor any torch-based profiler pays.
 4. The symbolic profile of the ResNet-50 at (1, 3, H, W), the total as a formula, in a fresh
@@ -29,9 +30,10 @@ from symconv.frontends import examples
 
 FIRST_VS_WARM = textwrap.dedent("""
     import time, torch, symconv
-    from symconv.frontends.examples import resnet50
+    from symconv.frontends.examples import Bottleneck, resnet50
     model = resnet50()
     profile = symconv.profile  # the attribute loads the profiler: importing is not profiling
+    {prelude}
     times = []
     for _ in range(4):
         start = time.perf_counter()
@@ -40,6 +42,12 @@ FIRST_VS_WARM = textwrap.dedent("""
     print(times[0], min(times[1:]))
 """)
 
+
+# Profiled first in the second variant: ResNet-50's operators (convolution, batch norm, relu_, max pool, add,
+# average pool, view, addmm), none of its layers. What it takes off the first profile is paid once per operator.
+SAME_OPERATORS = ("profile(torch.nn.Sequential(torch.nn.MaxPool2d(3, 2, 1), Bottleneck(3, 4, 2), "
+                  "torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(16, 10)).eval(), "
+                  "(1, 3, 32, 32), 'exact')")
 
 SYMBOLIC = textwrap.dedent("""
     import time, torch, symconv
@@ -89,17 +97,21 @@ def against_flop_counter(runs: int) -> None:
 
 def first_against_warm(processes: int) -> None:
     """One fresh process gives one first profile: a single sample on a shared machine varies by ±20 %, so
-    several processes are run and their median and range printed."""
-    results = []
+    several processes are run (the two variants interleaved) and their median and range printed."""
+    variants = {"": [], SAME_OPERATORS: []}
     for _ in range(processes):
-        out = subprocess.run([sys.executable, "-c", FIRST_VS_WARM], capture_output=True, text=True,
-                             check=True).stdout
-        first, warm = map(float, out.split())
-        results.append((first / warm, first, warm))
-    results.sort()
-    ratio, first, warm = results[len(results) // 2]
-    print(f"first profile in a fresh process {first * 1e3:.1f} ms, warm {warm * 1e3:.1f} ms: {ratio:.2f}x, the median "
-          f"of {processes} processes (range {results[0][0]:.2f}-{results[-1][0]:.2f}x; target <= 1.5x)")
+        for prelude, results in variants.items():
+            out = subprocess.run([sys.executable, "-c", FIRST_VS_WARM.format(prelude=prelude)], capture_output=True,
+                                 text=True, check=True).stdout
+            first, warm = map(float, out.split())
+            results.append((first / warm, first, warm))
+    for prelude, results in variants.items():
+        results.sort()
+        ratio, first, warm = results[len(results) // 2]
+        what = ("first profile in a fresh process" if not prelude else
+                "the same, after profiling a small model of ResNet-50's operators (none of its layers)")
+        print(f"{what}: {first * 1e3:.1f} ms, warm {warm * 1e3:.1f} ms: {ratio:.2f}x, the median of {processes} "
+              f"processes (range {results[0][0]:.2f}-{results[-1][0]:.2f}x{'; target <= 1.5x' if not prelude else ''})")
 
 
 def timed(cmd: list[str]) -> float:

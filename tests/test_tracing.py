@@ -90,6 +90,20 @@ def test_padding_same_and_a_hand_written_pad(kernel, dilation):
     assert totals == layer_totals(merged, (1, 2, 6, 6))
 
 
+def test_zeros_padded_twice_merge_into_one_padding():
+    class PaddedTwice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(2, 3, 3, bias=False)
+
+        def forward(self, x):
+            return self.conv(F.pad(F.pad(x, (1, 0)), (0, 2, 1, 1)))
+
+    _, totals = counted(PaddedTwice(), (1, 2, 6, 7))
+    merged = Layer("Conv2d", 2, 3, (3, 3), (1, 1), (1, 1), (1, 1), (0, 0), 1, False, "zeros", (1, 2))
+    assert totals == layer_totals(merged, (1, 2, 6, 7))
+
+
 @pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
 def test_data_padding_counts_its_products(mode):
     module = nn.Conv2d(2, 3, 3, padding=2, padding_mode=mode)
@@ -346,6 +360,44 @@ def test_a_successful_profile_leaves_everything_as_it_was():
     now = global_state()
     assert now[:3] == state[:3] and torch.equal(now[3], state[3]) and now[4:] == state[4:]
     assert x.grad is None
+
+
+class CompiledFunction(nn.Module):
+    """A convolution run by a compiled function, without a bias."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(4, 3, 3, 3))
+        self.block = torch.compile(lambda x, w: F.relu(F.conv2d(x, w, padding=1)))
+
+    def forward(self, x):
+        return self.block(x, self.weight)
+
+
+def test_compiled_code_is_counted_as_the_code_it_compiles_and_the_compiler_does_not_run():
+    from torch._dynamo.utils import counters
+
+    def build() -> nn.Sequential:
+        return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU()).train()
+
+    whole, inner, in_place = torch.compile(build()), build(), build()
+    inner[0] = torch.compile(inner[0])
+    in_place.compile()  # a compiled call bound to the module itself
+    functional = CompiledFunction()
+    expected = layer_totals(symconv.layer_from_module(build()[0]), (2, 3, 8, 8))
+    unbiased = layer_totals(Layer.make("Conv2d", 3, 4, 3, padding=1, bias=False), (2, 3, 8, 8))
+    counters.clear()
+    for model, totals_expected, names, kind in ((whole, expected, ["0"], "Sequential"),
+                                                (inner, expected, ["0"], "Sequential"),
+                                                (in_place, expected, ["0"], "Sequential"),
+                                                (functional, unbiased, [""], "CompiledFunction")):
+        for inputs in ((2, 3, 8, 8), torch.randn(2, 3, 8, 8)):
+            before = snapshot(model)
+            result, totals = counted(model, inputs)
+            assert totals == totals_expected and result.run == "meta"
+            assert [r.module for r in result.counted] == names and result.model_type == kind
+            assert_untouched(model, before)  # batch norm statistics included
+    assert sum(counters["stats"].values()) == 0  # dynamo captured nothing
 
 
 def test_a_script_module_is_refused():

@@ -18,6 +18,7 @@ through gradient hooks) when a backward pass is counted too.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import zip_longest
 from typing import Any, Callable
 
 import torch
@@ -60,7 +61,11 @@ DATA_MOVEMENT = frozenset(str(p) for p in (
     aten.reflection_pad3d, aten.replication_pad1d, aten.replication_pad2d, aten.replication_pad3d,
     aten.flatten, aten.unflatten, aten.as_strided, aten.index_select, aten.gather, aten.repeat,
     aten._reshape_alias, aten.narrow, aten.roll, aten.flip, aten.embedding, aten._local_scalar_dense, aten.set_,
-    aten.resize_)) | {"prim.device"}  # fake tensors ask their device
+    aten.resize_))
+
+#: metadata queries, not operators: fake tensors (symbolic sizes) dispatch ``tensor.device`` where meta tensors
+#: answer it without dispatching, so recording them would make the two runs of one model list different operators
+_QUERIES = frozenset({"prim.device"})
 
 
 @dataclass(slots=True)
@@ -88,6 +93,7 @@ class _Plan:
     adds: bool        # an add, perhaps a matrix product's bias
     convolves: bool   # a convolution or its backward, whose input may be padded
     multiplies: bool  # a matrix product without a bias of its own
+    recorded: bool    # an operator, not a metadata query
     tensors: tuple[int, ...]  # the positions of its tensor (and tensor list) arguments
 
 
@@ -98,6 +104,7 @@ def _plan(func) -> _Plan:
     packet = func.overloadpacket
     _PLANS[func] = _Plan(packet, str(packet), RULES.get(packet), packet is aten.constant_pad_nd, packet in _ADDS,
                          packet in _CONVOLUTIONS or packet is aten.convolution_backward, packet in _PRODUCTS,
+                         str(packet) not in _QUERIES,
                          tuple(i for i, a in enumerate(func._schema.arguments)
                                if not a.kwarg_only and _holds_tensors(a.type)))
     return _PLANS[func]
@@ -263,7 +270,7 @@ class CountingMode(TorchDispatchMode):
             raise
         if out is NotImplemented:
             out = func(*args, **kwargs)  # torch's own kernel: its errors are the model's
-        if self.recording:
+        if self.recording and plan.recorded:
             try:
                 self._record(plan, args, kwargs, out)
             except Exception as err:
@@ -320,7 +327,12 @@ class CountingMode(TorchDispatchMode):
         x, pad = args[0], list(args[1])
         value = args[2] if len(args) > 2 else kwargs.get("value", 0)
         if value == 0 and all(p >= 0 for p in pad):
-            self._padded[out] = (_shaped(x, self.size), tuple(pad))
+            found = self._padded.get(x) if len(self._padded) and isinstance(x, torch.Tensor) else None
+            if found is None:
+                self._padded[out] = (_shaped(x, self.size), tuple(pad))
+            else:  # zeros around zeros: one pad of the first input, by the sum of both (last dimension first)
+                source, inner = found
+                self._padded[out] = (source, tuple(a + b for a, b in zip_longest(pad, inner, fillvalue=0)))
 
     def _merged_pad(self, args: tuple, packet: Any, context: Context) -> Context:
         """Zero padding that produced a (plain) convolution's input: merged into the layer's padding."""

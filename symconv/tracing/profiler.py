@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import gc
+import sys
 from collections import OrderedDict
 from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
@@ -79,6 +80,24 @@ def _meta_like(t: torch.Tensor) -> torch.Tensor:
     return meta.requires_grad_(t.requires_grad) if t.is_leaf and t.requires_grad else meta
 
 
+def _compiled_wrapper(m: torch.nn.Module) -> bool:
+    """A ``torch.compile(module)`` wrapper, recognised without importing torch._dynamo (about 1.5 s): where it
+    is not imported, nothing was compiled."""
+    eval_frame = sys.modules.get("torch._dynamo.eval_frame")
+    return eval_frame is not None and isinstance(m, eval_frame.OptimizedModule)
+
+
+@contextmanager
+def _eager() -> Iterator[None]:
+    """Compiled modules and functions run eagerly, operator by operator: dynamo would trace the counting mode
+    itself, and ``module.compile()`` keeps a compiled call bound to the user's own module."""
+    if "torch._dynamo" not in sys.modules:
+        yield
+        return
+    with torch.compiler.set_stance("force_eager"):
+        yield
+
+
 _ATOMS = frozenset((bool, int, float, complex, str, bytes, type(None), torch.dtype, torch.device))
 _CONTAINERS = frozenset((dict, OrderedDict, set, list))
 
@@ -116,6 +135,9 @@ class _Copier:
         clone = self.memo.get(id(m))
         if clone is not None:
             return clone
+        if _compiled_wrapper(m):  # counted as the module it wraps, under that module's names
+            clone = self.memo[id(m)] = self.module(m._orig_mod)
+            return clone
         if "__deepcopy__" in cls.__dict__ and cls.__module__ != "torch.nn.utils.parametrize":
             return copy.deepcopy(m, self.memo)  # the class says how it copies itself
         clone = self.memo[id(m)] = cls.__new__(cls)
@@ -127,6 +149,8 @@ class _Copier:
                 continue
             if kind in containers and not v:
                 state[key] = kind()  # the dozen hook dictionaries of every module, mostly empty
+            elif key == "_compiled_call_impl":
+                state[key] = None  # module.compile()'s compiled call is bound to the user's module
             elif key == "_modules":
                 state[key] = {name: None if child is None else module(child) for name, child in v.items()}
             elif key == "_parameters" or key == "_buffers":
@@ -167,7 +191,7 @@ def _run(model: torch.nn.Module, examples: tuple[torch.Tensor, ...], conventions
     inputs = _inputs_for(examples, meta)
     mode = CountingMode(conventions, twin, {id(m): name for name, m in twin.named_modules()}, fast_meta=meta,
                         backward=backward)
-    with mode, torch.set_grad_enabled(backward):
+    with _eager(), mode, torch.set_grad_enabled(backward):
         outputs = twin(*inputs)
         if backward:
             tensors = _outputs(outputs)
@@ -208,7 +232,9 @@ def profile(model: torch.nn.Module, inputs: Sequence[int | str] | torch.Tensor |
     ``convention``, or under all three conventions (the chosen one first) with
     ``all_conventions``. ``backward`` adds a training step's backward pass (the
     gradient of every parameter and input that requires grad) as backward records.
-    The model is never modified, on success or failure.
+    The model is never modified, on success or failure. Compiled code (``torch.compile``
+    of the model, of a submodule or of a function, ``module.compile()``) runs eagerly
+    and is counted as the code it compiles: the compiler does not run.
 
     Sizes may be names or expressions in names (``(1, 3, "H", "W")``, ``"8*h"``):
     the counts are then SymPy expressions in them, exact wherever the model takes
@@ -250,7 +276,7 @@ def profile(model: torch.nn.Module, inputs: Sequence[int | str] | torch.Tensor |
                     raise
                 raise SymconvError(f"the model's forward raised on input {described}: {type(real_err).__name__}: "
                                    f"{str(real_err).splitlines()[0] if str(real_err) else ''}") from real_err
-    return Profile(mode.records, conventions, run, _module_infos(mode.names, twin), type(model).__name__,
+    return Profile(mode.records, conventions, run, _module_infos(mode.names, twin), type(twin).__name__,
                    tuple(tuple(t.shape) for t in examples), backward)
 
 
@@ -268,7 +294,7 @@ def _profile_symbolic(model: torch.nn.Module, shape: tuple, conventions: tuple[s
         mode = CountingMode(conventions, twin, {id(m): name for name, m in twin.named_modules()}, fast_meta=False,
                             size=run.translate.size)
         try:
-            with run.fake, mode, SamePadding(), torch.no_grad():
+            with _eager(), run.fake, mode, SamePadding(), torch.no_grad():
                 twin(x)
         except SymconvError as err:
             raise SymconvError(f"the model does not run on input {shape} at {run.describe_hints()}: {err}") from err
@@ -282,7 +308,7 @@ def _profile_symbolic(model: torch.nn.Module, shape: tuple, conventions: tuple[s
     for record in mode.records:
         if record.counted is not None:
             domain += [c for c in record.counted.domain if c not in domain]
-    return Profile(mode.records, conventions, SYMBOLIC, _module_infos(mode.names, twin), type(model).__name__,
+    return Profile(mode.records, conventions, SYMBOLIC, _module_infos(mode.names, twin), type(twin).__name__,
                    (tuple(str(v) for v in shape),), False, tuple(domain), run.describe_hints())
 
 
