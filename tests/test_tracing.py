@@ -253,6 +253,26 @@ def test_fused_multihead_attention_rule():
         matmul_totals(B * H * L, L, E // H, False), matmul_totals(B * L, E, E, True))
 
 
+def test_products_written_into_out_or_in_place_are_counted():
+    class Written(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(8, 4))
+            self.batch = nn.Parameter(torch.randn(3, 4, 6))
+
+        def forward(self, x):  # (5, 8)
+            out = torch.mm(x, self.w, out=x.new_empty(5, 4))
+            acc = x.new_zeros(5, 4).addmm_(x, self.w)
+            batched = torch.bmm(out.expand(3, 5, 4), self.batch, out=x.new_empty(3, 5, 6))
+            summed = torch.addbmm(x.new_zeros(5, 6), out.expand(3, 5, 4), self.batch)  # sums the 3 products
+            return acc, batched, summed, torch.mv(x, x[0], out=x.new_empty(5))
+
+    _, totals = counted(Written(), (5, 8))
+    assert totals == add(matmul_totals(5, 8, 4, False), matmul_totals(5, 8, 4, True),
+                         matmul_totals(3 * 5, 4, 6, False), matmul_totals(5, 3 * 4, 6, True),
+                         matmul_totals(5, 8, 1, False))
+
+
 # --- real values, never zeros, and never the user's model --------------------------------------------------------
 
 class Branching(nn.Module):
@@ -277,6 +297,56 @@ def test_data_dependent_models_run_on_the_users_own_tensor():
         assert [r.module for r in result.counted] == ["small" if sign > 0 else "large"]
     with pytest.raises(symconv.SymconvError, match="needs real values .* pass an example tensor"):
         symconv.profile(model, (1, 1, 12))
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_the_fused_transformer_layer_of_a_real_run_counts_its_products(norm_first):
+    class Gated(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = nn.TransformerEncoderLayer(16, 4, 40, batch_first=True, norm_first=norm_first)
+
+        def forward(self, x):
+            return self.layer(x) if x.sum() > 0 else x
+
+    model = Gated().eval()
+    fused, totals = counted(model, torch.ones(3, 5, 16))  # real values, no grad: torch's fused fast path
+    assert fused.run == "real values" and "aten._transformer_encoder_layer_fwd" in [r.op for r in fused.counted]
+    B, L, E, H, hidden = 3, 5, 16, 4, 40
+    assert totals == add(*[matmul_totals(B * L, E, E, True)] * 3, matmul_totals(B * H * L, E // H, L, False),
+                         matmul_totals(B * H * L, L, E // H, False), matmul_totals(B * L, E, E, True),
+                         matmul_totals(B * L, E, hidden, True), matmul_totals(B * L, hidden, E, True))
+    assert totals == counted(model.layer, (3, 5, 16))[1]  # the meta run takes the unfused path: the same products
+
+
+@pytest.mark.filterwarnings("ignore:The PyTorch API of nested tensors")
+def test_nested_tensors_count_each_sequence_at_its_own_length():
+    lengths, E, H, hidden = (3, 4, 5), 16, 4, 40
+
+    class Masked(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(E, H, hidden, batch_first=True), 1)
+
+        def forward(self, x):
+            padding = torch.arange(x.shape[1]) >= torch.tensor(lengths)[:, None]
+            return self.encoder(x, src_key_padding_mask=padding) if x.sum() > 0 else x
+
+    def one_sequence(L: int) -> dict[str, int]:
+        return add(*[matmul_totals(L, E, E, True)] * 3, matmul_totals(H * L, E // H, L, False),
+                   matmul_totals(H * L, L, E // H, False), matmul_totals(L, E, E, True),
+                   matmul_totals(L, E, hidden, True), matmul_totals(L, hidden, E, True))
+
+    # real values, no grad: torch's fused layer on the sequences without their padding, as a nested tensor
+    result, totals = counted(Masked().eval(), torch.ones(len(lengths), 5, E))
+    assert totals == add(*(one_sequence(L) for L in lengths))
+    assert "nested" in result.counted[0].counted.note
+    mlp = nn.Sequential(nn.Linear(E, 8), nn.ReLU(), nn.Linear(8, 2))
+    for layout in (torch.strided, torch.jagged):
+        x = torch.nested.nested_tensor([torch.ones(L, E) for L in lengths], layout=layout)
+        result, totals = counted(mlp, x)
+        assert result.run == "real values" and result.input_shapes == (tuple((L, E) for L in lengths),)
+        assert totals == add(*(add(matmul_totals(L, E, 8, True), matmul_totals(L, 8, 2, True)) for L in lengths))
 
 
 def snapshot(model: nn.Module) -> dict:

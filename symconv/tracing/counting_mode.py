@@ -29,7 +29,7 @@ from torch.utils.weak import WeakIdKeyDictionary
 
 from ..core.errors import SymconvError
 from . import shapes
-from .ops import RULES, Context, Counted, _convolution_layer, with_bias
+from .ops import RULES, TAKES_JAGGED, Context, Counted, Jagged, _convolution_layer, with_bias
 
 aten = torch.ops.aten
 _CONVOLUTIONS = (aten.convolution, aten._convolution)
@@ -152,6 +152,8 @@ def _shaped(value: Any, size: Callable[[Any], Any]) -> Any:
     if type(value) in _PLAIN:
         return value
     if isinstance(value, torch.Tensor):
+        if value.is_nested:  # no one shape (or a ragged size): one per component
+            return Jagged(tuple(part.shape) for part in value.unbind())
         return tuple(value.shape) if size is _same else tuple(size(v) for v in value.shape)
     if isinstance(value, (list, tuple)):
         return tuple([v if type(v) in _PLAIN else _shaped(v, size) for v in value])
@@ -291,10 +293,13 @@ class CountingMode(TorchDispatchMode):
             return
         context = self._merged_pad(args, plan.packet, self._context) if plan.convolves else self._context
         shaped = tuple([_shaped(a, self.size) for a in args])
-        named = {k: _shaped(v, self.size) for k, v in kwargs.items()}
+        named = {k: _shaped(v, self.size) for k, v in kwargs.items() if k != "out"}  # out= is no operand
         key = (plan.packet, shaped, tuple(sorted(named.items())) if named else (), context)
         counted = self._counted.get(key)
         if counted is None:
+            if plan.rule not in TAKES_JAGGED and any(type(v) is Jagged for v in (*shaped, *named.values())):
+                self.records.append(Record(plan.name, stack, phase))  # a nested tensor: listed, not counted
+                return
             if len(self._counted) >= _COUNTED_LIMIT:
                 self._counted.clear()
             counted = self._counted[key] = plan.rule(*shaped, **named, context=context)

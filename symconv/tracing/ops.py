@@ -72,17 +72,33 @@ class Context:
     input_shape: Shape | None = None                # the convolution's input before that padding
 
 
+class Jagged(tuple):
+    """The shape of a nested (jagged) tensor: its components' shapes, ``((5, 16), (3, 16))`` for two sequences."""
+
+
 Rule = Callable[..., list[Counted]]
 RULES: dict[Any, Rule] = {}
+#: the rules that also count nested tensors (given as Jagged shapes); the others' calls on them are not counted
+TAKES_JAGGED: set[Rule] = set()
 
 
-def rule(*packets: Any) -> Callable[[Rule], Rule]:
+def rule(*packets: Any, jagged: bool = False) -> Callable[[Rule], Rule]:
     """Register a rule for aten operator packets (every overload of each)."""
     def register(fn: Rule) -> Rule:
         for packet in packets:
             RULES[packet] = fn
+        if jagged:
+            TAKES_JAGGED.add(fn)
         return fn
     return register
+
+
+def _summed(parts: list[list[Counted]]) -> list[Counted]:
+    """The products of a nested batch, each summed over its sequences (every sequence runs at its own length)."""
+    return [Counted(entries[0].what, {c: sum(e.totals[c] for e in entries) for c in entries[0].totals},
+                    Jagged(e.input_shape for e in entries), Jagged(e.output_shape for e in entries),
+                    note=f"summed over the {len(entries)} sequences of a nested tensor")
+            for entries in zip(*parts)]
 
 
 # --- convolutions ---------------------------------------------------------------------------------------
@@ -174,7 +190,7 @@ def mm(a: Shape, b: Shape, *_, context: Context) -> list[Counted]:
     return [_matmul("matmul", a[0], a[1], b[1], False, context, a, (a[0], b[1]))]
 
 
-@rule(aten.addmm)
+@rule(aten.addmm, aten.addmm_)
 def addmm(bias: Shape, a: Shape, b: Shape, *_, context: Context, **__) -> list[Counted]:
     """bias + (m × k)·(k × n): as mm, plus one addition per output (a Linear layer)."""
     _check_inner(a[1], b[0], "addmm")
@@ -188,11 +204,32 @@ def bmm(a: Shape, b: Shape, *_, context: Context) -> list[Counted]:
     return [_matmul("batched matmul", a[0] * a[1], a[2], b[2], False, context, a, (a[0], a[1], b[2]))]
 
 
-@rule(aten.baddbmm)
+@rule(aten.baddbmm, aten.baddbmm_)
 def baddbmm(bias: Shape, a: Shape, b: Shape, *_, context: Context, **__) -> list[Counted]:
     """bias + a batch of products: as bmm, plus one addition per output."""
     _check_inner(a[2], b[1], "baddbmm")
     return [_matmul("batched matmul + bias", a[0] * a[1], a[2], b[2], True, context, a, (a[0], a[1], b[2]))]
+
+
+@rule(aten.addbmm, aten.addbmm_)
+def addbmm(bias: Shape, a: Shape, b: Shape, *_, context: Context, **__) -> list[Counted]:
+    """bias + the sum over a batch of B products (m × k)·(k × n): each output sums B·k products."""
+    _check_inner(a[2], b[1], "addbmm")
+    if a[0] != b[0]:
+        raise SymconvError(f"addbmm: batch sizes {a[0]} and {b[0]} differ")
+    return [_matmul("summed batched matmul + bias", a[1], a[0] * a[2], b[2], True, context, a, (a[1], b[2]))]
+
+
+@rule(aten.linear, jagged=True)
+def linear(x: Shape, weight: Shape, bias: Shape | None = None, *_, context: Context) -> list[Counted]:
+    """F.linear where it reaches aten whole (on a nested tensor; elsewhere it arrives as mm or addmm):
+    (rows × in)·(in × out) plus a bias, rows every leading size; a nested input sums its components."""
+    if type(x) is Jagged:
+        return _summed([linear(part, weight, bias, context=context) for part in x])
+    _check_inner(x[-1], weight[1], "linear")
+    out = (*x[:-1], weight[0])
+    return [_matmul("matmul + bias" if bias is not None else "matmul", math.prod(x[:-1]), x[-1], weight[0],
+                    bias is not None, context, x, out)]
 
 
 @rule(aten.mv)
@@ -202,7 +239,7 @@ def mv(a: Shape, v: Shape, *_, context: Context) -> list[Counted]:
     return [_matmul("matrix-vector", a[0], a[1], 1, False, context, a, (a[0],))]
 
 
-@rule(aten.addmv)
+@rule(aten.addmv, aten.addmv_)
 def addmv(bias: Shape, a: Shape, v: Shape, *_, context: Context, **__) -> list[Counted]:
     """bias + (m × k)·(k)."""
     _check_inner(a[1], v[0], "addmv")
@@ -245,11 +282,15 @@ def fused_attention_backward(grad_out: Shape, q: Shape, k: Shape, v: Shape, *_, 
             _matmul("attention dSᵀ·Q", b * S, L, E, False, context, grad_out, (*batch, S, E))]
 
 
-@rule(aten._native_multi_head_attention)
+@rule(aten._native_multi_head_attention, jagged=True)
 def multi_head_attention(query: Shape, key: Shape, value: Shape, embed_dim: int, num_heads: int,
                          qkv_weight: Shape, qkv_bias: Shape | None, proj_weight: Shape, proj_bias: Shape | None,
                          *_, context: Context, **__) -> list[Counted]:
     """nn.MultiheadAttention's fused path: the q, k, v projections, Q·Kᵀ, P·V and the output projection."""
+    if type(query) is Jagged:  # nested sequences: each at its own length
+        return _summed([multi_head_attention((1, *q), (1, *k), (1, *v), embed_dim, num_heads, qkv_weight, qkv_bias,
+                                             proj_weight, proj_bias, context=context)
+                        for q, k, v in zip(query, key, value)])
     *batch, L, E = query
     S = key[-2]
     b = math.prod(batch)
@@ -265,3 +306,29 @@ def multi_head_attention(query: Shape, key: Shape, value: Shape, embed_dim: int,
         _matmul("out-projection", q_rows, embed_dim, proj_weight[0], proj_bias is not None, context, query,
                 (*batch, L, proj_weight[0])),
     ]
+
+
+def _encoder_layer(src: Shape, embed_dim: int, num_heads: int, qkv_weight: Shape, qkv_bias: Shape,
+                   proj_weight: Shape, proj_bias: Shape, ffn_weight_1: Shape, ffn_weight_2: Shape,
+                   context: Context) -> list[Counted]:
+    *batch, L, E = src
+    rows, hidden, out = math.prod(batch) * L, ffn_weight_1[0], ffn_weight_2[0]
+    return [*multi_head_attention(src, src, src, embed_dim, num_heads, qkv_weight, qkv_bias, proj_weight, proj_bias,
+                                  context=context),
+            _matmul("feed-forward in", rows, E, hidden, True, context, src, (*batch, L, hidden)),
+            _matmul("feed-forward out", rows, hidden, out, True, context, src, (*batch, L, out))]
+
+
+@rule(aten._transformer_encoder_layer_fwd, jagged=True)
+def transformer_encoder_layer(src: Shape, embed_dim: int, num_heads: int, qkv_weight: Shape, qkv_bias: Shape,
+                              proj_weight: Shape, proj_bias: Shape, use_gelu: bool, norm_first: bool, eps: float,
+                              norm_weight_1: Shape, norm_bias_1: Shape, norm_weight_2: Shape, norm_bias_2: Shape,
+                              ffn_weight_1: Shape, ffn_bias_1: Shape, ffn_weight_2: Shape, ffn_bias_2: Shape,
+                              *_, context: Context, **__) -> list[Counted]:
+    """nn.TransformerEncoderLayer's fused inference path (eval mode, real tensors, no grad): its self-attention
+    as the fused attention's, then the feed-forward's two linear layers (normalisations and activations are not
+    counted). A nested batch (a padding mask on this path) runs each sequence at its own length."""
+    weights = (embed_dim, num_heads, qkv_weight, qkv_bias, proj_weight, proj_bias, ffn_weight_1, ffn_weight_2, context)
+    if type(src) is Jagged:
+        return _summed([_encoder_layer((1, *part), *weights) for part in src])
+    return _encoder_layer(src, *weights)
