@@ -153,7 +153,7 @@ def _shaped(value: Any, size: Callable[[Any], Any]) -> Any:
         return value
     if isinstance(value, torch.Tensor):
         if value.is_nested:  # no one shape (or a ragged size): one per component
-            return Jagged(tuple(part.shape) for part in value.unbind())
+            return Jagged.of(value)
         return tuple(value.shape) if size is _same else tuple(size(v) for v in value.shape)
     if isinstance(value, (list, tuple)):
         return tuple([v if type(v) in _PLAIN else _shaped(v, size) for v in value])

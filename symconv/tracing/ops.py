@@ -75,6 +75,10 @@ class Context:
 class Jagged(tuple):
     """The shape of a nested (jagged) tensor: its components' shapes, ``((5, 16), (3, 16))`` for two sequences."""
 
+    @classmethod
+    def of(cls, nested: torch.Tensor) -> "Jagged":
+        return cls(tuple(part.shape) for part in nested.unbind())
+
 
 Rule = Callable[..., list[Counted]]
 RULES: dict[Any, Rule] = {}

@@ -81,13 +81,6 @@ def _meta_like(t: torch.Tensor) -> torch.Tensor:
     return meta.requires_grad_(t.requires_grad) if t.is_leaf and t.requires_grad else meta
 
 
-def _compiled_wrapper(m: torch.nn.Module) -> bool:
-    """A ``torch.compile(module)`` wrapper, recognised without importing torch._dynamo (about 1.5 s): where it
-    is not imported, nothing was compiled."""
-    eval_frame = sys.modules.get("torch._dynamo.eval_frame")
-    return eval_frame is not None and isinstance(m, eval_frame.OptimizedModule)
-
-
 @contextmanager
 def _eager() -> Iterator[None]:
     """Compiled modules and functions run eagerly, operator by operator: dynamo would trace the counting mode
@@ -115,6 +108,10 @@ class _Copier:
     def __init__(self, meta: bool) -> None:
         self.meta = meta
         self.memo: dict[int, Any] = {}
+        # torch.compile(module)'s wrapper class, looked up without importing torch._dynamo (about 1.5 s): where
+        # it is not imported, nothing was compiled
+        eval_frame = sys.modules.get("torch._dynamo.eval_frame")
+        self.compiled = eval_frame.OptimizedModule if eval_frame is not None else None
 
     def tensor(self, t: torch.Tensor) -> torch.Tensor:
         copied = self.memo.get(id(t))
@@ -136,7 +133,7 @@ class _Copier:
         clone = self.memo.get(id(m))
         if clone is not None:
             return clone
-        if _compiled_wrapper(m):  # counted as the module it wraps, under that module's names
+        if self.compiled is not None and isinstance(m, self.compiled):  # counted as the module it wraps
             clone = self.memo[id(m)] = self.module(m._orig_mod)
             return clone
         if "__deepcopy__" in cls.__dict__ and cls.__module__ != "torch.nn.utils.parametrize":
@@ -179,7 +176,7 @@ def _inputs_for(examples: tuple[torch.Tensor, ...], meta: bool) -> tuple[torch.T
 
 def _shape_of(t: torch.Tensor) -> tuple:
     """A tensor's shape; a nested tensor's, which has none, as its components' (it runs on real values)."""
-    return Jagged(tuple(part.shape) for part in t.unbind()) if t.is_nested else tuple(t.shape)
+    return Jagged.of(t) if t.is_nested else tuple(t.shape)
 
 
 def _describe(examples: tuple[torch.Tensor, ...]) -> str:
