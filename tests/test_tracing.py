@@ -432,6 +432,17 @@ def test_a_successful_profile_leaves_everything_as_it_was():
     assert x.grad is None
 
 
+@pytest.mark.parametrize("context", [torch.no_grad, torch.inference_mode])
+def test_a_training_step_is_counted_under_the_callers_no_grad_or_inference_mode(context):
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 2, 3)).train()
+    result, expected = counted(model, (2, 3, 8, 8), backward=True)
+    assert result.total("exact", phase="backward") > 0
+    with context():
+        for inputs in ((2, 3, 8, 8), torch.randn(2, 3, 8, 8)):
+            assert counted(model, inputs, backward=True)[1] == expected
+        assert torch.is_inference_mode_enabled() == (context is torch.inference_mode)  # the caller's mode stays
+
+
 class CompiledFunction(nn.Module):
     """A convolution run by a compiled function, without a bias."""
 

@@ -190,6 +190,9 @@ def _outputs(value: Any) -> list[torch.Tensor]:
 
 def _run(model: torch.nn.Module, examples: tuple[torch.Tensor, ...], conventions: tuple[str, ...], meta: bool,
          backward: bool) -> tuple[CountingMode, torch.nn.Module]:
+    if backward and torch.is_inference_mode_enabled():
+        with torch.inference_mode(False):  # under the caller's inference mode no tensor could be saved for backward
+            return _run(model, examples, conventions, meta, backward)
     twin = _copy(model, meta)
     inputs = _inputs_for(examples, meta)
     mode = CountingMode(conventions, twin, {id(m): name for name, m in twin.named_modules()}, fast_meta=meta,
