@@ -273,6 +273,24 @@ def test_products_written_into_out_or_in_place_are_counted():
                          matmul_totals(5, 8, 1, False))
 
 
+def test_an_add_product_with_beta_zero_adds_nothing():
+    class Scores(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(8, 4))
+
+        def forward(self, q, k):  # (2, 5, 8) and (2, 7, 8)
+            empty = q.new_empty(2, 5, 7)  # attention scores as several transformer implementations write them
+            scores = torch.baddbmm(empty, q, k.transpose(1, 2), beta=0, alpha=0.125)
+            ignored = torch.addmm(q.new_empty(5, 4), q[0], self.w, beta=0)
+            scaled = torch.addmm(q.new_ones(5, 4), q[0], self.w, beta=0.5)  # scaled, still added
+            return scores, ignored, scaled
+
+    _, totals = counted(Scores(), (torch.randn(2, 5, 8), torch.randn(2, 7, 8)))
+    assert totals == add(matmul_totals(2 * 5, 8, 7, False), matmul_totals(5, 8, 4, False),
+                         matmul_totals(5, 8, 4, True))
+
+
 # --- real values, never zeros, and never the user's model --------------------------------------------------------
 
 class Branching(nn.Module):

@@ -182,6 +182,13 @@ def _matmul(what: str, rows: int, inner: int, columns: int, bias: bool, context:
                    inputs, out, product=None if bias else (rows, inner, columns))
 
 
+def _added(what: str, beta: Any) -> tuple[str, bool]:
+    """The label of an add-product (addmm, baddbmm, …) and whether its first term is added: with beta=0 torch
+    ignores it (attention code passes an empty tensor that way). Scalings by alpha and beta are pointwise and not
+    counted, as attention's scaling is not."""
+    return (f"{what} + bias", True) if beta != 0 else (what, False)
+
+
 def _check_inner(a: int, b: int, op: str) -> None:
     if a != b:
         raise SymconvError(f"{op}: inner sizes {a} and {b} differ")
@@ -195,10 +202,11 @@ def mm(a: Shape, b: Shape, *_, context: Context) -> list[Counted]:
 
 
 @rule(aten.addmm, aten.addmm_)
-def addmm(bias: Shape, a: Shape, b: Shape, *_, context: Context, **__) -> list[Counted]:
+def addmm(bias: Shape, a: Shape, b: Shape, *_, context: Context, beta: Any = 1, **__) -> list[Counted]:
     """bias + (m × k)·(k × n): as mm, plus one addition per output (a Linear layer)."""
     _check_inner(a[1], b[0], "addmm")
-    return [_matmul("matmul + bias", a[0], a[1], b[1], True, context, a, (a[0], b[1]))]
+    what, added = _added("matmul", beta)
+    return [_matmul(what, a[0], a[1], b[1], added, context, a, (a[0], b[1]))]
 
 
 @rule(aten.bmm)
@@ -209,19 +217,21 @@ def bmm(a: Shape, b: Shape, *_, context: Context) -> list[Counted]:
 
 
 @rule(aten.baddbmm, aten.baddbmm_)
-def baddbmm(bias: Shape, a: Shape, b: Shape, *_, context: Context, **__) -> list[Counted]:
+def baddbmm(bias: Shape, a: Shape, b: Shape, *_, context: Context, beta: Any = 1, **__) -> list[Counted]:
     """bias + a batch of products: as bmm, plus one addition per output."""
     _check_inner(a[2], b[1], "baddbmm")
-    return [_matmul("batched matmul + bias", a[0] * a[1], a[2], b[2], True, context, a, (a[0], a[1], b[2]))]
+    what, added = _added("batched matmul", beta)
+    return [_matmul(what, a[0] * a[1], a[2], b[2], added, context, a, (a[0], a[1], b[2]))]
 
 
 @rule(aten.addbmm, aten.addbmm_)
-def addbmm(bias: Shape, a: Shape, b: Shape, *_, context: Context, **__) -> list[Counted]:
+def addbmm(bias: Shape, a: Shape, b: Shape, *_, context: Context, beta: Any = 1, **__) -> list[Counted]:
     """bias + the sum over a batch of B products (m × k)·(k × n): each output sums B·k products."""
     _check_inner(a[2], b[1], "addbmm")
     if a[0] != b[0]:
         raise SymconvError(f"addbmm: batch sizes {a[0]} and {b[0]} differ")
-    return [_matmul("summed batched matmul + bias", a[1], a[0] * a[2], b[2], True, context, a, (a[1], b[2]))]
+    what, added = _added("summed batched matmul", beta)
+    return [_matmul(what, a[1], a[0] * a[2], b[2], added, context, a, (a[1], b[2]))]
 
 
 @rule(aten.linear, jagged=True)
@@ -244,10 +254,11 @@ def mv(a: Shape, v: Shape, *_, context: Context) -> list[Counted]:
 
 
 @rule(aten.addmv, aten.addmv_)
-def addmv(bias: Shape, a: Shape, v: Shape, *_, context: Context, **__) -> list[Counted]:
+def addmv(bias: Shape, a: Shape, v: Shape, *_, context: Context, beta: Any = 1, **__) -> list[Counted]:
     """bias + (m × k)·(k)."""
     _check_inner(a[1], v[0], "addmv")
-    return [_matmul("matrix-vector + bias", a[0], a[1], 1, True, context, a, (a[0],))]
+    what, added = _added("matrix-vector", beta)
+    return [_matmul(what, a[0], a[1], 1, added, context, a, (a[0],))]
 
 
 @rule(aten.dot, aten.vdot)
