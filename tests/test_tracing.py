@@ -337,6 +337,29 @@ def test_the_fused_transformer_layer_of_a_real_run_counts_its_products(norm_firs
     assert totals == counted(model.layer, (3, 5, 16))[1]  # the meta run takes the unfused path: the same products
 
 
+@pytest.mark.parametrize("kind", [nn.LSTM, nn.GRU, nn.RNN])
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_recurrent_layers_of_a_real_run_count_their_products(kind, batch_first):
+    class Gated(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = kind(8, 16, num_layers=2, bidirectional=True, batch_first=batch_first)
+
+        def forward(self, x):
+            return self.rnn(x)[0] if x.sum() > 0 else x
+
+    model = Gated()
+    shape = (2, 5, 8) if batch_first else (5, 2, 8)
+    real, totals = counted(model, torch.ones(shape))  # on CPU values an LSTM runs as oneDNN's fused layers
+    assert real.run == "real values" and not [op for op, _, _, arithmetic in real.not_counted()
+                                              if arithmetic and "rnn" in op]
+    gates = {nn.LSTM: 4, nn.GRU: 3, nn.RNN: 1}[kind] * 16
+    steps = 2 * 5  # both directions, every time step, batch 2: the rows of each product, input then hidden
+    assert totals == add(*[matmul_totals(2, 8, gates, True), matmul_totals(2, 16, gates, True)] * steps,
+                         *[matmul_totals(2, 32, gates, True), matmul_totals(2, 16, gates, True)] * steps)
+    assert totals == counted(model.rnn, shape)[1]  # the meta run takes the unfused path: the same products
+
+
 @pytest.mark.filterwarnings("ignore:The PyTorch API of nested tensors")
 def test_nested_tensors_count_each_sequence_at_its_own_length():
     lengths, E, H, hidden = (3, 4, 5), 16, 4, 40

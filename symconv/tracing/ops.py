@@ -347,3 +347,16 @@ def transformer_encoder_layer(src: Shape, embed_dim: int, num_heads: int, qkv_we
     if type(src) is Jagged:
         return _summed([_encoder_layer((1, *part), *weights) for part in src])
     return _encoder_layer(src, *weights)
+
+
+@rule(aten.mkldnn_rnn_layer)
+def lstm_layer(x: Shape, w_ih: Shape, w_hh: Shape, b_ih: Shape, b_hh: Shape, hx: Shape, cx: Shape, reverse: bool,
+               batch_sizes: Sequence[int], mode: int, hidden_size: int, num_layers: int, has_biases: bool,
+               bidirectional: bool, batch_first: bool, *_, context: Context, **__) -> list[Counted]:
+    """One direction of one LSTM layer as oneDNN runs it on real CPU tensors: at every step, the input times
+    W_ihᵀ and the hidden state times W_hhᵀ, each plus its bias (the gates' pointwise work is not counted). As
+    the unfused path's per-step products, with the rows of all steps together."""
+    rows = sum(batch_sizes) if batch_sizes else math.prod(x[:-1])
+    out = (*x[:-1], w_ih[0])
+    return [_matmul("LSTM input·W_ihᵀ", rows, w_ih[1], w_ih[0], has_biases, context, x, out),
+            _matmul("LSTM hidden·W_hhᵀ", rows, w_hh[1], w_hh[0], has_biases, context, x, out)]
