@@ -143,6 +143,9 @@ CASES = [
     ("pad-then-convolve (Conv2dSame)", torch.nn.Sequential(Conv2dSame(16, 32, 3, stride=2)), (1, 16, 15, 15)),
     ("functional conv calls", Functional(), (1, 8, 16, 16)),
     ("attention (MHA + SDPA)", Attention(), (2, 10, 64)),
+    ("transformer encoder, 2 layers", torch.nn.TransformerEncoder(
+        torch.nn.TransformerEncoderLayer(64, 4, 256, batch_first=True), 2, enable_nested_tensor=False), (2, 17, 64)),
+    ("LSTM, 2 layers, bidirectional", torch.nn.LSTM(32, 64, 2, batch_first=True, bidirectional=True), (2, 12, 32)),
 ]
 
 #: training steps: forward and backward (peers that count only a forward cannot take part)
