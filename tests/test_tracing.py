@@ -647,6 +647,25 @@ def test_flop_counter_mode_with_symconv_formulas():
     assert flop_counter.flop_registry[torch.ops.aten.convolution].__wrapped__.__module__ == "torch.utils.flop_counter"
 
 
+def test_flop_counter_mode_with_symconv_formulas_counts_torchs_fused_kernels():
+    from torch.utils.flop_counter import FlopCounterMode
+    models = [(nn.TransformerEncoder(nn.TransformerEncoderLayer(16, 4, 40, batch_first=True), 2,
+                                     enable_nested_tensor=False), torch.randn(3, 5, 16)),
+              (nn.LSTM(8, 16, 2, batch_first=True, bidirectional=True), torch.randn(2, 5, 8))]
+    for model, x in models:
+        model.eval()
+        with FlopCounterMode(display=False) as plain, torch.no_grad():
+            model(x)
+        with FlopCounterMode(display=False, custom_mapping=symconv.flop_counter_mapping("macs")) as ours, \
+                torch.no_grad():
+            model(x)
+        assert plain.get_total_flops() == 0  # inference runs fused kernels that torch's registry lacks
+        assert {str(k) for k in ours.get_flop_counts()["Global"]} <= {"aten._transformer_encoder_layer_fwd",
+                                                                    "aten.mkldnn_rnn_layer"}
+        # the meta profile runs the unfused operators: the same products
+        assert ours.get_total_flops() == symconv.profile(model, tuple(x.shape), "macs").total() > 0
+
+
 # --- reports -----------------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

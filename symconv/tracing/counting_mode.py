@@ -29,7 +29,7 @@ from torch.utils.weak import WeakIdKeyDictionary
 
 from ..core.errors import SymconvError
 from . import shapes
-from .ops import RULES, TAKES_JAGGED, Context, Counted, Jagged, _convolution_layer, with_bias
+from .ops import RULES, Context, Counted, Jagged, _convolution_layer, takes, with_bias
 
 aten = torch.ops.aten
 _CONVOLUTIONS = (aten.convolution, aten._convolution)
@@ -297,7 +297,7 @@ class CountingMode(TorchDispatchMode):
         key = (plan.packet, shaped, tuple(sorted(named.items())) if named else (), context)
         counted = self._counted.get(key)
         if counted is None:
-            if plan.rule not in TAKES_JAGGED and any(type(v) is Jagged for v in (*shaped, *named.values())):
+            if not takes(plan.rule, (*shaped, *named.values())):
                 self.records.append(Record(plan.name, stack, phase))  # a nested tensor: listed, not counted
                 return
             if len(self._counted) >= _COUNTED_LIMIT:

@@ -97,6 +97,11 @@ def rule(*packets: Any, jagged: bool = False) -> Callable[[Rule], Rule]:
     return register
 
 
+def takes(rule: Rule, arguments: Sequence[Any]) -> bool:
+    """Whether a rule counts these (shaped) arguments: a nested tensor only where the rule takes Jagged shapes."""
+    return rule in TAKES_JAGGED or not any(type(a) is Jagged for a in arguments)
+
+
 def _summed(parts: list[list[Counted]]) -> list[Counted]:
     """The products of a nested batch, each summed over its sequences (every sequence runs at its own length)."""
     return [Counted(entries[0].what, {c: sum(e.totals[c] for e in entries) for c in entries[0].totals},
