@@ -204,6 +204,21 @@ def test_symbolic_and_concrete_runs_list_the_same_uncounted_operators(build, sha
     assert listed[0] and listed[0] == listed[1]
 
 
+def test_a_total_that_does_not_depend_on_the_sizes_is_a_formula_too():
+    head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+    formula = symconv.profile(head, (2, 4, "H", "W"), "exact").formula()
+    assert formula(H=5, W=7) == symconv.profile(head, (2, 4, 5, 7), "exact").total() == 2 * 3 * (2 * 4 - 1 + 1)
+    # an LSTM steps through the sequence: traced at a hint, its count holds at that length only, and says so
+    lstm = nn.LSTM(8, 16)
+    formula = symconv.profile(lstm, ("T", 2, 8), "macs", hints={"T": 7}).formula()
+    assert formula(T=7) == symconv.profile(lstm, (7, 2, 8), "macs").total()
+    with pytest.raises(symconv.SymconvError, match="outside the domain"):
+        formula(T=9)
+    assert formula.conditions() == ["T = 7"]
+    # at the default hint, the end of the sizes scanned for thresholds: still an equality, not "T >= 256"
+    assert symconv.profile(lstm, ("T", 2, 8), "macs").formula().conditions() == ["T = 256"]
+
+
 def test_resnet50_formula():
     model = examples.resnet50()
     result = symconv.profile(model, (1, 3, "32*h", "32*w"), "exact", all_conventions=True)

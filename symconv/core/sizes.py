@@ -88,15 +88,21 @@ def _decided(condition: sp.Basic, lower: dict[sp.Symbol, int]) -> sp.Basic:
     return decided if decided in (sp.true, sp.false) else condition
 
 
+def _holds_from(cond: sp.Basic, name: sp.Symbol, start: int) -> bool:
+    """Whether a condition on one name holds at ``start`` and the _SCAN sizes after it (a threshold, not an
+    equality or a parity that happens to hold where the scan ends)."""
+    return all(bool(cond.xreplace({name: n})) for n in range(start, start + _SCAN + 1))
+
+
 def _lower_bounds(conditions: Sequence[sp.Basic], names: Sequence[sp.Symbol]) -> dict[sp.Symbol, int]:
     bounds = {}
     for name in names:
         bound = 1
         for cond in conditions:
             if cond.free_symbols == {name}:
-                holds = [n for n in range(1, _SCAN + 1) if bool(cond.xreplace({name: n}))]
-                if holds and holds == list(range(holds[0], _SCAN + 1)):
-                    bound = max(bound, holds[0])
+                first = next((n for n in range(1, _SCAN + 1) if bool(cond.xreplace({name: n}))), None)
+                if first is not None and _holds_from(cond, name, first):
+                    bound = max(bound, first)
         bounds[name] = bound
     return bounds
 
@@ -142,6 +148,10 @@ class Formula:
     what: str = "total"
     unit: str = "FLOPs"
 
+    def __post_init__(self) -> None:
+        # A count that does not depend on the sizes arrives as a plain int (a sum of exact ints).
+        object.__setattr__(self, "expr", sp.sympify(self.expr))
+
     @property
     def names(self) -> tuple[sp.Symbol, ...]:
         found = set(self.expr.free_symbols)
@@ -159,10 +169,10 @@ class Formula:
         for cond in self.domain:
             if len(cond.free_symbols) == 1 and lower.get(next(iter(cond.free_symbols)), 1) > 1:
                 name = next(iter(cond.free_symbols))
-                if all(bool(cond.xreplace({name: n})) for n in range(lower[name], _SCAN + 1)):
+                if _holds_from(cond, name, lower[name]):
                     continue
             if _decided(cond, lower) is not sp.true:
-                out.append(str(cond))
+                out.append(f"{cond.lhs} = {cond.rhs}" if isinstance(cond, sp.Eq) else str(cond))
         return list(dict.fromkeys(out))
 
     def __str__(self) -> str:

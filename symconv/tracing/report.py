@@ -35,6 +35,11 @@ def readable(value: int, convention: str) -> str:
     return f"{value} {unit(convention)}"
 
 
+def _counted(value: int, convention: str) -> str:
+    """``10290000000`` -> ``'10,290,000,000 FLOPs = 10.29 GFLOPs'`` (no units repeated below a thousand)."""
+    return f"{value:,} {unit(convention)}" + (f" = {readable(value, convention)}" if abs(value) >= 1000 else "")
+
+
 def _int(value: Any) -> str:
     if value is None:
         return ""
@@ -144,11 +149,13 @@ class Profile:
     def summary(self) -> str:
         """The totals and the operators not counted, in lines of text."""
         if self.symbolic:
-            lines = [f"total ({c}): {self.formula(c).readable()} {unit(c)}" for c in self.conventions]
+            totals = {c: self.formula(c).readable() for c in self.conventions}
+            lines = [f"total ({c}): " + (_counted(int(v), c) if v.is_Integer else f"{v} {unit(c)}")
+                     for c, v in totals.items()]  # a total that does not depend on the sizes is a number
             lines.append("for sizes where " + (", ".join(self.formula().conditions()) or "every size is positive")
                          + f" (tracing branched at {self.hints or 'no hint'})")
         else:
-            lines = [f"total ({c}): {self.total(c):,} {unit(c)} = {readable(self.total(c), c)}"
+            lines = [f"total ({c}): {_counted(self.total(c), c)}"
                      + (f"  [forward {readable(self.total(c, 'forward'), c)}, backward "
                         f"{readable(self.total(c, 'backward'), c)}]" if self.backward else "")
                      for c in self.conventions]
