@@ -10,6 +10,7 @@ from contextlib import redirect_stdout
 import numpy as np
 import pytest
 import sympy as sp
+import torch.nn.functional as F
 from torch import nn
 
 import symconv
@@ -202,6 +203,37 @@ def test_symbolic_and_concrete_runs_list_the_same_uncounted_operators(build, sha
     listed = [Counter(r.op for r in symconv.profile(model, s, "exact").records if r.counted is None)
               for s in (shape, concrete)]
     assert listed[0] and listed[0] == listed[1]
+
+
+class LeNet(nn.Module):
+    """A Linear after a flatten: it takes one flattened size, which the formula's domain then requires."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.c2, self.fc = nn.Conv2d(1, 6, 5), nn.Conv2d(6, 16, 5), nn.Linear(16 * 5 * 5, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.c1(x)), 2)
+        return self.fc(F.max_pool2d(F.relu(self.c2(x)), 2).flatten(1))
+
+
+def test_a_product_whose_inner_size_is_a_formula_holds_where_it_equals_the_weights():
+    model = LeNet()
+    formula = symconv.profile(model, (1, 1, "H", "W"), "exact", hints={"H": 32, "W": 32}).formula()
+    for h, w in ((32, 32), (35, 33), (34, 35)):  # floor(H/4) = floor(W/4) = 8: 16·5·5 inputs to the Linear
+        assert formula(H=h, W=w) == symconv.profile(model, (1, 1, h, w), "exact").total()
+    with pytest.raises(symconv.SymconvError, match="outside the domain"):
+        formula(H=36, W=32)
+
+
+def test_the_domain_reads_as_thresholds_and_equalities():
+    conv = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())
+    formula = symconv.profile(conv, (1, 3, "H", 8), "exact").formula()
+    assert formula.conditions() == ["H >= 4"]  # H - 2 >= 1 and H - 2 ≠ 1: torch specialises sizes of 1
+    assert formula(H=4) == symconv.profile(conv, (1, 3, 4, 8), "exact").total()
+    with pytest.raises(symconv.SymconvError, match="outside the domain"):
+        formula(H=3)
+    assert [str(c) for c in Formula(parse_size("H"), (sp.Ne(parse_size("H") - 2, 5),)).conditions()] == ["H ≠ 7"]
 
 
 def test_a_total_that_does_not_depend_on_the_sizes_is_a_formula_too():

@@ -94,16 +94,37 @@ def _holds_from(cond: sp.Basic, name: sp.Symbol, start: int) -> bool:
     return all(bool(cond.xreplace({name: n})) for n in range(start, start + _SCAN + 1))
 
 
+def _described(cond: sp.Basic) -> str:
+    """A condition as a reader writes it: ``T = 256``, ``H ≠ 3`` (a linear equation in one name solved for it),
+    ``16*(floor(H/4) - 3)*(floor(W/4) - 3) = 400``."""
+    if not isinstance(cond, (sp.Eq, sp.Ne)):
+        return str(cond)
+    sign = "=" if isinstance(cond, sp.Eq) else "≠"
+    lhs, rhs = cond.lhs, cond.rhs
+    if len(cond.free_symbols) == 1:
+        (name,) = cond.free_symbols
+        difference = lhs - rhs
+        if difference.is_polynomial(name) and sp.degree(difference, name) == 1:
+            root = sp.solve(difference, name)[0]
+            if root.is_Integer:
+                lhs, rhs = name, root
+    return f"{lhs} {sign} {rhs}"
+
+
+def _threshold(conditions: Sequence[sp.Basic], name: sp.Symbol) -> int | None:
+    """The least size from which every condition holds for good, if there is one within _SCAN."""
+    first = next((n for n in range(1, _SCAN + 1) if all(bool(c.xreplace({name: n})) for c in conditions)), None)
+    return first if first is not None and all(_holds_from(c, name, first) for c in conditions) else None
+
+
 def _lower_bounds(conditions: Sequence[sp.Basic], names: Sequence[sp.Symbol]) -> dict[sp.Symbol, int]:
+    """Each name's least size: where all its one-name conditions hold for good (H >= 3 and H ≠ 3: 4), else the
+    largest threshold among them (an equality or a parity is then kept as written)."""
     bounds = {}
     for name in names:
-        bound = 1
-        for cond in conditions:
-            if cond.free_symbols == {name}:
-                first = next((n for n in range(1, _SCAN + 1) if bool(cond.xreplace({name: n}))), None)
-                if first is not None and _holds_from(cond, name, first):
-                    bound = max(bound, first)
-        bounds[name] = bound
+        own = [c for c in conditions if c.free_symbols == {name}]
+        joint = _threshold(own, name) if own else None
+        bounds[name] = joint if joint is not None else max((_threshold([c], name) or 1 for c in own), default=1)
     return bounds
 
 
@@ -172,7 +193,7 @@ class Formula:
                 if _holds_from(cond, name, lower[name]):
                     continue
             if _decided(cond, lower) is not sp.true:
-                out.append(f"{cond.lhs} = {cond.rhs}" if isinstance(cond, sp.Eq) else str(cond))
+                out.append(_described(cond))
         return list(dict.fromkeys(out))
 
     def __str__(self) -> str:
