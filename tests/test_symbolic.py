@@ -10,6 +10,7 @@ from contextlib import redirect_stdout
 import numpy as np
 import pytest
 import sympy as sp
+import torch
 import torch.nn.functional as F
 from torch import nn
 
@@ -224,6 +225,31 @@ def test_a_product_whose_inner_size_is_a_formula_holds_where_it_equals_the_weigh
         assert formula(H=h, W=w) == symconv.profile(model, (1, 1, h, w), "exact").total()
     with pytest.raises(symconv.SymconvError, match="outside the domain"):
         formula(H=36, W=32)
+
+
+class Upsampled(nn.Module):
+    """A strided convolution, nearest upsampling by 2 and a skip connection concatenated at full size."""
+
+    def __init__(self):
+        super().__init__()
+        self.down, self.skip = nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.Conv2d(3, 8, 1)
+        self.up, self.out = nn.Upsample(scale_factor=2), nn.Conv2d(16, 4, 3, padding=1)
+
+    def forward(self, x):
+        return self.out(torch.cat([self.up(self.down(x)), self.skip(x)], 1))
+
+
+def test_nearest_upsampling_by_whole_factors_keeps_the_sizes_symbolic():
+    # torch's own interpolate multiplies sizes as floats and would fix them at their hints
+    model = Upsampled()
+    result = symconv.profile(model, (1, 3, "2*h", "2*w"), "exact")
+    formula = result.formula()
+    assert formula.conditions() == []
+    for h, w in ((1, 1), (16, 16), (20, 24), (32, 17)):
+        assert formula(h=h, w=w) == symconv.profile(model, (1, 3, 2 * h, 2 * w), "exact").total()
+    concrete = symconv.profile(model, (1, 3, 8, 8))
+    listed = [Counter(r.op for r in p.records if r.counted is None) for p in (result, concrete)]
+    assert listed[0] == listed[1] == Counter({"aten.upsample_nearest2d": 1, "aten.cat": 1})
 
 
 def test_the_domain_reads_as_thresholds_and_equalities():

@@ -289,7 +289,7 @@ def profile(model: torch.nn.Module, inputs: Sequence[int | str] | torch.Tensor |
 def _profile_symbolic(model: torch.nn.Module, shape: tuple, conventions: tuple[str, ...], backward: bool,
                       hints: dict[str, int] | None) -> Profile:
     """The profile as formulas in the size names, from a run on fake tensors with symbolic sizes."""
-    from .symbolic import SamePadding, SymbolicRun
+    from .symbolic import KeepSizesSymbolic, SymbolicRun
     if backward:
         raise SymconvError("backward=True needs concrete sizes: symbolic sizes count a forward pass")
     run = SymbolicRun([shape], hints)
@@ -300,7 +300,7 @@ def _profile_symbolic(model: torch.nn.Module, shape: tuple, conventions: tuple[s
         mode = CountingMode(conventions, twin, {id(m): name for name, m in twin.named_modules()}, fast_meta=False,
                             size=run.translate.size)
         try:
-            with _eager(), run.fake, mode, SamePadding(), torch.no_grad():
+            with _eager(), run.fake, mode, KeepSizesSymbolic(), torch.no_grad():
                 twin(x)
         except SymconvError as err:
             raise SymconvError(f"the model does not run on input {shape} at {run.describe_hints()}: {err}") from err

@@ -56,28 +56,55 @@ class Translation:
         return value
 
 
-class SamePadding(TorchFunctionMode):
-    """``padding="same"`` computed as torch computes it, an explicit zero pad of the odd remainder (on the
-    right) then a symmetric convolution, but without reading the input's sizes: torch's own path reads
-    them and would fix every symbolic size at its hint."""
+class KeepSizesSymbolic(TorchFunctionMode):
+    """Two functional calls computed as torch computes them, without the size reads that would fix every symbolic
+    size at its hint:
+
+    - ``padding="same"``: an explicit zero pad of the odd remainder (on the right), then a symmetric
+      convolution (torch's own path reads the input's sizes);
+    - nearest ``F.interpolate`` (``nn.Upsample``) by whole scale factors: the output size as input size times
+      factor (torch's own path multiplies the sizes as floats and floors them), the same nearest kernel.
+    """
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = dict(kwargs or {})
         if func in (torch.conv1d, torch.conv2d, torch.conv3d):
-            names = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
-            bound = {**dict(zip(names, args)), **kwargs}
-            if bound.get("padding") == "same":
-                x, w = bound["input"], bound["weight"]
-                ndim = w.dim() - 2
-                dilation = bound.get("dilation", 1)
-                dilation = [dilation] * ndim if isinstance(dilation, int) else list(dilation)
-                totals = [d * (k - 1) for d, k in zip(dilation, w.shape[2:])]
-                pads = [v for total in reversed(totals) for v in (0, total % 2)]
-                if any(pads):
-                    x = torch.nn.functional.pad(x, pads)
-                return func(x, w, bound.get("bias"), bound.get("stride", 1), [t // 2 for t in totals], dilation,
-                            bound.get("groups", 1))
+            return self._convolution(func, args, kwargs)
+        if func is torch.nn.functional.interpolate:
+            return self._interpolation(func, args, kwargs)
         return func(*args, **kwargs)
+
+    @staticmethod
+    def _convolution(func, args: tuple, kwargs: dict) -> Any:
+        names = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
+        bound = {**dict(zip(names, args)), **kwargs}
+        if bound.get("padding") != "same":
+            return func(*args, **kwargs)
+        x, w = bound["input"], bound["weight"]
+        ndim = w.dim() - 2
+        dilation = bound.get("dilation", 1)
+        dilation = [dilation] * ndim if isinstance(dilation, int) else list(dilation)
+        totals = [d * (k - 1) for d, k in zip(dilation, w.shape[2:])]
+        pads = [v for total in reversed(totals) for v in (0, total % 2)]
+        if any(pads):
+            x = torch.nn.functional.pad(x, pads)
+        return func(x, w, bound.get("bias"), bound.get("stride", 1), [t // 2 for t in totals], dilation,
+                    bound.get("groups", 1))
+
+    @staticmethod
+    def _interpolation(func, args: tuple, kwargs: dict) -> Any:
+        names = ("input", "size", "scale_factor", "mode", "align_corners", "recompute_scale_factor", "antialias")
+        bound = {**dict(zip(names, args)), **kwargs}
+        x, scale = bound["input"], bound.get("scale_factor")
+        spatial = x.dim() - 2
+        factors = list(scale) if isinstance(scale, (tuple, list)) else [scale] * spatial
+        whole = scale is not None and len(factors) == spatial and all(float(f) == int(f) >= 1 for f in factors)
+        if bound.get("size") is not None or bound.get("mode", "nearest") != "nearest" or not whole or \
+                not 1 <= spatial <= 3:
+            return func(*args, **kwargs)  # torch's own path (its symbolic kernels need concrete sizes elsewhere)
+        nearest = (torch.ops.aten.upsample_nearest1d, torch.ops.aten.upsample_nearest2d,
+                   torch.ops.aten.upsample_nearest3d)[spatial - 1]
+        return nearest.default(x, [n * int(f) for n, f in zip(x.shape[2:], factors)])
 
 
 class SymbolicRun:
