@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Callable, Sequence
 
 import sympy as sp
@@ -120,12 +121,17 @@ def _threshold(conditions: Sequence[sp.Basic], name: sp.Symbol) -> int | None:
 def _lower_bounds(conditions: Sequence[sp.Basic], names: Sequence[sp.Symbol]) -> dict[sp.Symbol, int]:
     """Each name's least size: where all its one-name conditions hold for good (H >= 3 and H ≠ 3: 4), else the
     largest threshold among them (an equality or a parity is then kept as written)."""
+    return dict(_bounds(tuple(conditions), tuple(names)))
+
+
+@lru_cache(maxsize=256)  # a profile's table asks it of every cell, with the same domain
+def _bounds(conditions: tuple[sp.Basic, ...], names: tuple[sp.Symbol, ...]) -> tuple[tuple[sp.Symbol, int], ...]:
     bounds = {}
     for name in names:
         own = [c for c in conditions if c.free_symbols == {name}]
         joint = _threshold(own, name) if own else None
         bounds[name] = joint if joint is not None else max((_threshold([c], name) or 1 for c in own), default=1)
-    return bounds
+    return tuple(bounds.items())
 
 
 def _settle(node: sp.Basic, there: dict) -> sp.Basic:
