@@ -29,7 +29,7 @@ from torch.utils.weak import WeakIdKeyDictionary
 
 from ..core.errors import SymconvError
 from . import shapes
-from .ops import RULES, Context, Counted, Jagged, _convolution_layer, takes, with_bias
+from .ops import RULES, Context, Counted, _convolution_layer, shape_of, takes, with_bias
 
 aten = torch.ops.aten
 _CONVOLUTIONS = (aten.convolution, aten._convolution)
@@ -152,12 +152,16 @@ def _shaped(value: Any, size: Callable[[Any], Any]) -> Any:
     if type(value) in _PLAIN:
         return value
     if isinstance(value, torch.Tensor):
-        if value.is_nested:  # no one shape (or a ragged size): one per component
-            return Jagged.of(value)
-        return tuple(value.shape) if size is _same else tuple(size(v) for v in value.shape)
+        return shape_of(value) if size is _same or value.is_nested else tuple(size(v) for v in value.shape)
     if isinstance(value, (list, tuple)):
         return tuple([v if type(v) in _PLAIN else _shaped(v, size) for v in value])
     return size(value)
+
+
+def operands(args: tuple, kwargs: dict, size: Callable[[Any], Any] = _same) -> tuple[tuple, dict]:
+    """An operator's arguments as its rule takes them: positional and named, shaped (``out=`` names where the
+    result goes: no operand)."""
+    return tuple([_shaped(a, size) for a in args]), {k: _shaped(v, size) for k, v in kwargs.items() if k != "out"}
 
 
 def _mark_ours(err: Exception) -> None:
@@ -292,8 +296,7 @@ class CountingMode(TorchDispatchMode):
             self.records.append(Record(plan.name, stack, phase))
             return
         context = self._merged_pad(args, plan.packet, self._context) if plan.convolves else self._context
-        shaped = tuple([_shaped(a, self.size) for a in args])
-        named = {k: _shaped(v, self.size) for k, v in kwargs.items() if k != "out"}  # out= is no operand
+        shaped, named = operands(args, kwargs, self.size)
         key = (plan.packet, shaped, tuple(sorted(named.items())) if named else (), context)
         counted = self._counted.get(key)
         if counted is None:

@@ -22,14 +22,13 @@ from typing import Any, Callable
 
 from ..core.errors import SymconvError
 from ..core.names import convention_name
-from .counting_mode import _same, _shaped
+from .counting_mode import operands
 from .ops import RULES, Context, Rule, takes
 
 
 def _total(packet: Any, rule: Rule, context: Context) -> Callable[..., int]:
     def formula(*args: Any, out_val: Any = None, **kwargs: Any) -> int:
-        shaped = [_shaped(a, _same) for a in args]  # nested tensors as their components' shapes
-        named = {k: _shaped(v, _same) for k, v in kwargs.items() if k != "out"}
+        shaped, named = operands(args, kwargs)  # nested tensors as their components' shapes
         if not takes(rule, (*shaped, *named.values())):
             raise SymconvError(f"{packet} on a nested tensor: symconv's rule for it counts plain tensors only")
         return sum(entry.totals[context.conventions[0]] for entry in rule(*shaped, **named, context=context))

@@ -75,9 +75,11 @@ class Context:
 class Jagged(tuple):
     """The shape of a nested (jagged) tensor: its components' shapes, ``((5, 16), (3, 16))`` for two sequences."""
 
-    @classmethod
-    def of(cls, nested: torch.Tensor) -> "Jagged":
-        return cls(tuple(part.shape) for part in nested.unbind())
+
+def shape_of(t: torch.Tensor) -> tuple:
+    """A tensor's shape as a tuple; a nested tensor, which has no one shape (or a ragged size), as its
+    components' (Jagged)."""
+    return Jagged(tuple(part.shape) for part in t.unbind()) if t.is_nested else tuple(t.shape)
 
 
 Rule = Callable[..., list[Counted]]
@@ -194,24 +196,24 @@ def _added(what: str, beta: Any) -> tuple[str, bool]:
     return (f"{what} + bias", True) if beta != 0 else (what, False)
 
 
-def _check_inner(a: Any, b: Any, op: str) -> None:
+def _check_sizes(a: Any, b: Any, op: str, what: str = "inner") -> None:
     # Symbolic sizes are equal where the model runs: torch's kernel has checked them and the run's domain holds
     # the condition (16·(floor(H/4) − 3)·(floor(W/4) − 3) = 400 before a LeNet's Linear).
     if a != b and type(a) is int and type(b) is int:
-        raise SymconvError(f"{op}: inner sizes {a} and {b} differ")
+        raise SymconvError(f"{op}: {what} sizes {a} and {b} differ")
 
 
 @rule(aten.mm)
 def mm(a: Shape, b: Shape, *_, context: Context) -> list[Counted]:
     """(m × k)·(k × n): m·n outputs of k products and k − 1 additions (macs: m·k·n)."""
-    _check_inner(a[1], b[0], "mm")
+    _check_sizes(a[1], b[0], "mm")
     return [_matmul("matmul", a[0], a[1], b[1], False, context, a, (a[0], b[1]))]
 
 
 @rule(aten.addmm, aten.addmm_)
 def addmm(bias: Shape, a: Shape, b: Shape, *_, context: Context, beta: Any = 1, **__) -> list[Counted]:
     """bias + (m × k)·(k × n): as mm, plus one addition per output (a Linear layer)."""
-    _check_inner(a[1], b[0], "addmm")
+    _check_sizes(a[1], b[0], "addmm")
     what, added = _added("matmul", beta)
     return [_matmul(what, a[0], a[1], b[1], added, context, a, (a[0], b[1]))]
 
@@ -219,14 +221,14 @@ def addmm(bias: Shape, a: Shape, b: Shape, *_, context: Context, beta: Any = 1, 
 @rule(aten.bmm)
 def bmm(a: Shape, b: Shape, *_, context: Context) -> list[Counted]:
     """A batch of B products (m × k)·(k × n): B·m rows."""
-    _check_inner(a[2], b[1], "bmm")
+    _check_sizes(a[2], b[1], "bmm")
     return [_matmul("batched matmul", a[0] * a[1], a[2], b[2], False, context, a, (a[0], a[1], b[2]))]
 
 
 @rule(aten.baddbmm, aten.baddbmm_)
 def baddbmm(bias: Shape, a: Shape, b: Shape, *_, context: Context, beta: Any = 1, **__) -> list[Counted]:
     """bias + a batch of products: as bmm, plus one addition per output."""
-    _check_inner(a[2], b[1], "baddbmm")
+    _check_sizes(a[2], b[1], "baddbmm")
     what, added = _added("batched matmul", beta)
     return [_matmul(what, a[0] * a[1], a[2], b[2], added, context, a, (a[0], a[1], b[2]))]
 
@@ -234,9 +236,8 @@ def baddbmm(bias: Shape, a: Shape, b: Shape, *_, context: Context, beta: Any = 1
 @rule(aten.addbmm, aten.addbmm_)
 def addbmm(bias: Shape, a: Shape, b: Shape, *_, context: Context, beta: Any = 1, **__) -> list[Counted]:
     """bias + the sum over a batch of B products (m × k)·(k × n): each output sums B·k products."""
-    _check_inner(a[2], b[1], "addbmm")
-    if a[0] != b[0] and type(a[0]) is int and type(b[0]) is int:
-        raise SymconvError(f"addbmm: batch sizes {a[0]} and {b[0]} differ")
+    _check_sizes(a[2], b[1], "addbmm")
+    _check_sizes(a[0], b[0], "addbmm", "batch")
     what, added = _added("summed batched matmul", beta)
     return [_matmul(what, a[1], a[0] * a[2], b[2], added, context, a, (a[1], b[2]))]
 
@@ -247,7 +248,7 @@ def linear(x: Shape, weight: Shape, bias: Shape | None = None, *_, context: Cont
     (rows × in)·(in × out) plus a bias, rows every leading size; a nested input sums its components."""
     if type(x) is Jagged:
         return _summed([linear(part, weight, bias, context=context) for part in x])
-    _check_inner(x[-1], weight[1], "linear")
+    _check_sizes(x[-1], weight[1], "linear")
     out = (*x[:-1], weight[0])
     return [_matmul("matmul + bias" if bias is not None else "matmul", math.prod(x[:-1]), x[-1], weight[0],
                     bias is not None, context, x, out)]
@@ -256,14 +257,14 @@ def linear(x: Shape, weight: Shape, bias: Shape | None = None, *_, context: Cont
 @rule(aten.mv)
 def mv(a: Shape, v: Shape, *_, context: Context) -> list[Counted]:
     """(m × k)·(k): a product with one column."""
-    _check_inner(a[1], v[0], "mv")
+    _check_sizes(a[1], v[0], "mv")
     return [_matmul("matrix-vector", a[0], a[1], 1, False, context, a, (a[0],))]
 
 
 @rule(aten.addmv, aten.addmv_)
 def addmv(bias: Shape, a: Shape, v: Shape, *_, context: Context, beta: Any = 1, **__) -> list[Counted]:
     """bias + (m × k)·(k)."""
-    _check_inner(a[1], v[0], "addmv")
+    _check_sizes(a[1], v[0], "addmv")
     what, added = _added("matrix-vector", beta)
     return [_matmul(what, a[0], a[1], 1, added, context, a, (a[0],))]
 
@@ -271,7 +272,7 @@ def addmv(bias: Shape, a: Shape, v: Shape, *_, context: Context, beta: Any = 1, 
 @rule(aten.dot, aten.vdot)
 def dot(a: Shape, b: Shape, *_, context: Context) -> list[Counted]:
     """(k)·(k): one output of k products."""
-    _check_inner(a[0], b[0], "dot")
+    _check_sizes(a[0], b[0], "dot")
     return [_matmul("dot product", 1, a[0], 1, False, context, a, ())]
 
 

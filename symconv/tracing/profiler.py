@@ -24,7 +24,7 @@ from ..core.errors import SymconvError
 from ..core.names import CONVENTION_NAMES, convention_name
 from ..numeric.layer import is_int
 from .counting_mode import CountingMode, is_symconv_bug
-from .ops import Jagged
+from .ops import shape_of
 from .report import ModuleInfo, Profile
 
 META, REAL, SYMBOLIC = "meta", "real values", "symbolic"
@@ -174,13 +174,8 @@ def _inputs_for(examples: tuple[torch.Tensor, ...], meta: bool) -> tuple[torch.T
     return tuple(t.detach().clone().requires_grad_(t.requires_grad) for t in examples)
 
 
-def _shape_of(t: torch.Tensor) -> tuple:
-    """A tensor's shape; a nested tensor's, which has none, as its components' (it runs on real values)."""
-    return Jagged.of(t) if t.is_nested else tuple(t.shape)
-
-
 def _describe(examples: tuple[torch.Tensor, ...]) -> str:
-    return ", ".join(str(_shape_of(t)) for t in examples)
+    return ", ".join(str(shape_of(t)) for t in examples)
 
 
 def _outputs(value: Any) -> list[torch.Tensor]:
@@ -283,7 +278,7 @@ def profile(model: torch.nn.Module, inputs: Sequence[int | str] | torch.Tensor |
                 raise SymconvError(f"the model's forward raised on input {described}: {type(real_err).__name__}: "
                                    f"{str(real_err).splitlines()[0] if str(real_err) else ''}") from real_err
     return Profile(mode.records, conventions, run, _module_infos(mode.names, twin), type(twin).__name__,
-                   tuple(_shape_of(t) for t in examples), backward)
+                   tuple(shape_of(t) for t in examples), backward)
 
 
 def _profile_symbolic(model: torch.nn.Module, shape: tuple, conventions: tuple[str, ...], backward: bool,
