@@ -277,6 +277,32 @@ def test_a_total_that_does_not_depend_on_the_sizes_is_a_formula_too():
     assert symconv.profile(lstm, ("T", 2, 8), "macs").formula().conditions() == ["T = 256"]
 
 
+class Scaled(nn.Module):
+    """A lazy convolution, then a scale held as a plain tensor attribute (no buffer), then a lazy Linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = nn.LazyConv2d(4, 3), nn.LazyLinear(5)
+        self.scale = torch.tensor(0.5)
+
+    def forward(self, x):
+        return self.fc((self.conv(x) * self.scale).flatten(1))
+
+
+def test_lazy_modules_and_plain_tensor_attributes_run_symbolically():
+    model = Scaled()
+    # the Linear's input width is 4·(H − 2)·(W − 2): its weights, made at the first call, fix the sizes there
+    formula = symconv.profile(model, (2, 3, "H", 9), "exact", hints={"H": 12}).formula()
+    assert formula(H=12) == symconv.profile(model, (2, 3, 12, 9), "exact").total()
+    assert formula.conditions() == ["H = 12"]  # not also "H >= 3", which H = 12 implies
+    with pytest.raises(symconv.SymconvError, match="outside the domain"):
+        formula(H=13)
+    lazy = nn.LazyConv2d(4, 3)  # alone, its formula holds at every size
+    assert symconv.profile(lazy, (2, 3, "H", "W"), "exact").formula()(H=7, W=30) == \
+        symconv.profile(lazy, (2, 3, 7, 30), "exact").total()
+    assert isinstance(model.conv.weight, nn.parameter.UninitializedParameter)  # the user's model stays lazy
+
+
 def test_resnet50_formula():
     model = examples.resnet50()
     result = symconv.profile(model, (1, 3, "32*h", "32*w"), "exact", all_conventions=True)

@@ -189,6 +189,19 @@ def test_unbatched_input():
     assert totals == layer_totals(symconv.layer_from_module(module), (3, 5, 5))
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_a_shape_takes_the_models_dtype(dtype):
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.LazyConv2d(2, 3, stride=2), nn.Flatten(),
+                          nn.Linear(18, 5)).to(dtype)
+    conv1, conv2 = symconv.layer_from_module(model[0]), Layer("Conv2d", 4, 2, (3, 3), (2, 2), (0, 0), (1, 1),
+                                                              (0, 0), 1, True)
+    expected = add(layer_totals(conv1, (2, 3, 9, 9)), layer_totals(conv2, (2, 4, 7, 7)), matmul_totals(2, 18, 5, True))
+    for inputs in ((2, 3, 9, 9), torch.randn(2, 3, 9, 9, dtype=dtype)):
+        result, totals = counted(model, inputs)
+        assert totals == expected and result.run == "meta"
+    assert counted(model, (2, 3, "H", 9), hints={"H": 9})[0].formula("exact")(H=9) == expected["exact"]
+
+
 # --- matrix products and attention ------------------------------------------------------------------------------
 
 def test_linear_on_every_input_layout():
@@ -622,6 +635,47 @@ def test_a_training_step_counts_every_gradient_it_runs():
     assert {r.counted.what for r in backward} == {"grad_input", "grad_weight"}  # DCGAN has no bias
     assert all(r.module for r in backward)  # attributed to the layers
     assert shape == tuple(x.shape)
+
+
+class Checkpointed(nn.Module):
+    """Two convolutions under activation checkpointing: the first is run again in the backward pass."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(3, 8, 3), nn.Conv2d(8, 4, 3, bias=False)
+
+    def forward(self, x):
+        return torch.utils.checkpoint.checkpoint(lambda y: self.b(F.relu(self.a(y))), x, use_reentrant=False)
+
+
+BACKWARD_MODELS = {
+    "the last module makes the output": lambda: nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3)),
+    "residual blocks with a downsampling shortcut": lambda: nn.Sequential(examples.Bottleneck(3, 2, 2),
+                                                                           examples.Bottleneck(8, 2, 1)),
+    "activation checkpointing": Checkpointed,
+}
+
+
+@pytest.mark.parametrize("name", BACKWARD_MODELS)
+def test_the_backward_pass_is_attributed_to_the_modules_it_differentiates(name):
+    model = BACKWARD_MODELS[name]().train()
+    modules = dict(model.named_modules())
+    result = symconv.profile(model, torch.randn(2, 3, 9, 9, requires_grad=True), "exact", backward=True)
+    convolutions = [r for r in result.counted if r.counted.layer is not None]
+    for r in result.records:  # the model, then each module within its parent
+        assert r.stack[0] == "" and all(inner.startswith(outer + ".") or not outer
+                                        for outer, inner in zip(r.stack[1:], r.stack[2:])), r.stack
+    for r in convolutions:  # counted where the layer it counts is, its bias included
+        assert symconv.layer_from_module(modules[r.module]) == r.counted.layer, (r.counted.what, r.stack)
+    layers = [n for n, m in modules.items() if isinstance(m, nn.Conv2d)]
+    assert sorted(r.module for r in convolutions if r.counted.what == "grad_weight") == sorted(layers)
+    recomputed = [r.module for r in convolutions if r.phase == "backward" and r.counted.what == "Conv2d"]
+    assert recomputed == (["a"] if name == "activation checkpointing" else [])
+    # every convolution's count sits in its own module's total and in no sibling's
+    totals = {info.name: sums["exact"] for info, sums in result.module_totals()}
+    assert sum(totals[n] for n in layers) == result.total() == sum(r.counted.totals["exact"] for r in convolutions)
+    for n in layers:
+        assert totals[n] == sum(r.counted.totals["exact"] for r in convolutions if r.module == n)
 
 
 def test_flop_counter_mode_with_symconv_formulas():

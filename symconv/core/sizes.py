@@ -95,21 +95,26 @@ def _holds_from(cond: sp.Basic, name: sp.Symbol, start: int) -> bool:
     return all(bool(cond.xreplace({name: n})) for n in range(start, start + _SCAN + 1))
 
 
+def _solved(cond: sp.Basic) -> tuple[sp.Symbol, sp.Integer] | None:
+    """A linear equation (or inequation) in one name, solved for it: (name, size); None for any other."""
+    if not isinstance(cond, (sp.Eq, sp.Ne)) or len(cond.free_symbols) != 1:
+        return None
+    (name,) = cond.free_symbols
+    difference = cond.lhs - cond.rhs
+    if difference.is_polynomial(name) and sp.degree(difference, name) == 1:
+        root = sp.solve(difference, name)[0]
+        if root.is_Integer:
+            return name, root
+    return None
+
+
 def _described(cond: sp.Basic) -> str:
     """A condition as a reader writes it: ``T = 256``, ``H ≠ 3`` (a linear equation in one name solved for it),
     ``16*(floor(H/4) - 3)*(floor(W/4) - 3) = 400``."""
     if not isinstance(cond, (sp.Eq, sp.Ne)):
         return str(cond)
-    sign = "=" if isinstance(cond, sp.Eq) else "≠"
-    lhs, rhs = cond.lhs, cond.rhs
-    if len(cond.free_symbols) == 1:
-        (name,) = cond.free_symbols
-        difference = lhs - rhs
-        if difference.is_polynomial(name) and sp.degree(difference, name) == 1:
-            root = sp.solve(difference, name)[0]
-            if root.is_Integer:
-                lhs, rhs = name, root
-    return f"{lhs} {sign} {rhs}"
+    lhs, rhs = _solved(cond) or (cond.lhs, cond.rhs)
+    return f"{lhs} {'=' if isinstance(cond, sp.Eq) else '≠'} {rhs}"
 
 
 def _threshold(conditions: Sequence[sp.Basic], name: sp.Symbol) -> int | None:
@@ -190,10 +195,17 @@ class Formula:
         return canonical(self.expr, self.domain)
 
     def conditions(self) -> list[str]:
-        """The domain in words: one-name conditions as thresholds (``H >= 29``), others as written."""
+        """The domain in words: one-name conditions as thresholds (``H >= 29``) or, where an equation fixes the
+        name, as that size alone (``H = 12``); others as written."""
         lower = _lower_bounds(self.domain, self.names)
-        out = [f"{s.name} >= {b}" for s, b in lower.items() if b > 1]
+        # the domain holds at the hints, so a name's other conditions hold where an equation fixes it
+        fixed = dict(found for c in self.domain if isinstance(c, sp.Eq) and (found := _solved(c)))
+        out = [f"{s.name} >= {b}" for s, b in lower.items() if b > 1 and s not in fixed]
         for cond in self.domain:
+            if len(cond.free_symbols) == 1 and next(iter(cond.free_symbols)) in fixed:
+                name = next(iter(cond.free_symbols))
+                out.append(f"{name.name} = {fixed[name]}")
+                continue
             if len(cond.free_symbols) == 1 and lower.get(next(iter(cond.free_symbols)), 1) > 1:
                 name = next(iter(cond.free_symbols))
                 if _holds_from(cond, name, lower[name]):

@@ -3,28 +3,28 @@
 Whatever reaches aten (a module, a functional call, a parametrization, a subclass's
 own forward, attention, the backward pass) passes through
 :meth:`CountingMode.__torch_dispatch__`. Operators with a rule in :mod:`.ops` are
-counted; every other one is recorded as not counted. torch's ``ModuleTracker``
-tells which modules are running, forward and backward.
+counted; every other one is recorded as not counted.
 
 On meta tensors the mode makes the outputs of common operators itself
 (:mod:`.shapes`) instead of running torch's Python meta kernels, whose first use
 costs about a second of imports.
 
-Which modules are running comes from torch's global module hooks: a plain stack
-for a forward pass, torch's ``ModuleTracker`` (which follows the backward pass
-through gradient hooks) when a backward pass is counted too.
+Which modules are running comes from torch's global module hooks, and in a
+backward pass from the gradient hooks they register (:class:`TrainingStack`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from itertools import zip_longest
 from typing import Any, Callable
 
 import torch
+from torch.autograd.graph import register_multi_grad_hook
 from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils.module_tracker import ModuleTracker
+from torch.utils._pytree import tree_flatten
 from torch.utils.weak import WeakIdKeyDictionary
 
 from ..core.errors import SymconvError
@@ -192,7 +192,9 @@ class ForwardStack:
         self.current = self.stack.pop()
 
     def __enter__(self) -> "ForwardStack":
-        self._handles = [register_module_forward_pre_hook(self._enter), register_module_forward_hook(self._exit)]
+        # always_call: a module that raises leaves too (activation checkpointing stops its recomputation that way)
+        self._handles = [register_module_forward_pre_hook(self._enter),
+                         register_module_forward_hook(self._exit, always_call=True)]
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -203,25 +205,79 @@ class ForwardStack:
         return self.current, "forward"
 
 
-class TrainingStack:
-    """The modules running, forward and backward: torch's ModuleTracker, its names made fully qualified."""
+def _enclosing(name: str) -> tuple[str, ...]:
+    """A module's fully qualified name and its ancestors', outermost ("", the model) first."""
+    parts = name.split(".") if name else []
+    return ("", *(".".join(parts[:i]) for i in range(1, len(parts) + 1)))
+
+
+def _in_backward() -> bool:
+    return torch._C._current_graph_task_id() != -1
+
+
+def _requiring_grad(value: Any) -> list[torch.Tensor]:
+    return [t for t in tree_flatten(value)[0] if isinstance(t, torch.Tensor) and t.requires_grad]
+
+
+class TrainingStack(ForwardStack):
+    """The modules running, forward and backward.
+
+    In the backward pass a module is entered at the first gradient of its outputs and
+    left once its inputs' gradients are complete (torch's multi-grad hooks, registered
+    in the forward pass); of the modules in their backward, the one entered last is at
+    work (a residual block's downsampling runs while the main branch, which reads the
+    same input, waits for it). A forward run inside the backward pass (activation
+    checkpointing recomputing it) keeps its forward stack. torch's ModuleTracker keeps
+    a set instead: it never enters the module that made the model's output (torch
+    does not report a backward pass's roots as reached), attributes a downsampling
+    branch to the main branch's modules, and lets a recomputation leave the module
+    whose backward recomputes it.
+    """
 
     def __init__(self, model: torch.nn.Module, names: dict[int, str]) -> None:
-        self.root = type(model).__name__  # ModuleTracker names modules "<root class>.<fqn>"
-        self.tracker = ModuleTracker()
+        super().__init__(model, names)
+        # modules in their backward -> (times entered, the operator count when last entered)
+        self.running: dict[str, tuple[int, int]] = {}
+        self.operators = 0
+        self._grad_hooks: list = []
 
-    def __enter__(self) -> "TrainingStack":
-        self.tracker.__enter__()
-        return self
+    def _enter(self, module: torch.nn.Module, inputs: Any) -> None:
+        super()._enter(module, inputs)
+        tensors = _requiring_grad(inputs) if not _in_backward() else None
+        if tensors:
+            self._grad_hooks.append(register_multi_grad_hook(tensors, partial(self._leave_backward, self.current[-1])))
+
+    def _exit(self, module: torch.nn.Module, inputs: Any, output: Any) -> None:
+        name = self.current[-1]
+        super()._exit(module, inputs, output)
+        tensors = _requiring_grad(output) if not _in_backward() else None
+        if tensors:
+            self._grad_hooks.append(register_multi_grad_hook(tensors, partial(self._enter_backward, name), mode="any"))
+
+    def _enter_backward(self, name: str, *grads: Any) -> None:
+        self.running[name] = (self.running.get(name, (0, 0))[0] + 1, self.operators)
+
+    def _leave_backward(self, name: str, *grads: Any) -> None:
+        times = self.running.get(name, (0, 0))[0]
+        if times > 1:
+            self.running[name] = (times - 1, self.running[name][1])
+        elif times:
+            del self.running[name]
 
     def __exit__(self, *exc: Any) -> None:
-        self.tracker.__exit__(*exc)
+        super().__exit__(*exc)
+        for handle in self._grad_hooks:
+            handle.remove()
 
     def where(self) -> tuple[tuple[str, ...], str]:
-        names = sorted((n for n in self.tracker.parents if n != "Global"), key=lambda n: n.count("."))
-        prefix = self.root + "."
-        stack = tuple("" if n == self.root else n[len(prefix):] if n.startswith(prefix) else n for n in names)
-        return stack, "backward" if torch._C._current_graph_task_id() != -1 else "forward"
+        self.operators += 1
+        if not _in_backward():
+            return self.current, "forward"
+        if self.current:
+            return _enclosing(self.current[-1]), "backward"
+        # entered last; of modules entered together (the model and the module that made its output), the deepest
+        name = max(self.running, key=lambda n: (self.running[n][1], n.count(".") + bool(n)), default="")
+        return _enclosing(name), "backward"
 
 
 class CountingMode(TorchDispatchMode):

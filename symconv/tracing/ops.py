@@ -171,8 +171,9 @@ def convolution_backward(grad_out: Shape, x: Shape, w: Shape, bias_sizes, stride
                          output_padding, groups, output_mask, *, context: Context) -> list[Counted]:
     """The gradients a training step asks of a convolution (``output_mask``): grad_input, grad_weight,
     grad_bias, each counted as :mod:`symconv.core.backward` defines it."""
-    layer = convolution_layer(w, bias_sizes is not None, stride, padding, dilation, transposed, output_padding,
-                              groups, context.pad)
+    # autograd passes bias_sizes [0] for a convolution without a bias
+    bias = bias_sizes is not None and tuple(bias_sizes) != (0,)
+    layer = convolution_layer(w, bias, stride, padding, dilation, transposed, output_padding, groups, context.pad)
     source = context.input_shape if context.pad is not None else x
     counts = {c: count_gradients(layer, source, c) for c in context.conventions}
     out = {"grad_input": tuple(source), "grad_weight": tuple(w), "grad_bias": (layer.out_channels,)}

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import copy
 import gc
+import itertools
 import sys
 from collections import OrderedDict
 from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
 import torch
+from torch.nn.modules.lazy import LazyModuleMixin
 
 from ..core.errors import SymconvError
 from ..core.names import CONVENTION_NAMES, convention_name
@@ -45,14 +47,21 @@ def _symbolic(inputs: Any) -> bool:
         not all(is_int(v) for v in inputs)
 
 
-def _example_inputs(inputs: Any) -> tuple[tuple[torch.Tensor, ...], bool]:
-    """(tensors, whether they are the user's own): a shape becomes one float32 meta tensor."""
+def _input_dtype(model: torch.nn.Module) -> torch.dtype:
+    """The dtype of an input given as a shape: the model's own (a half-precision model takes half-precision
+    inputs), torch's default where it holds no floating-point tensor."""
+    floating = (t.dtype for t in itertools.chain(model.parameters(), model.buffers()) if t.is_floating_point())
+    return next(floating, torch.get_default_dtype())
+
+
+def _example_inputs(inputs: Any, model: torch.nn.Module) -> tuple[tuple[torch.Tensor, ...], bool]:
+    """(tensors, whether they are the user's own): a shape becomes one meta tensor of the model's dtype."""
     if isinstance(inputs, torch.Tensor):
         return (inputs,), True
     if isinstance(inputs, (tuple, list)) and inputs and all(is_int(v) for v in inputs):
         if any(v < 1 for v in inputs):
             raise SymconvError(f"input shape {tuple(inputs)!r} must hold positive integers")
-        return (torch.empty(tuple(int(v) for v in inputs), device="meta"),), False
+        return (torch.empty(tuple(int(v) for v in inputs), dtype=_input_dtype(model), device="meta"),), False
     if isinstance(inputs, (tuple, list)) and inputs and all(isinstance(v, torch.Tensor) for v in inputs):
         return tuple(inputs), True
     raise SymconvError(f"inputs={inputs!r} must be a shape (ints), a tensor or a tuple of tensors")
@@ -249,7 +258,7 @@ def profile(model: torch.nn.Module, inputs: Sequence[int | str] | torch.Tensor |
         return _profile_symbolic(model, tuple(inputs), conventions, backward, hints)
     if hints:
         raise SymconvError("hints apply to symbolic sizes only: this input has none")
-    examples, own = _example_inputs(inputs)
+    examples, own = _example_inputs(inputs, model)
     described = _describe(examples)
     # A real pass may draw random numbers (dropout): not from the user's generator. And no garbage collection
     # midway: a full collection of torch's many objects costs more than profiling a large model.
@@ -288,13 +297,19 @@ def _profile_symbolic(model: torch.nn.Module, shape: tuple, conventions: tuple[s
     if backward:
         raise SymconvError("backward=True needs concrete sizes: symbolic sizes count a forward pass")
     run = SymbolicRun([shape], hints)
+    examples = [torch.empty(0, dtype=_input_dtype(model))]
     with torch.random.fork_rng(devices=[]), _collection_paused():
         twin = _copy(model, True)
-        run.fakeify(twin)
-        (x,) = run.inputs([torch.empty(0)])
+        (x,) = run.inputs(examples)
         mode = CountingMode(conventions, twin, {id(m): name for name, m in twin.named_modules()}, fast_meta=False,
                             size=run.translate.size)
         try:
+            if any(isinstance(m, LazyModuleMixin) and m.has_uninitialized_params() for m in twin.modules()):
+                # Lazy modules shape their parameters at their first call, and a fake tensor cannot become a
+                # parameter's data: a first call on the meta device, at the hints, shapes them.
+                with _eager(), torch.no_grad():
+                    twin(*run.at_hints(examples))
+            run.fakeify(twin)
             with _eager(), run.fake, mode, KeepSizesSymbolic(), torch.no_grad():
                 twin(x)
         except SymconvError as err:

@@ -130,7 +130,9 @@ class SymbolicRun:
             if hint < 1:
                 raise SymconvError(f"hint {s.name}={hint} must be a positive integer")
         self.env = ShapeEnv(duck_shape=False)  # distinct names are distinct sizes, whatever their hints
-        self.fake = FakeTensorMode(shape_env=self.env)
+        # The copy's parameters and buffers are made fake up front; its other tensors (a plain tensor attribute, a
+        # lazy module's uninitialized parameter) become fake as they are used.
+        self.fake = FakeTensorMode(shape_env=self.env, allow_non_fake_inputs=True)
         self.translate = Translation()
         torch_symbols = {}
         for s, hint in self.hints.items():
@@ -140,23 +142,29 @@ class SymbolicRun:
             self.translate.symbols[t] = s
         self._torch = torch_symbols
 
+    def hint(self, v: Any) -> int:
+        """A size at the hints."""
+        if isinstance(v, int):
+            return v
+        hint = int(v.xreplace(self.hints))
+        if hint < 1:
+            raise SymconvError(f"size {v} is {hint} at the hints {self.describe_hints()}: give hints at which every "
+                               f"size is positive")
+        return hint
+
     def dims(self, shape: tuple[Any, ...]) -> list[Any]:
-        out = []
-        for v in shape:
-            if isinstance(v, int):
-                out.append(v)
-            else:
-                hint = int(v.xreplace(self.hints))
-                if hint < 1:
-                    raise SymconvError(f"size {v} is {hint} at the hints {self.describe_hints()}: give hints at "
-                                       f"which every size is positive")
-                out.append(self.env.create_symintnode(v.xreplace(self._torch), hint=hint))
-        return out
+        return [v if isinstance(v, int) else self.env.create_symintnode(v.xreplace(self._torch), hint=self.hint(v))
+                for v in shape]
 
     def inputs(self, examples: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
         with self.fake:
             return tuple(torch.empty(self.dims(shape), dtype=t.dtype, device="meta")
                          for shape, t in zip(self.sizes, examples))
+
+    def at_hints(self, examples: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """The inputs with concrete sizes, the hints, on the meta device."""
+        return tuple(torch.empty([self.hint(v) for v in shape], dtype=t.dtype, device="meta")
+                     for shape, t in zip(self.sizes, examples))
 
     def fakeify(self, twin: torch.nn.Module) -> None:
         """Parameters and buffers of the (meta) copy as fake tensors of static shape."""
