@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -217,6 +219,20 @@ def test_profile_cli():
     assert status == 0
     assert [int(v) for v in rows[-1][-3:]] == [symconv.profile(model, (1, 100, 1, 1), c).total()
                                                for c in ("docs", "exact", "macs")]
+
+
+def test_profile_cli_takes_an_input_per_argument_with_its_dtype():
+    path = Path(__file__).with_name("models.py")
+    out = io.StringIO()
+    from contextlib import redirect_stdout
+    with redirect_stdout(out):
+        status = main(["profile", f"{path}:Tokens", "--input", "2,10:int64", "--input", "2,10,8", "--format", "json",
+                       "--convention", "macs"])
+    report = json.loads(out.getvalue())
+    assert status == 0 and report["inputs"] == [[2, 10], [2, 10, 8]] and report["totals"]["macs"] == 2 * 10 * 8 * 4
+    proc = subprocess.run([sys.executable, "-m", "symconv", "profile", f"{path}:Tokens", "--input", "2,10:int65",
+                           "--input", "2,10,8"], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "'int65' is not a torch dtype" in proc.stderr
 
 
 @pytest.mark.parametrize("target, message", [

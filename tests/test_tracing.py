@@ -23,6 +23,7 @@ from symconv.tracing import shapes
 from symconv.tracing.report import readable
 
 from .bruteforce import simulate, simulate_gradients
+from .models import Tokens
 
 CONVENTIONS = ("docs", "exact", "macs")
 
@@ -200,6 +201,22 @@ def test_a_shape_takes_the_models_dtype(dtype):
         result, totals = counted(model, inputs)
         assert totals == expected and result.run == "meta"
     assert counted(model, (2, 3, "H", 9), hints={"H": 9})[0].formula("exact")(H=9) == expected["exact"]
+
+
+def test_several_inputs_given_as_shapes_with_their_dtypes():
+    model, expected = Tokens(), matmul_totals(2 * 10, 8, 4, True)
+    given = symconv.profile(model, (torch.randint(0, 50, (2, 10)), torch.randn(2, 10, 8)), "exact")
+    result, totals = counted(model, [(2, 10), (2, 10, 8)], dtype=[torch.long, None])  # None: the model's
+    assert totals == expected and given.total() == expected["exact"] and result.run == given.run == "meta"
+    assert result.input_shapes == ((2, 10), (2, 10, 8))
+    formula = counted(model, [(2, "L"), (2, "L", 8)], dtype=[torch.long, torch.float32])[0].formula("exact")
+    assert [formula(L=n) for n in (3, 10)] == [matmul_totals(2 * n, 8, 4, True)["exact"] for n in (3, 10)]
+    with pytest.raises(symconv.SymconvError, match="give each shape's dtype, e.g. dtype=torch.long"):
+        symconv.profile(model, [(2, 10), (2, 10, 8)])  # token ids as floats: torch's embedding refuses them
+    with pytest.raises(symconv.SymconvError, match=r"one per input shape \(2"):
+        symconv.profile(model, [(2, 10), (2, 10, 8)], dtype=[torch.long])
+    with pytest.raises(symconv.SymconvError, match="a tensor has its own"):
+        symconv.profile(nn.Linear(8, 4), torch.randn(2, 8), dtype=torch.float64)
 
 
 # --- matrix products and attention ------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from typing import Any, Sequence
 
 from ..core.errors import SymconvError
 from ..core.names import CONVENTION_NAMES, unit_of
@@ -177,11 +177,11 @@ def _explain(args: argparse.Namespace) -> int:
 def _profile(args: argparse.Namespace) -> int:
     from ..tracing.profiler import profile
     from .loading import load_model
-    shape = parse_shape(args.input)
+    shapes, dtypes = zip(*map(_shape_and_dtype, args.input))
     model = load_model(args.model)
     every = args.convention == "all"
-    result = profile(model, shape, "docs" if every else args.convention, all_conventions=every,
-                     backward=args.backward, hints=_hints(args.hint))
+    result = profile(model, shapes[0] if len(shapes) == 1 else list(shapes), "docs" if every else args.convention,
+                     all_conventions=every, backward=args.backward, hints=_hints(args.hint), dtype=list(dtypes))
     if args.plot:
         if not result.symbolic:
             raise SymconvError(_PLOT_NEEDS_NAMES)
@@ -193,6 +193,16 @@ def _profile(args: argparse.Namespace) -> int:
                 "latex": result.to_latex}[args.format](depth=args.depth)
     print(text.rstrip("\n"))
     return 0
+
+
+def _shape_and_dtype(text: str) -> tuple[tuple, Any]:
+    """``2,16:int64`` as ((2, 16), torch.int64); without a dtype, None (the model's)."""
+    import torch
+    shape, colon, name = text.rpartition(":") if ":" in text else (text, "", "")
+    dtype = getattr(torch, name.strip(), None) if colon else None
+    if colon and not isinstance(dtype, torch.dtype):
+        raise SymconvError(f"--input {text!r}: {name.strip()!r} is not a torch dtype (e.g. int64, float16, bfloat16)")
+    return parse_shape(shape), dtype
 
 
 def _hints(items: list[str] | None) -> dict[str, int] | None:
@@ -247,9 +257,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="an importable model, or a class or function building one with no arguments: "
                         "package.module:attr or path/to/file.py:attr, e.g. "
                         "symconv.frontends.examples:dcgan_generator")
-    p.add_argument("--input", required=True, metavar="SHAPE",
+    p.add_argument("--input", required=True, action="append", metavar="SHAPE[:DTYPE]",
                    help="input shape, comma-separated, e.g. 1,100,1,1; sizes may be names or expressions "
-                        "(1,3,H,W or 1,3,32*h,32*w): the counts are then formulas in them")
+                        "(1,3,H,W or 1,3,32*h,32*w): the counts are then formulas in them. A dtype may follow "
+                        "(2,16:int64 for token ids; default: the model's). Repeat for each argument of forward")
     p.add_argument("--hint", action="append", metavar="NAME=SIZE",
                    help="with sizes as names: the size at which the model's branches are taken "
                         "(default: distinct sizes from 256 up); repeatable")

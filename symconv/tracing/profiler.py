@@ -40,31 +40,53 @@ def _check_model(model: Any) -> None:
         raise SymconvError(f"model={type(model).__name__} must be a torch.nn.Module")
 
 
-def _symbolic(inputs: Any) -> bool:
-    """A shape with a name or an expression among its sizes."""
-    return isinstance(inputs, (tuple, list)) and bool(inputs) and \
-        all(is_int(v) or isinstance(v, str) or hasattr(v, "free_symbols") for v in inputs) and \
-        not all(is_int(v) for v in inputs)
+def _is_shape(value: Any) -> bool:
+    """A shape: sizes as ints, names or expressions in names."""
+    return isinstance(value, (tuple, list)) and bool(value) and \
+        all(is_int(v) or isinstance(v, str) or hasattr(v, "free_symbols") for v in value)
 
 
-def _input_dtype(model: torch.nn.Module) -> torch.dtype:
-    """The dtype of an input given as a shape: the model's own (a half-precision model takes half-precision
-    inputs), torch's default where it holds no floating-point tensor."""
-    floating = (t.dtype for t in itertools.chain(model.parameters(), model.buffers()) if t.is_floating_point())
-    return next(floating, torch.get_default_dtype())
+def _shapes(inputs: Any) -> list[tuple] | None:
+    """The input shapes where the inputs are given as one shape or a sequence of shapes, else None."""
+    if _is_shape(inputs):
+        return [tuple(inputs)]
+    if isinstance(inputs, (tuple, list)) and inputs and all(_is_shape(v) for v in inputs):
+        return [tuple(v) for v in inputs]
+    return None
 
 
-def _example_inputs(inputs: Any, model: torch.nn.Module) -> tuple[tuple[torch.Tensor, ...], bool]:
-    """(tensors, whether they are the user's own): a shape becomes one meta tensor of the model's dtype."""
+def _dtypes(dtype: Any, count: int, model: torch.nn.Module) -> list[torch.dtype]:
+    """The dtype of each input given as a shape: ``dtype`` (one for all, or one per shape), else (or where it is
+    None) the model's own (a half-precision model takes half-precision inputs), torch's default where the model
+    holds no floating-point tensor."""
+    if isinstance(dtype, torch.dtype):
+        return [dtype] * count
+    dtypes = [None] * count if dtype is None else list(dtype) if isinstance(dtype, (tuple, list)) else []
+    if len(dtypes) != count or not all(d is None or isinstance(d, torch.dtype) for d in dtypes):
+        raise SymconvError(f"dtype={dtype!r} must be a torch.dtype, or one per input shape ({count}; None for the "
+                           f"model's)")
+    if None in dtypes:
+        floating = (t.dtype for t in itertools.chain(model.parameters(), model.buffers()) if t.is_floating_point())
+        own = next(floating, torch.get_default_dtype())
+        dtypes = [own if d is None else d for d in dtypes]
+    return dtypes
+
+
+def _example_inputs(inputs: Any, shapes: list[tuple] | None, dtypes: list[torch.dtype]
+                    ) -> tuple[tuple[torch.Tensor, ...], bool]:
+    """(tensors, whether they are the user's own): each shape becomes a meta tensor of its dtype."""
+    if shapes is not None:
+        for shape in shapes:
+            if any(v < 1 for v in shape):
+                raise SymconvError(f"input shape {shape!r} must hold positive integers")
+        return tuple(torch.empty(tuple(int(v) for v in shape), dtype=dtype, device="meta")
+                     for shape, dtype in zip(shapes, dtypes)), False
     if isinstance(inputs, torch.Tensor):
         return (inputs,), True
-    if isinstance(inputs, (tuple, list)) and inputs and all(is_int(v) for v in inputs):
-        if any(v < 1 for v in inputs):
-            raise SymconvError(f"input shape {tuple(inputs)!r} must hold positive integers")
-        return (torch.empty(tuple(int(v) for v in inputs), dtype=_input_dtype(model), device="meta"),), False
     if isinstance(inputs, (tuple, list)) and inputs and all(isinstance(v, torch.Tensor) for v in inputs):
         return tuple(inputs), True
-    raise SymconvError(f"inputs={inputs!r} must be a shape (ints), a tensor or a tuple of tensors")
+    raise SymconvError(f"inputs={inputs!r} must be a shape (ints, names), a sequence of shapes, a tensor or a "
+                       f"tuple of tensors")
 
 
 def _meta_empty(t: torch.Tensor) -> torch.Tensor:
@@ -231,10 +253,14 @@ def _needs_real_values(err: Exception) -> bool:
     return "meta" in str(err).lower() and not isinstance(err, SymconvError)
 
 
-def profile(model: torch.nn.Module, inputs: Sequence[int | str] | torch.Tensor | Sequence[torch.Tensor],
+def profile(model: torch.nn.Module,
+            inputs: Sequence[int | str] | Sequence[Sequence[int | str]] | torch.Tensor | Sequence[torch.Tensor],
             convention: str = "docs", *, all_conventions: bool = False, backward: bool = False,
-            hints: dict[str, int] | None = None) -> Profile:
-    """Count every operator ``model`` runs on ``inputs`` (a shape, a tensor or a tuple of tensors).
+            hints: dict[str, int] | None = None, dtype: torch.dtype | Sequence[torch.dtype] | None = None
+            ) -> Profile:
+    """Count every operator ``model`` runs on ``inputs``: a shape, a sequence of shapes (one per argument of
+    ``forward``), a tensor or a tuple of tensors. Inputs given as shapes take ``dtype`` (one, or one per shape:
+    ``torch.long`` for token ids), by default the dtype of the model's parameters.
 
     Convolutions (forward and, with ``backward``, their gradients) are counted
     exactly as their layers; matrix products (Linear, matmul, attention) by their
@@ -254,11 +280,15 @@ def profile(model: torch.nn.Module, inputs: Sequence[int | str] | torch.Tensor |
     _check_model(model)
     first = convention_name(convention)
     conventions = (first, *(c for c in CONVENTION_NAMES if c != first)) if all_conventions else (first,)
-    if _symbolic(inputs):
-        return _profile_symbolic(model, tuple(inputs), conventions, backward, hints)
+    shapes = _shapes(inputs)
+    if shapes is None and dtype is not None:
+        raise SymconvError("dtype applies to inputs given as shapes: a tensor has its own")
+    dtypes = _dtypes(dtype, len(shapes), model) if shapes is not None else []
+    if shapes is not None and not all(is_int(v) for shape in shapes for v in shape):
+        return _profile_symbolic(model, shapes, dtypes, conventions, backward, hints)
     if hints:
         raise SymconvError("hints apply to symbolic sizes only: this input has none")
-    examples, own = _example_inputs(inputs, model)
+    examples, own = _example_inputs(inputs, shapes, dtypes)
     described = _describe(examples)
     # A real pass may draw random numbers (dropout): not from the user's generator. And no garbage collection
     # midway: a full collection of torch's many objects costs more than profiling a large model.
@@ -276,8 +306,12 @@ def profile(model: torch.nn.Module, inputs: Sequence[int | str] | torch.Tensor |
                     raise SymconvError(f"the model needs real values on input {described} ({type(err).__name__}: "
                                        f"{str(err).splitlines()[0]}): pass an example tensor instead of a shape"
                                        ) from err
+                first_line = str(err).splitlines()[0] if str(err) else ""
+                dtypes_run = ", ".join(str(t.dtype).removeprefix("torch.") for t in examples)
+                advice = (f" (inputs of {dtypes_run}: give each shape's dtype, e.g. dtype=torch.long for token ids, "
+                          f"--input 2,16:int64 on the command line)" if "scalar type" in first_line else "")
                 raise SymconvError(f"the model's forward raised on input {described}: {type(err).__name__}: "
-                                   f"{str(err).splitlines()[0] if str(err) else ''}") from err
+                                   f"{first_line}{advice}") from err
             try:
                 mode, twin = _run(model, examples, conventions, False, backward)
                 run = REAL
@@ -290,17 +324,18 @@ def profile(model: torch.nn.Module, inputs: Sequence[int | str] | torch.Tensor |
                    tuple(shape_of(t) for t in examples), backward)
 
 
-def _profile_symbolic(model: torch.nn.Module, shape: tuple, conventions: tuple[str, ...], backward: bool,
-                      hints: dict[str, int] | None) -> Profile:
+def _profile_symbolic(model: torch.nn.Module, shapes: list[tuple], dtypes: list[torch.dtype],
+                      conventions: tuple[str, ...], backward: bool, hints: dict[str, int] | None) -> Profile:
     """The profile as formulas in the size names, from a run on fake tensors with symbolic sizes."""
     from .symbolic import KeepSizesSymbolic, SymbolicRun
     if backward:
         raise SymconvError("backward=True needs concrete sizes: symbolic sizes count a forward pass")
-    run = SymbolicRun([shape], hints)
-    examples = [torch.empty(0, dtype=_input_dtype(model))]
+    run = SymbolicRun(shapes, hints)
+    examples = [torch.empty(0, dtype=dtype) for dtype in dtypes]
+    shape = ", ".join(str(s) for s in shapes)
     with torch.random.fork_rng(devices=[]), _collection_paused():
         twin = _copy(model, True)
-        (x,) = run.inputs(examples)
+        inputs = run.inputs(examples)
         mode = CountingMode(conventions, twin, {id(m): name for name, m in twin.named_modules()}, fast_meta=False,
                             size=run.translate.size)
         try:
@@ -311,7 +346,7 @@ def _profile_symbolic(model: torch.nn.Module, shape: tuple, conventions: tuple[s
                     twin(*run.at_hints(examples))
             run.fakeify(twin)
             with _eager(), run.fake, mode, KeepSizesSymbolic(), torch.no_grad():
-                twin(x)
+                twin(*inputs)
         except SymconvError as err:
             raise SymconvError(f"the model does not run on input {shape} at {run.describe_hints()}: {err}") from err
         except Exception as err:
@@ -325,7 +360,7 @@ def _profile_symbolic(model: torch.nn.Module, shape: tuple, conventions: tuple[s
         if record.counted is not None:
             domain += [c for c in record.counted.domain if c not in domain]
     return Profile(mode.records, conventions, SYMBOLIC, _module_infos(mode.names, twin), type(twin).__name__,
-                   (tuple(str(v) for v in shape),), False, tuple(domain), run.describe_hints())
+                   tuple(tuple(str(v) for v in s) for s in shapes), False, tuple(domain), run.describe_hints())
 
 
 def _module_infos(names: dict[int, str], twin: torch.nn.Module) -> dict[str, ModuleInfo]:
