@@ -184,6 +184,26 @@ def test_functional_calls_and_output_size():
     assert result.counted[-1].counted.output_shape == (1, 2, 26, 26)
 
 
+class Annotated(nn.Module):
+    """A forward that marks its parts for torch's profiler (record_function), as DataParallel also does."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        with torch.autograd.profiler.record_function("block"):
+            return self.conv(x)
+
+
+@pytest.mark.parametrize("build", [Annotated, lambda: nn.DataParallel(nn.Conv2d(3, 4, 3))])
+def test_profiler_annotations_are_not_operators(build):
+    model = build()
+    result, totals = counted(model, (2, 3, 8, 8))
+    assert totals == layer_totals(Layer.make("Conv2d", 3, 4, 3), (2, 3, 8, 8))
+    assert [r.op for r in result.records] == ["aten.convolution"]  # and nothing listed as not counted
+
+
 def test_unbatched_input():
     module = nn.ConvTranspose2d(3, 2, 4, stride=2, padding=1, groups=1)
     _, totals = counted(module, (3, 5, 5))

@@ -63,9 +63,11 @@ DATA_MOVEMENT = frozenset(str(p) for p in (
     aten._reshape_alias, aten.narrow, aten.roll, aten.flip, aten.embedding, aten._local_scalar_dense, aten.set_,
     aten.resize_))
 
-#: metadata queries, not operators: fake tensors (symbolic sizes) dispatch ``tensor.device`` where meta tensors
-#: answer it without dispatching, so recording them would make the two runs of one model list different operators
-_QUERIES = frozenset({"prim.device"})
+#: not operators, not recorded: a metadata query (fake tensors, with symbolic sizes, dispatch ``tensor.device``
+#: where meta tensors answer it without dispatching, so the two runs of one model would list different operators)
+#: and the profiler's annotations (``torch.autograd.profiler.record_function``, which nn.DataParallel calls)
+_NOT_OPERATORS = frozenset({"prim.device", "profiler._record_function_enter", "profiler._record_function_enter_new",
+                            "profiler._record_function_exit"})
 
 
 @dataclass(slots=True)
@@ -93,7 +95,7 @@ class _Plan:
     adds: bool        # an add, perhaps a matrix product's bias
     convolves: bool   # a convolution or its backward, whose input may be padded
     multiplies: bool  # a matrix product without a bias of its own
-    recorded: bool    # an operator, not a metadata query
+    recorded: bool    # an operator, not a metadata query or a profiler annotation
     tensors: tuple[int, ...]  # the positions of its tensor (and tensor list) arguments
 
 
@@ -104,7 +106,7 @@ def _plan(func) -> _Plan:
     packet = func.overloadpacket
     _PLANS[func] = _Plan(packet, str(packet), RULES.get(packet), packet is aten.constant_pad_nd, packet in _ADDS,
                          packet in _CONVOLUTIONS or packet is aten.convolution_backward, packet in _PRODUCTS,
-                         str(packet) not in _QUERIES,
+                         str(packet) not in _NOT_OPERATORS,
                          tuple(i for i, a in enumerate(func._schema.arguments)
                                if not a.kwarg_only and _holds_tensors(a.type)))
     return _PLANS[func]
