@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import random
 from collections import Counter
 from contextlib import redirect_stdout
@@ -24,6 +25,8 @@ from symconv.frontends.cli import main
 from symconv.numeric import _scalar_generated as generated
 from symconv.numeric.layer import Layer, axis_accepted
 from symconv.oracle import grid
+
+from .models import Conv2dSame, SkipUp
 
 CONVENTIONS = ("docs", "exact", "macs")
 COUNTERS = (overlap.LatticeCount, overlap.TransposedCoverage, overlap.PlainCoverage, overlap.TapCoverage)
@@ -164,6 +167,9 @@ MODELS = [
     ("3-d", Volume3d, (1, 1, "D", "H", "W"), ("D", "H", "W")),
     ("DCGAN generator", lambda: examples.dcgan_generator(nz=16, ngf=8), (1, 16, "H", "W"), ("H", "W")),
     ("U-Net decoder", lambda: examples.unet_decoder(channels=16), (1, 16, "H", "W"), ("H", "W")),
+    ("output_size= from the input's sizes", SkipUp, (1, 3, "H", "W"), ("H", "W")),
+    ("TensorFlow's 'same' padding computed from the sizes", lambda: Conv2dSame(3, 4, (3, 4), stride=(2, 3)),
+     (2, 3, "H", "W"), ("H", "W")),
 ]
 
 
@@ -172,6 +178,8 @@ def test_model_formulas_at_50_sizes_against_the_concrete_profile(name, build, sh
     model = build()
     result = symconv.profile(model, shape, "exact", all_conventions=True)
     assert result.symbolic and all(no_counter(result.total(c)) for c in CONVENTIONS)
+    # SymPy's own functions only (torch's CeilToInt, IntTrueDiv, … translated), so that it prints and converts
+    assert all(type(f).__module__.startswith("sympy") for f in result.total("exact").atoms(sp.Function))
     formulas = {c: result.formula(c) for c in CONVENTIONS}
     rng = random.Random(name)
     checked = refused = 0
@@ -192,6 +200,17 @@ def test_model_formulas_at_50_sizes_against_the_concrete_profile(name, build, sh
         for c in CONVENTIONS:
             readable = formulas[c].readable()
             assert readable.is_polynomial(*(parse_size(n) for n in names)), readable
+
+
+@pytest.mark.parametrize("build", [SkipUp, lambda: Conv2dSame(3, 4, (3, 4), stride=(2, 3))],
+                         ids=["output_size=", "size-dependent zero padding"])
+def test_a_parameter_that_follows_the_sizes_is_exact_at_every_size(build):
+    # its counts hold where its values do: the smallest sizes, whose paddings differ, are not refused
+    model = build()
+    formula = symconv.profile(model, (2, 3, "H", "W"), "exact").formula()
+    assert formula.conditions() == []
+    for h, w in itertools.product(range(1, 17), repeat=2):
+        assert formula(H=h, W=w) == symconv.profile(model, (2, 3, h, w), "exact").total(), (h, w)
 
 
 @pytest.mark.parametrize("build, shape, concrete", [
@@ -260,6 +279,9 @@ def test_the_domain_reads_as_thresholds_and_equalities():
     with pytest.raises(symconv.SymconvError, match="outside the domain"):
         formula(H=3)
     assert [str(c) for c in Formula(parse_size("H"), (sp.Ne(parse_size("H") - 2, 5),)).conditions()] == ["H ≠ 7"]
+    # guards that hold at every size (output_size= within torch's range, whatever the parity) go unsaid
+    skip = symconv.profile(SkipUp(), (1, 3, "H", "W"), "exact").formula()
+    assert skip.domain and skip.conditions() == []
 
 
 def test_a_total_that_does_not_depend_on_the_sizes_is_a_formula_too():

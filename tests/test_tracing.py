@@ -23,7 +23,7 @@ from symconv.tracing import shapes
 from symconv.tracing.report import readable
 
 from .bruteforce import simulate, simulate_gradients
-from .models import Tokens
+from .models import Conv2dSame, Tokens
 
 CONVENTIONS = ("docs", "exact", "macs")
 
@@ -48,18 +48,6 @@ def add(*totals: dict[str, int]) -> dict[str, int]:
 
 
 # --- whatever reaches a convolution ---------------------------------------------------------------------------
-
-class Conv2dSame(nn.Conv2d):
-    """The pad-then-convolve subclass of TensorFlow ports (timm's Conv2dSame): asymmetric zero padding."""
-
-    def forward(self, x):
-        ih, iw = x.shape[-2:]
-        pads = []
-        for size, k, s, d in zip((iw, ih), self.kernel_size[::-1], self.stride[::-1], self.dilation[::-1]):
-            total = max((math.ceil(size / s) - 1) * s + (k - 1) * d + 1 - size, 0)
-            pads += [total // 2, total - total // 2]
-        return F.conv2d(F.pad(x, pads), self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
-
 
 def test_a_pad_then_convolve_subclass_keeps_its_padding():
     module = Conv2dSame(3, 8, (3, 4), stride=2, bias=False)

@@ -206,9 +206,9 @@ class Formula:
                 name = next(iter(cond.free_symbols))
                 out.append(f"{name.name} = {fixed[name]}")
                 continue
-            if len(cond.free_symbols) == 1 and lower.get(next(iter(cond.free_symbols)), 1) > 1:
+            if len(cond.free_symbols) == 1:  # implied by the name's threshold (or true at every size)
                 name = next(iter(cond.free_symbols))
-                if _holds_from(cond, name, lower[name]):
+                if _holds_from(cond, name, lower.get(name, 1)):
                     continue
             if _decided(cond, lower) is not sp.true:
                 out.append(_described(cond))

@@ -393,6 +393,7 @@ class CountingMode(TorchDispatchMode):
         x, pad = args[0], list(args[1])
         value = args[2] if len(args) > 2 else kwargs.get("value", 0)
         if value == 0 and all(p >= 0 for p in pad):
+            pad = _shaped(pad, self.size)  # symbolic amounts (a size-dependent "same" padding) as expressions
             found = self._padded.get(x) if len(self._padded) and isinstance(x, torch.Tensor) else None
             if found is None:
                 self._padded[out] = (_shaped(x, self.size), tuple(pad))

@@ -11,8 +11,9 @@ Operators without a rule are not counted, and the profiler lists them.
 
 from __future__ import annotations
 
+import itertools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from types import MappingProxyType
 from typing import Any, Callable, Mapping, Sequence
@@ -21,7 +22,7 @@ import torch
 
 from ..core.errors import SymconvError
 from ..core.names import kind_of
-from ..numeric.layer import Layer
+from ..numeric.layer import Layer, is_int
 from ..numeric.layer_counts import LayerCount, count_gradients, count_layer, count_matmul
 
 aten = torch.ops.aten
@@ -154,6 +155,10 @@ def convolution(x: Shape, w: Shape, bias: Shape | None, stride, padding, dilatio
     Zero padding applied just before (``constant_pad_nd`` with value 0) is merged
     into the layer's padding, so the exact convention skips products with it.
     """
+    if not all(is_int(o) for o in output_padding):
+        return _by_output_padding(x, w, bias, stride, padding, dilation, output_padding, groups, context)
+    if context.pad is not None and not all(is_int(v) for pair in context.pad for v in pair):
+        return _by_merged_padding(x, w, bias, stride, padding, dilation, transposed, output_padding, groups, context)
     layer = convolution_layer(w, bias is not None, stride, padding, dilation, transposed, output_padding, groups,
                               context.pad)
     source = context.input_shape if context.pad is not None else x
@@ -164,6 +169,74 @@ def convolution(x: Shape, w: Shape, bias: Shape | None, stride, padding, dilatio
     return [Counted(layer.kind, {c: v.total for c, v in counts.items()}, tuple(source), out, layer, counts,
                     _describe_pad(context.pad) if context.pad is not None else "",
                     domain=getattr(first, "domain", ()))]
+
+
+def _by_output_padding(x: Shape, w: Shape, bias: Shape | None, stride, padding, dilation, output_padding, groups,
+                       context: Context) -> list[Counted]:
+    """A transposed convolution whose output_padding is a formula in the sizes (``output_size=`` given as another
+    tensor's sizes, as U-Nets do): counted at each value it can take, below max(stride, dilation) per axis."""
+    import sympy as sp
+    choices = [[(o, sp.true)] if is_int(o) else [(v, sp.Eq(o, v)) for v in range(max(s, d))]
+               for o, s, d in zip(output_padding, stride, dilation)]
+    pieces = [(convolution(x, w, bias, stride, padding, dilation, True, tuple(v for v, _ in combo), groups,
+                           context=context)[0], tuple(where for _, where in combo))
+              for combo in itertools.product(*choices)]
+    return [_piecewise(pieces, "output_padding follows the input size: counted at each value it takes")]
+
+
+def _by_merged_padding(x: Shape, w: Shape, bias: Shape | None, stride, padding, dilation, transposed,
+                       output_padding, groups, context: Context) -> list[Counted]:
+    """A convolution whose merged zero padding is a formula in the sizes (TensorFlow's "same" padding computed
+    from the input, as timm's Conv2dSame does): counted at each (left, right) padding the formula takes over
+    the sizes scanned, each where it takes it; the domain holds the sizes where it takes one of them."""
+    import sympy as sp
+    from ..core.sizes import _SCAN
+    choices = []
+    for left, right in context.pad:
+        left, right = sp.sympify(left), sp.sympify(right)
+        names = left.free_symbols | right.free_symbols
+        if not names:
+            choices.append([((int(left), int(right)), sp.true)])
+            continue
+        if len(names) > 1:
+            raise SymconvError(f"zero padding ({left}, {right}) depends on several sizes: give concrete sizes")
+        (name,) = names
+        taken = dict.fromkeys((int(left.xreplace({name: n})), int(right.xreplace({name: n})))
+                              for n in range(1, _SCAN + 1))
+        choices.append([(pair, sp.And(sp.Eq(left, pair[0]), sp.Eq(right, pair[1]))) for pair in taken])
+    pieces = [(convolution(x, w, bias, stride, padding, dilation, transposed, output_padding, groups,
+                           context=replace(context, pad=tuple(pair for pair, _ in combo)))[0],
+               tuple(where for _, where in combo))
+              for combo in itertools.product(*choices)]
+    within = tuple(sp.Or(*(where for _, where in axis)) for axis in choices if len(axis) > 1)
+    return [_piecewise(pieces, "zero padding follows the input size: counted at each amount it takes", within)]
+
+
+def _piecewise(pieces: list[tuple[Counted, tuple]], note: str, domain: tuple = ()) -> Counted:
+    """One count from the counts of a layer whose parameter follows the sizes, each with where it holds (one
+    condition per axis): a Piecewise wherever they differ, exact at every size where one of them holds. What a
+    count needs of the sizes (its domain) is needed where that count holds: of each condition, on the axes it
+    concerns."""
+    import sympy as sp
+
+    def merged(value: Callable[[Counted], Any]) -> Any:
+        values = [value(entry) for entry, _ in pieces]
+        return values[0] if all(v == values[0] for v in values) else \
+            sp.Piecewise(*[(v, sp.And(*where)) for v, (_, where) in zip(values, pieces)])
+
+    def needed(condition: Any, where: tuple) -> Any:
+        return sp.Implies(sp.And(*(w for w in where if w.free_symbols & condition.free_symbols)), condition)
+
+    first = pieces[0][0]
+    out = tuple(merged(lambda e: e.output_shape[i]) for i in range(len(first.output_shape)))
+    forward = {c: replace(count, output_size=out[-len(count.output_size):],
+                          **{f: merged(lambda e: getattr(e.forward[c], f))
+                             for f in ("psi", "multiplications", "additions", "lam", "gamma", "total")})
+               for c, count in first.forward.items()}
+    domain = tuple(dict.fromkeys((*domain, *(needed(condition, where) for entry, where in pieces
+                                             for condition in entry.domain))))
+    return Counted(first.what, {c: merged(lambda e: e.totals[c]) for c in first.totals}, first.input_shape, out,
+                   None, forward, note, domain=domain)
 
 
 @rule(aten.convolution_backward)

@@ -39,6 +39,15 @@ class Translation:
             (tf.ModularIndexing, lambda a, b, c: sp.Mod(sp.floor(a / b), c)),
             (tf.Max, sp.Max),
             (tf.Min, sp.Min),
+            # math.ceil(size / stride) and the like in a model's own code: Python's float division and rounding
+            (tf.IntTrueDiv, lambda a, b: a / b),
+            (tf.FloatTrueDiv, lambda a, b: a / b),
+            (tf.ToFloat, lambda a: a),
+            (tf.CeilToInt, sp.ceiling),
+            (tf.FloorToInt, sp.floor),
+            (tf.TruncToInt, lambda a: sp.sign(a) * sp.floor(sp.Abs(a))),
+            (tf.PowByNatural, sp.Pow),
+            (tf.Identity, lambda a: a),
         ]
 
     def __call__(self, expr: sp.Basic) -> sp.Basic:
