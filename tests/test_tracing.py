@@ -560,6 +560,22 @@ def test_compiled_code_is_counted_as_the_code_it_compiles_and_the_compiler_does_
     assert sum(counters["stats"].values()) == 0  # dynamo captured nothing
 
 
+def test_fx_graph_modules_and_exported_programs_are_counted_as_the_code_they_hold():
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.ConvTranspose2d(8, 4, 3, stride=2),
+                          nn.Flatten(), nn.Linear(4 * 17 * 17, 5))
+    x = torch.randn(2, 3, 8, 8)
+    expected = add(layer_totals(Layer.make("Conv2d", 3, 8, 3, padding=1), (2, 3, 8, 8)),
+                   layer_totals(Layer.make("ConvTranspose2d", 8, 4, 3, stride=2), (2, 8, 8, 8)),
+                   matmul_totals(2, 4 * 17 * 17, 5, True))
+    traced, program = torch.fx.symbolic_trace(model), torch.export.export(model, (x,))
+    before = snapshot(traced)
+    for subject in (traced, program, program.module()):
+        assert counted(subject, (2, 3, 8, 8))[1] == counted(subject, x)[1] == expected
+    assert counted(traced, (2, 3, 8, 8), backward=True)[1] == counted(model, (2, 3, 8, 8), backward=True)[1]
+    assert_untouched(traced, before)
+    assert torch.equal(traced(x), model(x))  # its own class and forward still run
+
+
 def test_a_script_module_is_refused():
     scripted = torch.jit.script(nn.Conv2d(1, 1, 3))
     with pytest.raises(symconv.SymconvError, match="TorchScript"):

@@ -15,6 +15,7 @@ import copy
 import gc
 import itertools
 import sys
+import warnings
 from collections import OrderedDict
 from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
@@ -32,12 +33,17 @@ from .report import ModuleInfo, Profile
 META, REAL, SYMBOLIC = "meta", "real values", "symbolic"
 
 
-def _check_model(model: Any) -> None:
+def _checked_model(model: Any) -> torch.nn.Module:
+    """The module to profile: the model, or the module a ``torch.export`` program runs."""
+    export = sys.modules.get("torch.export")  # where it is not imported, nothing was exported
+    if export is not None and isinstance(model, export.ExportedProgram):
+        return model.module()  # a new module each call: the user's program is not touched
     if isinstance(model, torch.jit.ScriptModule):
         raise SymconvError(f"{type(model).__name__} is a TorchScript module: profile the torch.nn.Module it was "
                            f"scripted from (symconv counts the aten operators a Python forward runs)")
     if not isinstance(model, torch.nn.Module):
         raise SymconvError(f"model={type(model).__name__} must be a torch.nn.Module")
+    return model
 
 
 def _is_shape(value: Any) -> bool:
@@ -169,7 +175,8 @@ class _Copier:
             return clone
         if "__deepcopy__" in cls.__dict__ and cls.__module__ != "torch.nn.utils.parametrize":
             return copy.deepcopy(m, self.memo)  # the class says how it copies itself
-        clone = self.memo[id(m)] = cls.__new__(cls)
+        # object.__new__, not the class's own: an FX GraphModule's __new__ makes a new class, without its forward
+        clone = self.memo[id(m)] = object.__new__(cls)
         state = dict(m.__dict__)
         atoms, containers, tensor, module = _ATOMS, _CONTAINERS, self.tensor, self.module
         for key, v in state.items():
@@ -193,7 +200,11 @@ class _Copier:
 def _copy(model: torch.nn.Module, meta: bool) -> torch.nn.Module:
     """A copy of the model sharing nothing with it: every tensor on the meta device, or real copies."""
     try:
-        return _Copier(meta).module(model)
+        with warnings.catch_warnings():
+            # torch's own pytree specs (FX and torch.export modules hold them) rebuild through a path it deprecates
+            warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+                                    category=FutureWarning)
+            return _Copier(meta).module(model)
     except Exception as err:
         raise SymconvError(f"cannot copy the model to run it ({type(err).__name__}: {err}); symconv never runs "
                            f"the user's own model") from err
@@ -270,14 +281,15 @@ def profile(model: torch.nn.Module,
     gradient of every parameter and input that requires grad) as backward records.
     The model is never modified, on success or failure. Compiled code (``torch.compile``
     of the model, of a submodule or of a function, ``module.compile()``) runs eagerly
-    and is counted as the code it compiles: the compiler does not run.
+    and is counted as the code it compiles: the compiler does not run. FX graph modules
+    and ``torch.export`` programs are counted as the code they hold.
 
     Sizes may be names or expressions in names (``(1, 3, "H", "W")``, ``"8*h"``):
     the counts are then SymPy expressions in them, exact wherever the model takes
     the branches it took at the ``hints`` (values per name; large distinct defaults),
     and ``profile.domain`` holds the conditions on the sizes under which they hold.
     """
-    _check_model(model)
+    model = _checked_model(model)
     first = convention_name(convention)
     conventions = (first, *(c for c in CONVENTION_NAMES if c != first)) if all_conventions else (first,)
     shapes = _shapes(inputs)
