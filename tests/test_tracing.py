@@ -679,14 +679,18 @@ def test_a_training_step_counts_every_gradient_it_runs():
 
 
 class Checkpointed(nn.Module):
-    """Two convolutions under activation checkpointing: the first is run again in the backward pass."""
+    """Two convolutions under activation checkpointing, run again in the backward pass: the first alone (torch
+    stops recomputing once it has what it needs), or both, and their gradients in a backward pass of their own
+    (reentrant)."""
 
-    def __init__(self):
+    def __init__(self, reentrant: bool = False):
         super().__init__()
         self.a, self.b = nn.Conv2d(3, 8, 3), nn.Conv2d(8, 4, 3, bias=False)
+        self.reentrant = reentrant
 
     def forward(self, x):
-        return torch.utils.checkpoint.checkpoint(lambda y: self.b(F.relu(self.a(y))), x, use_reentrant=False)
+        return torch.utils.checkpoint.checkpoint(lambda y: self.b(F.relu(self.a(y))), x,
+                                                 use_reentrant=self.reentrant)
 
 
 BACKWARD_MODELS = {
@@ -694,6 +698,7 @@ BACKWARD_MODELS = {
     "residual blocks with a downsampling shortcut": lambda: nn.Sequential(examples.Bottleneck(3, 2, 2),
                                                                            examples.Bottleneck(8, 2, 1)),
     "activation checkpointing": Checkpointed,
+    "reentrant activation checkpointing": lambda: Checkpointed(reentrant=True),
 }
 
 
@@ -711,7 +716,8 @@ def test_the_backward_pass_is_attributed_to_the_modules_it_differentiates(name):
     layers = [n for n, m in modules.items() if isinstance(m, nn.Conv2d)]
     assert sorted(r.module for r in convolutions if r.counted.what == "grad_weight") == sorted(layers)
     recomputed = [r.module for r in convolutions if r.phase == "backward" and r.counted.what == "Conv2d"]
-    assert recomputed == (["a"] if name == "activation checkpointing" else [])
+    assert recomputed == {"activation checkpointing": ["a"], "reentrant activation checkpointing": ["a", "b"]}.get(
+        name, [])
     # every convolution's count sits in its own module's total and in no sibling's
     totals = {info.name: sums["exact"] for info, sums in result.module_totals()}
     assert sum(totals[n] for n in layers) == result.total() == sum(r.counted.totals["exact"] for r in convolutions)

@@ -226,10 +226,12 @@ class TrainingStack(ForwardStack):
 
     In the backward pass a module is entered at the first gradient of its outputs and
     left once its inputs' gradients are complete (torch's multi-grad hooks, registered
-    in the forward pass); of the modules in their backward, the one entered last is at
-    work (a residual block's downsampling runs while the main branch, which reads the
-    same input, waits for it). A forward run inside the backward pass (activation
-    checkpointing recomputing it) keeps its forward stack. torch's ModuleTracker keeps
+    as the module runs forward); of the modules in their backward, the one entered last
+    is at work (a residual block's downsampling runs while the main branch, which reads
+    the same input, waits for it). A forward run inside the backward pass (activation
+    checkpointing recomputing it) keeps its forward stack, and registers hooks too: a
+    reentrant checkpoint differentiates it in a backward pass of its own. torch's
+    ModuleTracker keeps
     a set instead: it never enters the module that made the model's output (torch
     does not report a backward pass's roots as reached), attributes a downsampling
     branch to the main branch's modules, and lets a recomputation leave the module
@@ -245,14 +247,14 @@ class TrainingStack(ForwardStack):
 
     def _enter(self, module: torch.nn.Module, inputs: Any) -> None:
         super()._enter(module, inputs)
-        tensors = _requiring_grad(inputs) if not _in_backward() else None
+        tensors = _requiring_grad(inputs)
         if tensors:
             self._grad_hooks.append(register_multi_grad_hook(tensors, partial(self._leave_backward, self.current[-1])))
 
     def _exit(self, module: torch.nn.Module, inputs: Any, output: Any) -> None:
         name = self.current[-1]
         super()._exit(module, inputs, output)
-        tensors = _requiring_grad(output) if not _in_backward() else None
+        tensors = _requiring_grad(output)
         if tensors:
             self._grad_hooks.append(register_multi_grad_hook(tensors, partial(self._enter_backward, name), mode="any"))
 
