@@ -211,6 +211,15 @@ def test_a_shape_takes_the_models_dtype(dtype):
     assert counted(model, (2, 3, "H", 9), hints={"H": 9})[0].formula("exact")(H=9) == expected["exact"]
 
 
+def test_an_input_of_another_dtype_than_the_weights_is_refused_as_torch_refuses_it():
+    conv = nn.Conv2d(3, 4, 3, bias=False)  # without a bias, torch's meta kernel would let it through
+    with pytest.raises(RuntimeError):
+        conv(torch.randn(1, 3, 8, 8, dtype=torch.float16))
+    for inputs in ({"inputs": (1, 3, 8, 8), "dtype": torch.float16}, {"inputs": torch.randn(1, 3, 8, 8).half()}):
+        with pytest.raises(symconv.SymconvError, match="float16 input with float32 weights"):
+            symconv.profile(conv, **inputs)
+
+
 def test_several_inputs_given_as_shapes_with_their_dtypes():
     model, expected = Tokens(), matmul_totals(2 * 10, 8, 4, True)
     given = symconv.profile(model, (torch.randint(0, 50, (2, 10)), torch.randn(2, 10, 8)), "exact")

@@ -57,6 +57,9 @@ def _convolution_shape(x: tuple, w: tuple, bias: bool, stride: tuple, padding: t
 
 @fast(aten.convolution.default)
 def convolution(x, w, bias, stride, padding, dilation, transposed, output_padding, groups):
+    if x.dtype != w.dtype:  # torch's meta kernel lets it through; its CPU and GPU kernels refuse it
+        raise SymconvError(f"a convolution of a {str(x.dtype).removeprefix('torch.')} input with "
+                           f"{str(w.dtype).removeprefix('torch.')} weights, which torch refuses to run")
     return _empty(_convolution_shape(tuple(x.shape), tuple(w.shape), bias is not None, tuple(stride), tuple(padding),
                                      tuple(dilation), bool(transposed), tuple(output_padding), int(groups)), x)
 
