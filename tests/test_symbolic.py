@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import io
 import itertools
+import json
 import random
 from collections import Counter
 from contextlib import redirect_stdout
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -377,6 +379,29 @@ def test_symbolic_sizes_parse_strictly():
     for bad in ("h/2", "2.5", "h**-1", "__import__('os')", "h;1"):
         with pytest.raises(symconv.SymconvError):
             parse_size(bad)
+
+
+def test_a_symbolic_profile_exports_as_json_and_as_a_dataframe():
+    model, at = SkipUp(), {"H": 9, "W": 14}
+    result = symconv.profile(model, (1, 3, "H", "W"), "exact", all_conventions=True)
+    concrete = symconv.profile(model, (1, 3, 9, 14), "exact", all_conventions=True)
+
+    names = {n: parse_size(n) for n in at}
+
+    def value(text_or_expr) -> int:
+        return int(sp.sympify(text_or_expr, locals=names).xreplace({names[n]: v for n, v in at.items()}))
+
+    report = json.loads(result.to_json())
+    assert report["domain"] == result.formula().conditions() and report["hints"] == result.hints
+    assert {c: value(report["totals"][c]) for c in CONVENTIONS} == {c: concrete.total(c) for c in CONVENTIONS}
+    frame = result.to_dataframe()
+    assert value(frame["total"].sum()) == concrete.total("exact")
+    assert value(frame["total_macs"].sum()) == concrete.total("macs")
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert main(["profile", f"{Path(__file__).with_name('models.py')}:SkipUp", "--input", "1,3,H,W",
+                     "--format", "json"]) == 0
+    assert value(json.loads(out.getvalue())["totals"]["docs"]) == concrete.total("docs")
 
 
 def test_count_cli_prints_formulas_and_latex():

@@ -258,20 +258,27 @@ class Profile:
                     item.update(psi=first.psi, **{"lambda": first.lam}, gamma=first.gamma)
             return item
 
+        def formula(value: Any) -> Any:
+            """A count or size in symbolic sizes, as its text (simplified within the domain)."""
+            readable = self._readable(value)
+            return int(readable) if getattr(readable, "is_Integer", False) else str(readable)
+
+        symbolic = {"domain": self.formula().conditions(), "hints": self.hints} if self.symbolic else {}
         return json.dumps({
             "model": self.model_type, "inputs": [list(s) for s in self.input_shapes], "run": self.run,
             "conventions": list(self.conventions), "units": {c: unit(c) for c in self.conventions},
-            "totals": {c: self.total(c) for c in self.conventions},
+            "totals": {c: self.total(c) for c in self.conventions}, **symbolic,
             "modules": [{"name": i.name, "type": i.type, "parameters": i.parameters, "totals": t}
                         for i, t in self.module_totals()],
             "operators": [{"op": op, "phase": ph, "calls": n, "totals": t} for op, ph, n, t in self.operator_totals()],
             "not_counted": [{"op": op, "calls": n, "modules": m, "arithmetic": a} for op, n, m, a in self.not_counted()],
             "records": [record(r) for r in self.records],
-        }, indent=2)
+        }, indent=2, default=formula)
 
     def to_dataframe(self):
         """One row per operator call (pip install 'symconv[pandas]'): nullable integer counts, so
-        ``df["total"].sum()`` is the profile's total under the first convention."""
+        ``df["total"].sum()`` is the profile's total under the first convention; with symbolic sizes, SymPy
+        expressions (simplified within the domain; ``df["total"].sum()`` is then the total as an expression)."""
         try:
             import pandas as pd
         except ImportError:
@@ -289,8 +296,11 @@ class Profile:
             row.update({f"total_{k}": c.totals[k] if c else None for k in self.conventions[1:]})
             rows.append(row)
         frame = pd.DataFrame(rows)
-        integers = ["psi", "lambda", "gamma", "total", *(f"total_{k}" for k in self.conventions[1:])]
-        return frame.astype({col: "Int64" for col in integers})
+        counts = ["psi", "lambda", "gamma", "total", *(f"total_{k}" for k in self.conventions[1:])]
+        if self.symbolic:  # expressions stay objects (None where not counted, which sums skip)
+            return frame.assign(**{col: frame[col].map(lambda v: None if v is None else self._readable(v))
+                                   for col in counts})
+        return frame.astype({col: "Int64" for col in counts})
 
 
 def _tex_text(text: str) -> str:
