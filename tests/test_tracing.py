@@ -192,6 +192,52 @@ def test_profiler_annotations_are_not_operators(build):
     assert [r.op for r in result.records] == ["aten.convolution"]  # and nothing listed as not counted
 
 
+class Rearranging(nn.Module):
+    """Operators that move, select or mask data: every output element a copy of an input element or a constant."""
+
+    def forward(self, x):
+        y = F.interpolate(F.pixel_shuffle(x, 2), scale_factor=2, mode="nearest")  # (1, 2, 8, 8) from (1, 8, 2, 2)
+        mask = torch.triu(torch.ones(8, 8, dtype=torch.bool, device=x.device)).tril(2)
+        y = torch.where(mask, y, y.flip(-1)).masked_fill(~mask, 0.5)
+        patches = F.unfold(y, 2).unfold(2, 4, 4)  # im2col, then a strided view
+        picked = y[:, :, torch.tensor([3, 1, 4], device=x.device)].repeat_interleave(2, dim=1).roll(1, 0).narrow(3, 2, 4)
+        return patches.flatten(), picked.diagonal(dim1=2, dim2=3).movedim(1, 0).reshape(-1)
+
+
+def test_operators_listed_as_moving_data_do_no_arithmetic():
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_leaves
+
+    from symconv.tracing.counting_mode import DATA_MOVEMENT
+    uninitialized = {"aten.empty", "aten.empty_like", "aten.empty_strided", "aten.new_empty",
+                     "aten.new_empty_strided"}
+    checked = set()
+
+    class Watch(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            name, leaves = str(func.overloadpacket), tree_leaves((args, kwargs or {}))
+            tensors = [t for t in leaves if isinstance(t, torch.Tensor)]
+            if name in DATA_MOVEMENT and name not in uninitialized and tensors:
+                allowed = {0.0, 1.0, *(float(v) for v in leaves if isinstance(v, (int, float))),
+                           *(v for t in tensors for v in t.double().flatten().tolist())}
+                for t in (t for t in tree_leaves(out) if isinstance(t, torch.Tensor)):
+                    assert set(t.double().flatten().tolist()) <= allowed, name
+                checked.add(name)
+            return out
+
+    x = torch.randperm(32).float().add(100).reshape(1, 8, 2, 2)  # distinct values, none of them a constant
+    with Watch():
+        Rearranging()(x)
+    listed = {r.op for r in symconv.profile(Rearranging(), (1, 8, 2, 2)).records}
+    assert {"aten.pixel_shuffle", "aten.upsample_nearest2d", "aten.triu", "aten.tril", "aten.where",
+            "aten.masked_fill", "aten.im2col", "aten.unfold", "aten.index",
+            "aten.diagonal"} <= checked
+    assert {op for op in listed if op in DATA_MOVEMENT} - {"aten.ones", "aten.lift_fresh"} <= checked  # all seen
+    assert all(not arithmetic for op, _, _, arithmetic in symconv.profile(Rearranging(), (1, 8, 2, 2)).not_counted()
+               if op != "aten.bitwise_not")
+
+
 def test_unbatched_input():
     module = nn.ConvTranspose2d(3, 2, 4, stride=2, padding=1, groups=1)
     _, totals = counted(module, (3, 5, 5))

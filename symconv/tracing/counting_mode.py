@@ -61,7 +61,13 @@ DATA_MOVEMENT = frozenset(str(p) for p in (
     aten.reflection_pad3d, aten.replication_pad1d, aten.replication_pad2d, aten.replication_pad3d,
     aten.flatten, aten.unflatten, aten.as_strided, aten.index_select, aten.gather, aten.repeat,
     aten._reshape_alias, aten.narrow, aten.roll, aten.flip, aten.embedding, aten._local_scalar_dense, aten.set_,
-    aten.resize_))
+    aten.resize_,
+    # each output element a copy of an input element or a constant
+    aten.pixel_shuffle, aten.pixel_unshuffle, aten.channel_shuffle, aten.native_channel_shuffle,
+    aten.upsample_nearest1d, aten.upsample_nearest2d, aten.upsample_nearest3d, aten._upsample_nearest_exact1d,
+    aten._upsample_nearest_exact2d, aten._upsample_nearest_exact3d, aten.unfold, aten.im2col, aten.triu,
+    aten.tril, aten.masked_fill, aten.masked_fill_, aten.where, aten.index, aten.repeat_interleave, aten.diagonal,
+    aten.movedim, aten.new_full, aten.arange, aten.scalar_tensor, aten.lift_fresh_copy))
 
 #: not operators, not recorded: a metadata query (fake tensors, with symbolic sizes, dispatch ``tensor.device``
 #: where meta tensors answer it without dispatching, so the two runs of one model would list different operators)
