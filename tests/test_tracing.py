@@ -8,6 +8,7 @@ import json
 import math
 import pickle
 import random
+import threading
 
 import pytest
 import torch
@@ -564,6 +565,27 @@ def test_a_successful_profile_leaves_everything_as_it_was():
     now = global_state()
     assert now[:3] == state[:3] and torch.equal(now[3], state[3]) and now[4:] == state[4:]
     assert x.grad is None
+
+
+class Locked(nn.Module):
+    """A module holding an object no copy can be made of (a lock) beside its layers."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.lock = nn.Conv2d(3, 4, 3), threading.Lock()
+
+    def forward(self, x):
+        with self.lock:
+            return self.conv(x)
+
+
+def test_a_model_holding_an_object_that_cannot_be_copied_is_counted_and_left_untouched():
+    model = Locked()
+    lock, before = model.lock, snapshot(model)
+    expected = layer_totals(symconv.layer_from_module(model.conv), (2, 3, 8, 8))
+    assert counted(model, (2, 3, 8, 8))[1] == counted(model, torch.randn(2, 3, 8, 8))[1] == expected
+    assert model.lock is lock and not lock.locked()
+    assert_untouched(model, before)
 
 
 @pytest.mark.parametrize("context", [torch.no_grad, torch.inference_mode])

@@ -163,7 +163,11 @@ class _Copier:
             return self.tensor(v)
         if isinstance(v, torch.nn.Module):
             return self.module(v)
-        return copy.deepcopy(v, self.memo)
+        try:
+            return copy.deepcopy(v, self.memo)
+        except (TypeError, copy.Error):  # a lock, a file, a generator: no copy exists, so the copy shares it
+            self.memo[id(v)] = v
+            return v
 
     def module(self, m: torch.nn.Module) -> torch.nn.Module:
         cls = type(m)
