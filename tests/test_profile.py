@@ -230,6 +230,12 @@ def test_profile_cli_takes_an_input_per_argument_with_its_dtype():
                        "--convention", "macs"])
     report = json.loads(out.getvalue())
     assert status == 0 and report["inputs"] == [[2, 10], [2, 10, 8]] and report["totals"]["macs"] == 2 * 10 * 8 * 4
+    out = io.StringIO()
+    with redirect_stdout(out):  # by name, in any order
+        assert main(["profile", f"{path}:Tokens", "--input", "offset=2,10,8", "--input", "ids=2,10:int64",
+                     "--format", "json", "--convention", "macs"]) == 0
+    report = json.loads(out.getvalue())
+    assert report["input_names"] == ["offset", "ids"] and report["totals"]["macs"] == 2 * 10 * 8 * 4
     proc = subprocess.run([sys.executable, "-m", "symconv", "profile", f"{path}:Tokens", "--input", "2,10:int65",
                            "--input", "2,10,8"], capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "'int65' is not a torch dtype" in proc.stderr

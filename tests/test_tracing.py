@@ -283,6 +283,26 @@ def test_several_inputs_given_as_shapes_with_their_dtypes():
         symconv.profile(nn.Linear(8, 4), torch.randn(2, 8), dtype=torch.float64)
 
 
+def test_inputs_given_by_argument_name():
+    model, expected = Tokens(), matmul_totals(2 * 10, 8, 4, True)
+    by_name = {"offset": (2, 10, 8), "ids": (2, 10)}  # in another order than forward's
+    result, totals = counted(model, by_name, dtype={"ids": torch.long})
+    assert totals == expected and result.input_names == ("offset", "ids")
+    assert "on input offset=(2, 10, 8), ids=(2, 10)" in result.summary()
+    tensors = {"ids": torch.randint(0, 50, (2, 10)), "offset": torch.randn(2, 10, 8, requires_grad=True)}
+    trained = symconv.profile(model, tensors, "exact", backward=True)
+    assert trained.total("exact", "forward") == expected["exact"]
+    # the head's input gradient (20×4 by 4×8) and weight gradient (4×20 by 20×8); its bias gradient is a sum
+    assert trained.total("exact", "backward") == \
+        matmul_totals(20, 4, 8, False)["exact"] + matmul_totals(4, 20, 8, False)["exact"]
+    formula = counted(model, {"ids": (2, "L"), "offset": (2, "L", 8)}, dtype={"ids": torch.long})[0].formula("exact")
+    assert formula(L=10) == expected["exact"]
+    with pytest.raises(symconv.SymconvError, match="all be shapes or all be tensors, not a shape, a tensor"):
+        symconv.profile(model, {"ids": (2, 10), "offset": torch.randn(2, 10, 8)})
+    with pytest.raises(symconv.SymconvError, match="got an unexpected keyword argument 'mask'"):
+        symconv.profile(model, {"ids": (2, 10), "mask": (2, 10, 8)}, dtype={"ids": torch.long})
+
+
 # --- matrix products and attention ------------------------------------------------------------------------------
 
 def test_linear_on_every_input_layout():

@@ -177,11 +177,11 @@ def _explain(args: argparse.Namespace) -> int:
 def _profile(args: argparse.Namespace) -> int:
     from ..tracing.profiler import profile
     from .loading import load_model
-    shapes, dtypes = zip(*map(_shape_and_dtype, args.input))
+    inputs, dtypes = _inputs(args.input)
     model = load_model(args.model)
     every = args.convention == "all"
-    result = profile(model, shapes[0] if len(shapes) == 1 else list(shapes), "docs" if every else args.convention,
-                     all_conventions=every, backward=args.backward, hints=_hints(args.hint), dtype=list(dtypes))
+    result = profile(model, inputs, "docs" if every else args.convention, all_conventions=every,
+                     backward=args.backward, hints=_hints(args.hint), dtype=dtypes)
     if args.plot:
         if not result.symbolic:
             raise SymconvError(_PLOT_NEEDS_NAMES)
@@ -195,14 +195,31 @@ def _profile(args: argparse.Namespace) -> int:
     return 0
 
 
-def _shape_and_dtype(text: str) -> tuple[tuple, Any]:
-    """``2,16:int64`` as ((2, 16), torch.int64); without a dtype, None (the model's)."""
+def _inputs(texts: list[str]) -> tuple[Any, Any]:
+    """``--input`` values as profile() takes them: a shape, a list of shapes, or, where every one is written
+    ``NAME=SHAPE``, a dict by name; and their dtypes alike."""
+    parsed = [_input(text) for text in texts]
+    names = [name for name, _, _ in parsed]
+    if all(names):
+        return {n: shape for n, shape, _ in parsed}, {n: dtype for n, _, dtype in parsed if dtype is not None}
+    if any(names):
+        raise SymconvError("--input: name every input (NAME=SHAPE, passed by name) or none (passed in order)")
+    shapes = [shape for _, shape, _ in parsed]
+    return shapes[0] if len(shapes) == 1 else shapes, [dtype for _, _, dtype in parsed]
+
+
+def _input(text: str) -> tuple[str, tuple, Any]:
+    """``ids=2,16:int64`` as ('ids', (2, 16), torch.int64); without a name, ''; without a dtype, None (the
+    model's)."""
     import torch
-    shape, colon, name = text.rpartition(":") if ":" in text else (text, "", "")
-    dtype = getattr(torch, name.strip(), None) if colon else None
+    name, equals, rest = text.partition("=") if "=" in text else ("", "", text)
+    if equals and not name.strip().isidentifier():
+        raise SymconvError(f"--input {text!r}: {name.strip()!r} is not an argument name")
+    shape, colon, kind = rest.rpartition(":") if ":" in rest else (rest, "", "")
+    dtype = getattr(torch, kind.strip(), None) if colon else None
     if colon and not isinstance(dtype, torch.dtype):
-        raise SymconvError(f"--input {text!r}: {name.strip()!r} is not a torch dtype (e.g. int64, float16, bfloat16)")
-    return parse_shape(shape), dtype
+        raise SymconvError(f"--input {text!r}: {kind.strip()!r} is not a torch dtype (e.g. int64, float16, bfloat16)")
+    return name.strip(), parse_shape(shape), dtype
 
 
 def _hints(items: list[str] | None) -> dict[str, int] | None:
@@ -257,10 +274,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="an importable model, or a class or function building one with no arguments: "
                         "package.module:attr or path/to/file.py:attr, e.g. "
                         "symconv.frontends.examples:dcgan_generator")
-    p.add_argument("--input", required=True, action="append", metavar="SHAPE[:DTYPE]",
+    p.add_argument("--input", required=True, action="append", metavar="[NAME=]SHAPE[:DTYPE]",
                    help="input shape, comma-separated, e.g. 1,100,1,1; sizes may be names or expressions "
                         "(1,3,H,W or 1,3,32*h,32*w): the counts are then formulas in them. A dtype may follow "
-                        "(2,16:int64 for token ids; default: the model's). Repeat for each argument of forward")
+                        "(2,16:int64 for token ids; default: the model's). Repeat for each argument of forward, "
+                        "in order, or each by name (ids=2,16:int64 --input mask=2,16)")
     p.add_argument("--hint", action="append", metavar="NAME=SIZE",
                    help="with sizes as names: the size at which the model's branches are taken "
                         "(default: distinct sizes from 256 up); repeatable")

@@ -52,25 +52,39 @@ def _is_shape(value: Any) -> bool:
         all(is_int(v) or isinstance(v, str) or hasattr(v, "free_symbols") for v in value)
 
 
-def _shapes(inputs: Any) -> list[tuple] | None:
-    """The input shapes where the inputs are given as one shape or a sequence of shapes, else None."""
-    if _is_shape(inputs):
-        return [tuple(inputs)]
-    if isinstance(inputs, (tuple, list)) and inputs and all(_is_shape(v) for v in inputs):
-        return [tuple(v) for v in inputs]
-    return None
+def _arguments(inputs: Any) -> tuple[list, tuple[str, ...]]:
+    """The inputs as a list of values (shapes or tensors) in order, and the names of the last ones, which are
+    passed by name: a dict passes every value by name."""
+    if isinstance(inputs, dict):
+        if not inputs or not all(isinstance(k, str) and k.isidentifier() for k in inputs):
+            raise SymconvError(f"inputs={inputs!r}: a dict of inputs maps names of forward's arguments to shapes or "
+                               f"tensors")
+        return list(inputs.values()), tuple(inputs)
+    if _is_shape(inputs) or isinstance(inputs, torch.Tensor):
+        return [inputs], ()
+    if isinstance(inputs, (tuple, list)) and inputs:
+        return list(inputs), ()
+    raise SymconvError(f"inputs={inputs!r} must be a shape (ints, names), a sequence of shapes, a tensor, a tuple "
+                       f"of tensors, or a dict of shapes or tensors by argument name")
 
 
-def _dtypes(dtype: Any, count: int, model: torch.nn.Module) -> list[torch.dtype]:
-    """The dtype of each input given as a shape: ``dtype`` (one for all, or one per shape), else (or where it is
-    None) the model's own (a half-precision model takes half-precision inputs), torch's default where the model
-    holds no floating-point tensor."""
+def _shapes(values: list) -> list[tuple] | None:
+    """The input shapes where every input is given as a shape, else None."""
+    return [tuple(v) for v in values] if all(_is_shape(v) for v in values) else None
+
+
+def _dtypes(dtype: Any, count: int, names: tuple[str, ...], model: torch.nn.Module) -> list[torch.dtype]:
+    """The dtype of each input given as a shape: ``dtype`` (one for all, one per shape, or by name for inputs given
+    by name), else (or where it is None) the model's own (a half-precision model takes half-precision inputs),
+    torch's default where the model holds no floating-point tensor."""
     if isinstance(dtype, torch.dtype):
         return [dtype] * count
+    if isinstance(dtype, dict) and names and set(dtype) <= set(names):
+        dtype = [None] * (count - len(names)) + [dtype.get(n) for n in names]
     dtypes = [None] * count if dtype is None else list(dtype) if isinstance(dtype, (tuple, list)) else []
     if len(dtypes) != count or not all(d is None or isinstance(d, torch.dtype) for d in dtypes):
-        raise SymconvError(f"dtype={dtype!r} must be a torch.dtype, or one per input shape ({count}; None for the "
-                           f"model's)")
+        raise SymconvError(f"dtype={dtype!r} must be a torch.dtype, one per input shape ({count}; None for the "
+                           f"model's), or, for inputs given by name, a dict of them by name")
     if None in dtypes:
         floating = (t.dtype for t in itertools.chain(model.parameters(), model.buffers()) if t.is_floating_point())
         own = next(floating, torch.get_default_dtype())
@@ -78,7 +92,7 @@ def _dtypes(dtype: Any, count: int, model: torch.nn.Module) -> list[torch.dtype]
     return dtypes
 
 
-def _example_inputs(inputs: Any, shapes: list[tuple] | None, dtypes: list[torch.dtype]
+def _example_inputs(values: list, shapes: list[tuple] | None, dtypes: list[torch.dtype]
                     ) -> tuple[tuple[torch.Tensor, ...], bool]:
     """(tensors, whether they are the user's own): each shape becomes a meta tensor of its dtype."""
     if shapes is not None:
@@ -87,12 +101,11 @@ def _example_inputs(inputs: Any, shapes: list[tuple] | None, dtypes: list[torch.
                 raise SymconvError(f"input shape {shape!r} must hold positive integers")
         return tuple(torch.empty(tuple(int(v) for v in shape), dtype=dtype, device="meta")
                      for shape, dtype in zip(shapes, dtypes)), False
-    if isinstance(inputs, torch.Tensor):
-        return (inputs,), True
-    if isinstance(inputs, (tuple, list)) and inputs and all(isinstance(v, torch.Tensor) for v in inputs):
-        return tuple(inputs), True
-    raise SymconvError(f"inputs={inputs!r} must be a shape (ints, names), a sequence of shapes, a tensor or a "
-                       f"tuple of tensors")
+    if all(isinstance(v, torch.Tensor) for v in values):
+        return tuple(values), True
+    kinds = ", ".join("a tensor" if isinstance(v, torch.Tensor) else "a shape" if _is_shape(v) else
+                      f"{v!r} ({type(v).__name__})" for v in values)
+    raise SymconvError(f"the inputs must all be shapes or all be tensors, not {kinds}")
 
 
 def _meta_empty(t: torch.Tensor) -> torch.Tensor:
@@ -220,8 +233,17 @@ def _inputs_for(examples: tuple[torch.Tensor, ...], meta: bool) -> tuple[torch.T
     return tuple(t.detach().clone().requires_grad_(t.requires_grad) for t in examples)
 
 
-def _describe(examples: tuple[torch.Tensor, ...]) -> str:
-    return ", ".join(str(shape_of(t)) for t in examples)
+def _describe(shapes: Sequence[Any], names: tuple[str, ...]) -> str:
+    """Input shapes as a call writes them: positional ones, then ``name=shape``."""
+    texts = [str(tuple(s)) for s in shapes]
+    split = len(texts) - len(names)
+    return ", ".join(texts[:split] + [f"{n}={t}" for n, t in zip(names, texts[split:])])
+
+
+def _call(model: torch.nn.Module, inputs: Sequence[torch.Tensor], names: tuple[str, ...]) -> Any:
+    """The model run on its inputs, the last ``len(names)`` of them passed by name."""
+    split = len(inputs) - len(names)
+    return model(*inputs[:split], **dict(zip(names, inputs[split:])))
 
 
 def _outputs(value: Any) -> list[torch.Tensor]:
@@ -229,17 +251,17 @@ def _outputs(value: Any) -> list[torch.Tensor]:
     return [t for t in leaves if isinstance(t, torch.Tensor) and t.requires_grad]
 
 
-def _run(model: torch.nn.Module, examples: tuple[torch.Tensor, ...], conventions: tuple[str, ...], meta: bool,
-         backward: bool) -> tuple[CountingMode, torch.nn.Module]:
+def _run(model: torch.nn.Module, examples: tuple[torch.Tensor, ...], names: tuple[str, ...],
+         conventions: tuple[str, ...], meta: bool, backward: bool) -> tuple[CountingMode, torch.nn.Module]:
     if backward and torch.is_inference_mode_enabled():
         with torch.inference_mode(False):  # under the caller's inference mode no tensor could be saved for backward
-            return _run(model, examples, conventions, meta, backward)
+            return _run(model, examples, names, conventions, meta, backward)
     twin = _copy(model, meta)
     inputs = _inputs_for(examples, meta)
     mode = CountingMode(conventions, twin, {id(m): name for name, m in twin.named_modules()}, fast_meta=meta,
                         backward=backward)
     with _eager(), mode, torch.set_grad_enabled(backward):
-        outputs = twin(*inputs)
+        outputs = _call(twin, inputs, names)
         if backward:
             tensors = _outputs(outputs)
             if not tensors:
@@ -269,13 +291,15 @@ def _needs_real_values(err: Exception) -> bool:
 
 
 def profile(model: torch.nn.Module,
-            inputs: Sequence[int | str] | Sequence[Sequence[int | str]] | torch.Tensor | Sequence[torch.Tensor],
+            inputs: Sequence[int | str] | Sequence[Sequence[int | str]] | torch.Tensor | Sequence[torch.Tensor]
+            | dict[str, Any],
             convention: str = "docs", *, all_conventions: bool = False, backward: bool = False,
-            hints: dict[str, int] | None = None, dtype: torch.dtype | Sequence[torch.dtype] | None = None
-            ) -> Profile:
+            hints: dict[str, int] | None = None,
+            dtype: torch.dtype | Sequence[torch.dtype | None] | dict[str, torch.dtype] | None = None) -> Profile:
     """Count every operator ``model`` runs on ``inputs``: a shape, a sequence of shapes (one per argument of
-    ``forward``), a tensor or a tuple of tensors. Inputs given as shapes take ``dtype`` (one, or one per shape:
-    ``torch.long`` for token ids), by default the dtype of the model's parameters.
+    ``forward``), a tensor, a tuple of tensors, or a dict of shapes or tensors by argument name (passed by name).
+    Inputs given as shapes take ``dtype`` (one, one per shape, or by name: ``torch.long`` for token ids), by
+    default the dtype of the model's parameters.
 
     Convolutions (forward and, with ``backward``, their gradients) are counted
     exactly as their layers; matrix products (Linear, matmul, attention) by their
@@ -296,21 +320,22 @@ def profile(model: torch.nn.Module,
     model = _checked_model(model)
     first = convention_name(convention)
     conventions = (first, *(c for c in CONVENTION_NAMES if c != first)) if all_conventions else (first,)
-    shapes = _shapes(inputs)
+    values, names = _arguments(inputs)
+    shapes = _shapes(values)
     if shapes is None and dtype is not None:
         raise SymconvError("dtype applies to inputs given as shapes: a tensor has its own")
-    dtypes = _dtypes(dtype, len(shapes), model) if shapes is not None else []
+    dtypes = _dtypes(dtype, len(shapes), names, model) if shapes is not None else []
     if shapes is not None and not all(is_int(v) for shape in shapes for v in shape):
-        return _profile_symbolic(model, shapes, dtypes, conventions, backward, hints)
+        return _profile_symbolic(model, shapes, names, dtypes, conventions, backward, hints)
     if hints:
         raise SymconvError("hints apply to symbolic sizes only: this input has none")
-    examples, own = _example_inputs(inputs, shapes, dtypes)
-    described = _describe(examples)
+    examples, own = _example_inputs(values, shapes, dtypes)
+    described = _describe([shape_of(t) for t in examples], names)
     # A real pass may draw random numbers (dropout): not from the user's generator. And no garbage collection
     # midway: a full collection of torch's many objects costs more than profiling a large model.
     with torch.random.fork_rng(devices=[]), _collection_paused():
         try:
-            mode, twin = _run(model, examples, conventions, True, backward)
+            mode, twin = _run(model, examples, names, conventions, True, backward)
             run = META
         except SymconvError as err:
             raise SymconvError(f"the model does not run on input {described}: {err}") from err
@@ -329,7 +354,7 @@ def profile(model: torch.nn.Module,
                 raise SymconvError(f"the model's forward raised on input {described}: {type(err).__name__}: "
                                    f"{first_line}{advice}") from err
             try:
-                mode, twin = _run(model, examples, conventions, False, backward)
+                mode, twin = _run(model, examples, names, conventions, False, backward)
                 run = REAL
             except Exception as real_err:
                 if is_symconv_bug(real_err):
@@ -337,18 +362,19 @@ def profile(model: torch.nn.Module,
                 raise SymconvError(f"the model's forward raised on input {described}: {type(real_err).__name__}: "
                                    f"{str(real_err).splitlines()[0] if str(real_err) else ''}") from real_err
     return Profile(mode.records, conventions, run, _module_infos(mode.names, twin), type(twin).__name__,
-                   tuple(shape_of(t) for t in examples), backward)
+                   tuple(shape_of(t) for t in examples), backward, input_names=names)
 
 
-def _profile_symbolic(model: torch.nn.Module, shapes: list[tuple], dtypes: list[torch.dtype],
-                      conventions: tuple[str, ...], backward: bool, hints: dict[str, int] | None) -> Profile:
+def _profile_symbolic(model: torch.nn.Module, shapes: list[tuple], names: tuple[str, ...],
+                      dtypes: list[torch.dtype], conventions: tuple[str, ...], backward: bool,
+                      hints: dict[str, int] | None) -> Profile:
     """The profile as formulas in the size names, from a run on fake tensors with symbolic sizes."""
     from .symbolic import KeepSizesSymbolic, SymbolicRun
     if backward:
         raise SymconvError("backward=True needs concrete sizes: symbolic sizes count a forward pass")
     run = SymbolicRun(shapes, hints)
     examples = [torch.empty(0, dtype=dtype) for dtype in dtypes]
-    shape = ", ".join(str(s) for s in shapes)
+    shape = _describe(shapes, names)
     with torch.random.fork_rng(devices=[]), _collection_paused():
         twin = _copy(model, True)
         inputs = run.inputs(examples)
@@ -359,10 +385,10 @@ def _profile_symbolic(model: torch.nn.Module, shapes: list[tuple], dtypes: list[
                 # Lazy modules shape their parameters at their first call, and a fake tensor cannot become a
                 # parameter's data: a first call on the meta device, at the hints, shapes them.
                 with _eager(), torch.no_grad():
-                    twin(*run.at_hints(examples))
+                    _call(twin, run.at_hints(examples), names)
             run.fakeify(twin)
             with _eager(), run.fake, mode, KeepSizesSymbolic(), torch.no_grad():
-                twin(*inputs)
+                _call(twin, inputs, names)
         except SymconvError as err:
             raise SymconvError(f"the model does not run on input {shape} at {run.describe_hints()}: {err}") from err
         except Exception as err:
@@ -376,7 +402,8 @@ def _profile_symbolic(model: torch.nn.Module, shapes: list[tuple], dtypes: list[
         if record.counted is not None:
             domain += [c for c in record.counted.domain if c not in domain]
     return Profile(mode.records, conventions, SYMBOLIC, _module_infos(mode.names, twin), type(twin).__name__,
-                   tuple(tuple(str(v) for v in s) for s in shapes), False, tuple(domain), run.describe_hints())
+                   tuple(tuple(str(v) for v in s) for s in shapes), False, tuple(domain), run.describe_hints(),
+                   input_names=names)
 
 
 def _module_infos(names: dict[int, str], twin: torch.nn.Module) -> dict[str, ModuleInfo]:

@@ -76,6 +76,7 @@ class Profile:
     backward: bool = False
     domain: tuple = ()   # symbolic sizes: the conditions under which the counts hold
     hints: str = ""      # symbolic sizes: the values torch's tracing branched at
+    input_names: tuple[str, ...] = ()  # the names of the last inputs, which forward took by name
 
     @property
     def symbolic(self) -> bool:
@@ -169,7 +170,10 @@ class Profile:
         how = {"meta": "on the meta device (shapes only, nothing computed)",
                "symbolic": "on fake tensors with symbolic sizes (nothing computed)"}.get(
             self.run, "on the example tensor itself (the model needs real values)")
-        lines.append(f"model {self.model_type} on input {', '.join(map(_shape, self.input_shapes))}, run {how}"
+        shapes = list(map(_shape, self.input_shapes))
+        split = len(shapes) - len(self.input_names)
+        inputs = ", ".join(shapes[:split] + [f"{n}={s}" for n, s in zip(self.input_names, shapes[split:])])
+        lines.append(f"model {self.model_type} on input {inputs}, run {how}"
                      + ("; forward and backward" if self.backward else "; forward"))
         return "\n".join(lines)
 
@@ -265,7 +269,9 @@ class Profile:
 
         symbolic = {"domain": self.formula().conditions(), "hints": self.hints} if self.symbolic else {}
         return json.dumps({
-            "model": self.model_type, "inputs": [list(s) for s in self.input_shapes], "run": self.run,
+            "model": self.model_type, "inputs": [list(s) for s in self.input_shapes],
+            "input_names": [None] * (len(self.input_shapes) - len(self.input_names)) + list(self.input_names),
+            "run": self.run,
             "conventions": list(self.conventions), "units": {c: unit(c) for c in self.conventions},
             "totals": {c: self.total(c) for c in self.conventions}, **symbolic,
             "modules": [{"name": i.name, "type": i.type, "parameters": i.parameters, "totals": t}
