@@ -237,11 +237,10 @@ class TrainingStack(ForwardStack):
     the same input, waits for it). A forward run inside the backward pass (activation
     checkpointing recomputing it) keeps its forward stack, and registers hooks too: a
     reentrant checkpoint differentiates it in a backward pass of its own. torch's
-    ModuleTracker keeps
-    a set instead: it never enters the module that made the model's output (torch
-    does not report a backward pass's roots as reached), attributes a downsampling
-    branch to the main branch's modules, and lets a recomputation leave the module
-    whose backward recomputes it.
+    ModuleTracker keeps a set instead: it never enters the module that made the
+    model's output (torch does not report a backward pass's roots as reached),
+    attributes a downsampling branch to the main branch's modules, and lets a
+    recomputation leave the module whose backward recomputes it.
     """
 
     def __init__(self, model: torch.nn.Module, names: dict[int, str]) -> None:

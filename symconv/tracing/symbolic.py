@@ -139,8 +139,8 @@ class SymbolicRun:
             if hint < 1:
                 raise SymconvError(f"hint {s.name}={hint} must be a positive integer")
         self.env = ShapeEnv(duck_shape=False)  # distinct names are distinct sizes, whatever their hints
-        # The copy's parameters and buffers are made fake up front; its other tensors (a plain tensor attribute, a
-        # lazy module's uninitialized parameter) become fake as they are used.
+        # The copy's parameters and buffers are made fake up front; its other tensors (a plain tensor attribute)
+        # become fake as they are used.
         self.fake = FakeTensorMode(shape_env=self.env, allow_non_fake_inputs=True)
         self.translate = Translation()
         torch_symbols = {}
