@@ -888,6 +888,9 @@ def test_report_views(decoder_profile):
     assert ("aten.relu", 2, ["act"], True) in p.not_counted()
     folded = p.table(depth=0)
     assert "up1" not in folded and f"{p.total('exact'):,}" in folded
+    for depth in (-1, 0.5):  # not an empty table
+        with pytest.raises(symconv.SymconvError, match=f"depth={depth} must be a whole number >= 0"):
+            p.table(depth=depth)
     assert p.modules["head"].parameters == 2 * 2 + 2
 
 

@@ -116,6 +116,8 @@ class Profile:
 
     def module_totals(self, depth: int | None = None) -> list[tuple[ModuleInfo, dict[str, int]]]:
         """Every module (to ``depth``, the model being depth 0) with the totals of everything it ran."""
+        if depth is not None and (not isinstance(depth, int) or isinstance(depth, bool) or depth < 0):
+            raise SymconvError(f"depth={depth!r} must be a whole number >= 0 (the model is depth 0)")
         sums: dict[str, Counter] = {name: Counter() for name in self.modules}
         for r in self.counted:
             for name in set(r.stack) | {""}:
