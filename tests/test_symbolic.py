@@ -273,6 +273,18 @@ def test_nearest_upsampling_by_whole_factors_keeps_the_sizes_symbolic():
     assert listed[0] == listed[1] == Counter({"aten.upsample_nearest2d": 1, "aten.cat": 1})
 
 
+class EvenOnly(nn.Module):
+    """Down by 2, then back up to the input's size by a transposed convolution that makes only even sizes."""
+
+    def __init__(self):
+        super().__init__()
+        self.down = nn.Conv2d(3, 4, 3, stride=2, padding=1)
+        self.up = nn.ConvTranspose2d(4, 3, 4, stride=2, padding=1)
+
+    def forward(self, x):
+        return self.up(self.down(x), output_size=x.shape[-2:])
+
+
 def test_the_domain_reads_as_thresholds_and_equalities():
     conv = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())
     formula = symconv.profile(conv, (1, 3, "H", 8), "exact").formula()
@@ -284,6 +296,18 @@ def test_the_domain_reads_as_thresholds_and_equalities():
     # guards that hold at every size (output_size= within torch's range, whatever the parity) go unsaid
     skip = symconv.profile(SkipUp(), (1, 3, "H", "W"), "exact").formula()
     assert skip.domain and skip.conditions() == []
+    # a parity, written by torch as H >= 2*floor(H/2 - 1/2) + 2, reads as one
+    even = symconv.profile(EvenOnly(), (1, 3, "H", "W"), "exact").formula()
+    assert even.conditions() == ["H even", "W even"]
+    for h in (2, 4, 10):
+        assert even(H=h, W=6) == symconv.profile(EvenOnly(), (1, 3, h, 6), "exact").total()
+    for h in (3, 9):  # torch refuses odd sizes: output_size is below what the layer can make
+        with pytest.raises(symconv.SymconvError, match="outside the domain"):
+            even(H=h, W=6)
+        with pytest.raises(symconv.SymconvError):
+            symconv.profile(EvenOnly(), (1, 3, h, 6), "exact")
+    H = parse_size("H")
+    assert Formula(H, (sp.Eq(sp.Mod(H + 1, 4), 0),)).conditions() == ["H ≡ 3 (mod 4)"]
 
 
 def test_a_total_that_does_not_depend_on_the_sizes_is_a_formula_too():

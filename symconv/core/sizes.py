@@ -108,6 +108,19 @@ def _solved(cond: sp.Basic) -> tuple[sp.Symbol, sp.Integer] | None:
     return None
 
 
+def _residue(cond: sp.Basic, name: sp.Symbol, start: int) -> tuple[int, int] | None:
+    """(m, r) where a condition on one name holds, over the _SCAN sizes from ``start``, exactly at the sizes
+    ≡ r (mod m), for a modulus m up to 8; None for any other condition."""
+    sizes = range(start, start + _SCAN + 1)
+    holds = [bool(cond.xreplace({name: n})) for n in sizes]
+    return next(((m, r) for m in range(2, 9) for r in range(m)
+                 if all(h == (n % m == r) for n, h in zip(sizes, holds))), None)
+
+
+def _residue_text(name: sp.Symbol, m: int, r: int) -> str:
+    return f"{name.name} {('even', 'odd')[r]}" if m == 2 else f"{name.name} ≡ {r} (mod {m})"
+
+
 def _described(cond: sp.Basic) -> str:
     """A condition as a reader writes it: ``T = 256``, ``H ≠ 3`` (a linear equation in one name solved for it),
     ``16*(floor(H/4) - 3)*(floor(W/4) - 3) = 400``."""
@@ -202,13 +215,17 @@ class Formula:
         fixed = dict(found for c in self.domain if isinstance(c, sp.Eq) and (found := _solved(c)))
         out = [f"{s.name} >= {b}" for s, b in lower.items() if b > 1 and s not in fixed]
         for cond in self.domain:
-            if len(cond.free_symbols) == 1 and next(iter(cond.free_symbols)) in fixed:
-                name = next(iter(cond.free_symbols))
+            name = next(iter(cond.free_symbols)) if len(cond.free_symbols) == 1 else None
+            if name in fixed:
                 out.append(f"{name.name} = {fixed[name]}")
                 continue
-            if len(cond.free_symbols) == 1:  # implied by the name's threshold (or true at every size)
-                name = next(iter(cond.free_symbols))
-                if _holds_from(cond, name, lower.get(name, 1)):
+            if name is not None:
+                start = lower.get(name, 1)
+                if _holds_from(cond, name, start):  # implied by the name's threshold (or true at every size)
+                    continue
+                residue = _residue(cond, name, start)
+                if residue is not None:  # a parity, as torch writes it: H >= 2*floor(H/2 - 1/2) + 2
+                    out.append(_residue_text(name, *residue))
                     continue
             if _decided(cond, lower) is not sp.true:
                 out.append(_described(cond))
