@@ -401,9 +401,44 @@ def _profile_symbolic(model: torch.nn.Module, shapes: list[tuple], names: tuple[
     for record in mode.records:
         if record.counted is not None:
             domain += [c for c in record.counted.domain if c not in domain]
+    domain = _widened(model, run.sizes, names, dtypes, conventions, mode.records, tuple(domain))
     return Profile(mode.records, conventions, SYMBOLIC, _module_infos(mode.names, twin), type(twin).__name__,
-                   tuple(tuple(str(v) for v in s) for s in shapes), False, tuple(domain), run.describe_hints(),
+                   tuple(tuple(str(v) for v in s) for s in shapes), False, domain, run.describe_hints(),
                    input_names=names)
+
+
+_SMALL_SIZES = 8  # sizes from 1 a one-name domain is widened to, where a concrete profile agrees
+
+
+def _widened(model: torch.nn.Module, sizes: list[tuple], names: tuple[str, ...], dtypes: list[torch.dtype],
+             conventions: tuple[str, ...], records: list, domain: tuple) -> tuple:
+    """The domain of a profile in one size name, widened to each small size it excludes where a concrete profile
+    at that size counts the same products in the same modules, record by record: torch's tracing assumes a size
+    is not 1 where broadcasting would differ, so a batch or a sequence of 1 was excluded though the counts hold."""
+    import sympy as sp
+    symbols = {s for shape in sizes for v in shape if not isinstance(v, int) for s in v.free_symbols}
+    if len(symbols) != 1:
+        return domain
+    (name,) = symbols
+    for n in range(1, _SMALL_SIZES + 1):
+        if all(bool(c.xreplace({name: n})) for c in domain):
+            continue
+        shapes = [tuple(v if isinstance(v, int) else int(v.xreplace({name: n})) for v in shape) for shape in sizes]
+        if any(v < 1 for shape in shapes for v in shape):
+            continue
+        try:
+            other = profile(model, dict(zip(names, shapes)) if names else shapes, conventions[0],
+                            all_conventions=len(conventions) > 1, dtype=dict(zip(names, dtypes)) if names else dtypes)
+        except SymconvError:
+            continue  # torch refuses the size: the domain rightly excludes it
+        ours, theirs = [r for r in records if r.counted is not None], other.counted
+        same = len(ours) == len(theirs) and all(
+            a.counted.what == b.counted.what and a.stack == b.stack and
+            all(sp.sympify(a.counted.totals[c]).xreplace({name: n}) == b.counted.totals[c] for c in conventions)
+            for a, b in zip(ours, theirs))
+        if same:
+            domain = tuple(c if bool(c.xreplace({name: n})) else sp.Or(c, sp.Eq(name, n)) for c in domain)
+    return domain
 
 
 def _module_infos(names: dict[int, str], twin: torch.nn.Module) -> dict[str, ModuleInfo]:
