@@ -283,6 +283,32 @@ def test_several_inputs_given_as_shapes_with_their_dtypes():
         symconv.profile(nn.Linear(8, 4), torch.randn(2, 8), dtype=torch.float64)
 
 
+class Pyramid(nn.Module):
+    """A feature pyramid's lateral convolutions: one argument, a list of tensors (and a dict of options)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lateral = nn.ModuleList([nn.Conv2d(8, 4, 1), nn.Conv2d(16, 4, 3, padding=1)])
+
+    def forward(self, features, options):
+        return [conv(f) * options["scale"] for conv, f in zip(self.lateral, features)]
+
+
+def test_an_argument_made_of_several_tensors():
+    features = [torch.randn(2, 8, 8, 8, requires_grad=True), torch.randn(2, 16, 4, 4)]
+    options = {"scale": torch.tensor(0.5)}
+    expected = add(layer_totals(Layer.make("Conv2d", 8, 4, 1), (2, 8, 8, 8)),
+                   layer_totals(Layer.make("Conv2d", 16, 4, 3, padding=1), (2, 16, 4, 4)))
+    for inputs in ((features, options), {"features": features, "options": options}):
+        result, totals = counted(Pyramid(), inputs)
+        assert totals == expected and result.run == "meta"
+    assert "on input features=[(2, 8, 8, 8), (2, 16, 4, 4)], options={scale: ()}" in result.summary()
+    trained = symconv.profile(Pyramid(), (features, options), "exact", backward=True)
+    grads = [r.counted.what for r in trained.counted if r.phase == "backward"]
+    assert grads.count("grad_input") == 1 and grads.count("grad_weight") == 2  # only the first input needs one
+    assert features[0].grad is None
+
+
 def test_inputs_given_by_argument_name():
     model, expected = Tokens(), matmul_totals(2 * 10, 8, 4, True)
     by_name = {"offset": (2, 10, 8), "ids": (2, 10)}  # in another order than forward's

@@ -22,13 +22,14 @@ from typing import Any, Iterator, Sequence
 
 import torch
 from torch.nn.modules.lazy import LazyModuleMixin
+from torch.utils._pytree import tree_leaves, tree_map_only
 
 from ..core.errors import SymconvError
 from ..core.names import CONVENTION_NAMES, convention_name
 from ..numeric.layer import is_int
 from .counting_mode import CountingMode, is_symconv_bug
 from .ops import shape_of
-from .report import ModuleInfo, Profile
+from .report import ModuleInfo, Profile, shape_text
 
 META, REAL, SYMBOLIC = "meta", "real values", "symbolic"
 
@@ -68,6 +69,12 @@ def _arguments(inputs: Any) -> tuple[list, tuple[str, ...]]:
                        f"of tensors, or a dict of shapes or tensors by argument name")
 
 
+def _holds_tensors_only(value: Any) -> bool:
+    """A tensor, or a list, tuple or dict of them (at any depth), as one argument of forward."""
+    leaves = tree_leaves(value)
+    return bool(leaves) and all(isinstance(t, torch.Tensor) for t in leaves)
+
+
 def _shapes(values: list) -> list[tuple] | None:
     """The input shapes where every input is given as a shape, else None."""
     return [tuple(v) for v in values] if all(_is_shape(v) for v in values) else None
@@ -101,9 +108,9 @@ def _example_inputs(values: list, shapes: list[tuple] | None, dtypes: list[torch
                 raise SymconvError(f"input shape {shape!r} must hold positive integers")
         return tuple(torch.empty(tuple(int(v) for v in shape), dtype=dtype, device="meta")
                      for shape, dtype in zip(shapes, dtypes)), False
-    if all(isinstance(v, torch.Tensor) for v in values):
+    if all(_holds_tensors_only(v) for v in values):
         return tuple(values), True
-    kinds = ", ".join("a tensor" if isinstance(v, torch.Tensor) else "a shape" if _is_shape(v) else
+    kinds = ", ".join("a tensor" if _holds_tensors_only(v) else "a shape" if _is_shape(v) else
                       f"{v!r} ({type(v).__name__})" for v in values)
     raise SymconvError(f"the inputs must all be shapes or all be tensors, not {kinds}")
 
@@ -227,15 +234,22 @@ def _copy(model: torch.nn.Module, meta: bool) -> torch.nn.Module:
                            f"the user's own model") from err
 
 
-def _inputs_for(examples: tuple[torch.Tensor, ...], meta: bool) -> tuple[torch.Tensor, ...]:
+def _inputs_for(examples: tuple[Any, ...], meta: bool) -> tuple[Any, ...]:
+    """The inputs the copy runs on (each a tensor, or a list, tuple or dict of them): meta stand-ins, or copies."""
     if meta:
-        return tuple(_meta_empty(t).requires_grad_(t.requires_grad and t.is_floating_point()) for t in examples)
-    return tuple(t.detach().clone().requires_grad_(t.requires_grad) for t in examples)
+        return tree_map_only(torch.Tensor, lambda t: _meta_empty(t).requires_grad_(
+            t.requires_grad and t.is_floating_point()), examples)
+    return tree_map_only(torch.Tensor, lambda t: t.detach().clone().requires_grad_(t.requires_grad), examples)
+
+
+def _shapes_of(value: Any) -> Any:
+    """An input's shape, or its tensors' shapes in its own structure."""
+    return tree_map_only(torch.Tensor, shape_of, value)
 
 
 def _describe(shapes: Sequence[Any], names: tuple[str, ...]) -> str:
     """Input shapes as a call writes them: positional ones, then ``name=shape``."""
-    texts = [str(tuple(s)) for s in shapes]
+    texts = [shape_text(tuple(s) if _is_shape(s) else s) for s in shapes]
     split = len(texts) - len(names)
     return ", ".join(texts[:split] + [f"{n}={t}" for n, t in zip(names, texts[split:])])
 
@@ -297,7 +311,8 @@ def profile(model: torch.nn.Module,
             hints: dict[str, int] | None = None,
             dtype: torch.dtype | Sequence[torch.dtype | None] | dict[str, torch.dtype] | None = None) -> Profile:
     """Count every operator ``model`` runs on ``inputs``: a shape, a sequence of shapes (one per argument of
-    ``forward``), a tensor, a tuple of tensors, or a dict of shapes or tensors by argument name (passed by name).
+    ``forward``), a tensor, a tuple of tensors, or a dict of shapes or tensors by argument name (passed by name);
+    an argument given as tensors may be a list, tuple or dict of them.
     Inputs given as shapes take ``dtype`` (one, one per shape, or by name: ``torch.long`` for token ids), by
     default the dtype of the model's parameters.
 
@@ -330,7 +345,7 @@ def profile(model: torch.nn.Module,
     if hints:
         raise SymconvError("hints apply to symbolic sizes only: this input has none")
     examples, own = _example_inputs(values, shapes, dtypes)
-    described = _describe([shape_of(t) for t in examples], names)
+    described = _describe([_shapes_of(v) for v in examples], names)
     # A real pass may draw random numbers (dropout): not from the user's generator. And no garbage collection
     # midway: a full collection of torch's many objects costs more than profiling a large model.
     with torch.random.fork_rng(devices=[]), _collection_paused():
@@ -348,7 +363,7 @@ def profile(model: torch.nn.Module,
                                        f"{str(err).splitlines()[0]}): pass an example tensor instead of a shape"
                                        ) from err
                 first_line = str(err).splitlines()[0] if str(err) else ""
-                dtypes_run = ", ".join(str(t.dtype).removeprefix("torch.") for t in examples)
+                dtypes_run = ", ".join(str(t.dtype).removeprefix("torch.") for t in tree_leaves(examples))
                 advice = (f" (inputs of {dtypes_run}: give each shape's dtype, e.g. dtype=torch.long for token ids, "
                           f"--input 2,16:int64 on the command line)" if "scalar type" in first_line else "")
                 raise SymconvError(f"the model's forward raised on input {described}: {type(err).__name__}: "
@@ -362,7 +377,7 @@ def profile(model: torch.nn.Module,
                 raise SymconvError(f"the model's forward raised on input {described}: {type(real_err).__name__}: "
                                    f"{str(real_err).splitlines()[0] if str(real_err) else ''}") from real_err
     return Profile(mode.records, conventions, run, _module_infos(mode.names, twin), type(twin).__name__,
-                   tuple(shape_of(t) for t in examples), backward, input_names=names)
+                   tuple(_shapes_of(v) for v in examples), backward, input_names=names)
 
 
 def _profile_symbolic(model: torch.nn.Module, shapes: list[tuple], names: tuple[str, ...],

@@ -46,8 +46,23 @@ def _int(value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
-def _shape(shape: tuple) -> str:
+def shape_text(shape: Any) -> str:
+    """A shape as text, ``(2, 3, H, W)``; an input made of several tensors in its own structure, ``[(2, 8),
+    (2, 4)]`` or ``{image: (1, 3, 8, 8)}``."""
+    if isinstance(shape, dict):
+        return "{" + ", ".join(f"{k}: {shape_text(v)}" for k, v in shape.items()) + "}"
+    if isinstance(shape, list):
+        return "[" + ", ".join(map(shape_text, shape)) + "]"
+    if isinstance(shape, tuple) and shape and all(isinstance(v, (tuple, list, dict)) for v in shape):
+        return "(" + ", ".join(map(shape_text, shape)) + ("," if len(shape) == 1 else "") + ")"
     return "(" + ", ".join(map(str, shape)) + ")"
+
+
+def _listed(shape: Any) -> Any:
+    """A shape for JSON: tuples as lists, at any depth."""
+    if isinstance(shape, dict):
+        return {k: _listed(v) for k, v in shape.items()}
+    return [_listed(v) for v in shape] if isinstance(shape, (tuple, list)) else shape
 
 
 @dataclass
@@ -172,7 +187,7 @@ class Profile:
         how = {"meta": "on the meta device (shapes only, nothing computed)",
                "symbolic": "on fake tensors with symbolic sizes (nothing computed)"}.get(
             self.run, "on the example tensor itself (the model needs real values)")
-        shapes = list(map(_shape, self.input_shapes))
+        shapes = list(map(shape_text, self.input_shapes))
         split = len(shapes) - len(self.input_names)
         inputs = ", ".join(shapes[:split] + [f"{n}={s}" for n, s in zip(self.input_names, shapes[split:])])
         lines.append(f"model {self.model_type} on input {inputs}, run {how}"
@@ -201,7 +216,7 @@ class Profile:
                 c = r.counted
                 first = c.forward.get(self.convention)
                 body.append([indent + "  ·", "", "", c.what + (" (backward)" if r.phase == "backward" else ""),
-                             _shape(c.input_shape), _shape(c.output_shape),
+                             shape_text(c.input_shape), shape_text(c.output_shape),
                              *(_int(self._readable(getattr(first, f))) if first else "" for f in ("psi", "lam", "gamma")),
                              *(_int(self._readable(c.totals[k])) for k in self.conventions)])
         body.append(["total", "", "", "", "", "", "", "", "",
@@ -271,7 +286,7 @@ class Profile:
 
         symbolic = {"domain": self.formula().conditions(), "hints": self.hints} if self.symbolic else {}
         return json.dumps({
-            "model": self.model_type, "inputs": [list(s) for s in self.input_shapes],
+            "model": self.model_type, "inputs": [_listed(s) for s in self.input_shapes],
             "input_names": [None] * (len(self.input_shapes) - len(self.input_names)) + list(self.input_names),
             "run": self.run,
             "conventions": list(self.conventions), "units": {c: unit(c) for c in self.conventions},
