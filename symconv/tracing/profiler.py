@@ -112,7 +112,8 @@ def _example_inputs(values: list, shapes: list[tuple] | None, dtypes: list[torch
         return tuple(values), True
     kinds = ", ".join("a tensor" if _holds_tensors_only(v) else "a shape" if _is_shape(v) else
                       f"{v!r} ({type(v).__name__})" for v in values)
-    raise SymconvError(f"the inputs must all be shapes or all be tensors, not {kinds}")
+    raise SymconvError(f"the inputs must all be shapes or all be tensors, not {kinds} (an argument made of several "
+                       f"tensors is given as tensors: torch.empty(shape, device='meta') costs nothing)")
 
 
 def _meta_empty(t: torch.Tensor) -> torch.Tensor:
