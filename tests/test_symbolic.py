@@ -249,20 +249,22 @@ def test_a_product_whose_inner_size_is_a_formula_holds_where_it_equals_the_weigh
 
 
 class Upsampled(nn.Module):
-    """A strided convolution, nearest upsampling by 2 and a skip connection concatenated at full size."""
+    """A strided convolution, upsampling by 2 and a skip connection concatenated at full size."""
 
-    def __init__(self):
+    def __init__(self, mode: str = "nearest"):
         super().__init__()
         self.down, self.skip = nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.Conv2d(3, 8, 1)
-        self.up, self.out = nn.Upsample(scale_factor=2), nn.Conv2d(16, 4, 3, padding=1)
+        self.up, self.out = nn.Upsample(scale_factor=2, mode=mode), nn.Conv2d(16, 4, 3, padding=1)
 
     def forward(self, x):
         return self.out(torch.cat([self.up(self.down(x)), self.skip(x)], 1))
 
 
-def test_nearest_upsampling_by_whole_factors_keeps_the_sizes_symbolic():
-    # torch's own interpolate multiplies sizes as floats and would fix them at their hints
-    model = Upsampled()
+@pytest.mark.parametrize("mode", ["nearest", "bilinear", "bicubic"])
+def test_upsampling_by_whole_factors_keeps_the_sizes_symbolic(mode):
+    # torch's own interpolate multiplies sizes as floats and would fix them at their hints; its bilinear and
+    # bicubic kernels need concrete sizes
+    model = Upsampled(mode)
     result = symconv.profile(model, (1, 3, "2*h", "2*w"), "exact")
     formula = result.formula()
     assert formula.conditions() == []
@@ -270,7 +272,8 @@ def test_nearest_upsampling_by_whole_factors_keeps_the_sizes_symbolic():
         assert formula(h=h, w=w) == symconv.profile(model, (1, 3, 2 * h, 2 * w), "exact").total()
     concrete = symconv.profile(model, (1, 3, 8, 8))
     listed = [Counter(r.op for r in p.records if r.counted is None) for p in (result, concrete)]
-    assert listed[0] == listed[1] == Counter({"aten.upsample_nearest2d": 1, "aten.cat": 1})
+    kernel = {"nearest": "upsample_nearest2d", "bilinear": "upsample_bilinear2d", "bicubic": "upsample_bicubic2d"}
+    assert listed[0] == listed[1] == Counter({f"aten.{kernel[mode]}": 1, "aten.cat": 1})
 
 
 def test_a_batch_or_sequence_of_one_is_in_the_domain_where_a_concrete_profile_agrees():

@@ -469,7 +469,10 @@ def _handler(func) -> Fast | None:
 
 #: operators whose outputs are made here on symbolic sizes too: torch's own kernel reads the sizes and fixes
 #: them at their hints (constant_pad_nd's Python meta kernel calls size())
-SYMBOLIC_SAFE = frozenset({aten.constant_pad_nd.default})
+#: outputs made here in symbolic runs too: torch's own kernels for these need concrete sizes
+SYMBOLIC_SAFE = frozenset({aten.constant_pad_nd.default, aten.upsample_linear1d.default,
+                           aten.upsample_bilinear2d.default, aten.upsample_bicubic2d.default,
+                           aten.upsample_trilinear3d.default})
 
 
 def fast_output(func, args: tuple, kwargs: dict) -> Any:

@@ -65,14 +65,22 @@ class Translation:
         return value
 
 
+_aten = torch.ops.aten
+#: (mode, spatial dimensions) -> the aten kernel F.interpolate runs
+_UPSAMPLING = {("nearest", 1): _aten.upsample_nearest1d, ("nearest", 2): _aten.upsample_nearest2d,
+               ("nearest", 3): _aten.upsample_nearest3d, ("linear", 1): _aten.upsample_linear1d,
+               ("bilinear", 2): _aten.upsample_bilinear2d, ("bicubic", 2): _aten.upsample_bicubic2d,
+               ("trilinear", 3): _aten.upsample_trilinear3d}
+
+
 class KeepSizesSymbolic(TorchFunctionMode):
     """Two functional calls computed as torch computes them, without the size reads that would fix every symbolic
     size at its hint:
 
     - ``padding="same"``: an explicit zero pad of the odd remainder (on the right), then a symmetric
       convolution (torch's own path reads the input's sizes);
-    - nearest ``F.interpolate`` (``nn.Upsample``) by whole scale factors: the output size as input size times
-      factor (torch's own path multiplies the sizes as floats and floors them), the same nearest kernel.
+    - ``F.interpolate`` (``nn.Upsample``) by whole scale factors, without antialiasing: the output size as input
+      size times factor (torch's own path multiplies the sizes as floats and floors them), the same kernel.
     """
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -104,16 +112,17 @@ class KeepSizesSymbolic(TorchFunctionMode):
     def _interpolation(func, args: tuple, kwargs: dict) -> Any:
         names = ("input", "size", "scale_factor", "mode", "align_corners", "recompute_scale_factor", "antialias")
         bound = {**dict(zip(names, args)), **kwargs}
-        x, scale = bound["input"], bound.get("scale_factor")
+        x, scale, mode = bound["input"], bound.get("scale_factor"), bound.get("mode", "nearest")
         spatial = x.dim() - 2
         factors = list(scale) if isinstance(scale, (tuple, list)) else [scale] * spatial
         whole = scale is not None and len(factors) == spatial and all(float(f) == int(f) >= 1 for f in factors)
-        if bound.get("size") is not None or bound.get("mode", "nearest") != "nearest" or not whole or \
-                not 1 <= spatial <= 3:
+        kernel = _UPSAMPLING.get((mode, spatial))
+        if bound.get("size") is not None or not whole or kernel is None or bound.get("antialias"):
             return func(*args, **kwargs)  # torch's own path (its symbolic kernels need concrete sizes elsewhere)
-        nearest = (torch.ops.aten.upsample_nearest1d, torch.ops.aten.upsample_nearest2d,
-                   torch.ops.aten.upsample_nearest3d)[spatial - 1]
-        return nearest.default(x, [n * int(f) for n, f in zip(x.shape[2:], factors)])
+        sizes = [n * int(f) for n, f in zip(x.shape[2:], factors)]
+        if mode == "nearest":
+            return kernel.default(x, sizes)
+        return kernel.default(x, sizes, bool(bound.get("align_corners")))
 
 
 class SymbolicRun:
