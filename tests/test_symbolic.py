@@ -239,6 +239,30 @@ class LeNet(nn.Module):
         return self.fc(F.max_pool2d(F.relu(self.c2(x)), 2).flatten(1))
 
 
+class Rescaled(nn.Module):
+    def __init__(self, mode: str, factor: float):
+        super().__init__()
+        self.mode, self.factor, self.conv = mode, factor, nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv(F.interpolate(x, scale_factor=self.factor, mode=self.mode))
+
+
+@pytest.mark.parametrize("mode, factor", [("bilinear", 1.5), ("nearest", 0.5), ("bicubic", 0.75)])
+def test_rescaling_by_a_dyadic_factor_keeps_the_sizes_symbolic(mode, factor):
+    # torch floors size × factor in floats; for these factors that is the integer floor, at every size
+    model = Rescaled(mode, factor)
+    formula = symconv.profile(model, (1, 3, "H", "W"), "exact").formula()
+    for h, w in itertools.product(range(1, 13), (1, 5, 8)):
+        try:
+            expected = symconv.profile(model, (1, 3, h, w), "exact").total()
+        except symconv.SymconvError:  # an empty output: torch refuses it, and so does the domain
+            with pytest.raises(symconv.SymconvError, match="outside the domain"):
+                formula(H=h, W=w)
+            continue
+        assert formula(H=h, W=w) == expected, (h, w)
+
+
 def test_a_product_whose_inner_size_is_a_formula_holds_where_it_equals_the_weights():
     model = LeNet()
     formula = symconv.profile(model, (1, 1, "H", "W"), "exact", hints={"H": 32, "W": 32}).formula()

@@ -11,6 +11,7 @@ exact wherever the model takes the same branches.
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any, Sequence
 
 import sympy as sp
@@ -79,8 +80,9 @@ class KeepSizesSymbolic(TorchFunctionMode):
 
     - ``padding="same"``: an explicit zero pad of the odd remainder (on the right), then a symmetric
       convolution (torch's own path reads the input's sizes);
-    - ``F.interpolate`` (``nn.Upsample``) by whole scale factors, without antialiasing: the output size as input
-      size times factor (torch's own path multiplies the sizes as floats and floors them), the same kernel.
+    - ``F.interpolate`` (``nn.Upsample``) by scale factors of small power-of-two denominators (2, 1.5, 0.5),
+      without antialiasing: the output size as the floor of input size times factor in integers (torch's own
+      path multiplies the sizes as floats, which fixes them at their hints), the same kernel.
     """
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -115,11 +117,16 @@ class KeepSizesSymbolic(TorchFunctionMode):
         x, scale, mode = bound["input"], bound.get("scale_factor"), bound.get("mode", "nearest")
         spatial = x.dim() - 2
         factors = list(scale) if isinstance(scale, (tuple, list)) else [scale] * spatial
-        whole = scale is not None and len(factors) == spatial and all(float(f) == int(f) >= 1 for f in factors)
+        # A factor whose float is a fraction of small power-of-two denominator (2, 1.5, 0.5, 0.75): torch's
+        # floor(size * factor) in floats is then exactly the integer floor below, at any practical size.
+        exact = [Fraction(float(f)) for f in factors] if scale is not None and len(factors) == spatial else []
         kernel = _UPSAMPLING.get((mode, spatial))
-        if bound.get("size") is not None or not whole or kernel is None or bound.get("antialias"):
+        if bound.get("size") is not None or not exact or not all(0 < f and f.denominator <= 64 for f in exact) or \
+                kernel is None or bound.get("antialias") or bound.get("recompute_scale_factor"):
             return func(*args, **kwargs)  # torch's own path (its symbolic kernels need concrete sizes elsewhere)
-        sizes = [n * int(f) for n, f in zip(x.shape[2:], factors)]
+        sizes = [n * f.numerator // f.denominator for n, f in zip(x.shape[2:], exact)]
+        if not all(size >= 1 for size in sizes):  # torch refuses an empty output; the test is a guard on the sizes
+            return func(*args, **kwargs)
         if mode == "nearest":
             return kernel.default(x, sizes)
         return kernel.default(x, sizes, bool(bound.get("align_corners")))
