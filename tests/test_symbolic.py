@@ -309,7 +309,8 @@ def test_a_batch_or_sequence_of_one_is_in_the_domain_where_a_concrete_profile_ag
         name = next(v for v in shape if isinstance(v, str))
         assert result.formula().conditions() == []
         for n in (1, 2, 5):
-            concrete = symconv.profile(model, tuple(n if v == name else v for v in shape), "exact", all_conventions=True)
+            at_n = tuple(n if v == name else v for v in shape)
+            concrete = symconv.profile(model, at_n, "exact", all_conventions=True)
             assert {c: result.formula(c)(**{name: n}) for c in CONVENTIONS} == \
                 {c: concrete.total(c) for c in CONVENTIONS}
     # a count that holds at its hint only is not widened: an LSTM of 1 step is not one of 256

@@ -201,7 +201,8 @@ class Rearranging(nn.Module):
         mask = torch.triu(torch.ones(8, 8, dtype=torch.bool, device=x.device)).tril(2)
         y = torch.where(mask, y, y.flip(-1)).masked_fill(~mask, 0.5)
         patches = F.unfold(y, 2).unfold(2, 4, 4)  # im2col, then a strided view
-        picked = y[:, :, torch.tensor([3, 1, 4], device=x.device)].repeat_interleave(2, dim=1).roll(1, 0).narrow(3, 2, 4)
+        rows = torch.tensor([3, 1, 4], device=x.device)
+        picked = y[:, :, rows].repeat_interleave(2, dim=1).roll(1, 0).narrow(3, 2, 4)
         return patches.flatten(), picked.diagonal(dim1=2, dim2=3).movedim(1, 0).reshape(-1)
 
 
