@@ -29,7 +29,7 @@ from ..core.names import CONVENTION_NAMES, convention_name
 from ..numeric.layer import is_int
 from .counting_mode import CountingMode, is_symconv_bug
 from .ops import shape_of
-from .report import ModuleInfo, Profile, shape_text
+from .report import ModuleInfo, Profile, inputs_text
 
 META, REAL, SYMBOLIC = "meta", "real values", "symbolic"
 
@@ -248,13 +248,6 @@ def _shapes_of(value: Any) -> Any:
     return tree_map_only(torch.Tensor, shape_of, value)
 
 
-def _describe(shapes: Sequence[Any], names: tuple[str, ...]) -> str:
-    """Input shapes as a call writes them: positional ones, then ``name=shape``."""
-    texts = [shape_text(tuple(s) if _is_shape(s) else s) for s in shapes]
-    split = len(texts) - len(names)
-    return ", ".join(texts[:split] + [f"{n}={t}" for n, t in zip(names, texts[split:])])
-
-
 def _call(model: torch.nn.Module, inputs: Sequence[torch.Tensor], names: tuple[str, ...]) -> Any:
     """The model run on its inputs, the last ``len(names)`` of them passed by name."""
     split = len(inputs) - len(names)
@@ -346,7 +339,7 @@ def profile(model: torch.nn.Module,
     if hints:
         raise SymconvError("hints apply to symbolic sizes only: this input has none")
     examples, own = _example_inputs(values, shapes, dtypes)
-    described = _describe([_shapes_of(v) for v in examples], names)
+    described = inputs_text([_shapes_of(v) for v in examples], names)
     # A real pass may draw random numbers (dropout): not from the user's generator. And no garbage collection
     # midway: a full collection of torch's many objects costs more than profiling a large model.
     with torch.random.fork_rng(devices=[]), _collection_paused():
@@ -390,7 +383,7 @@ def _profile_symbolic(model: torch.nn.Module, shapes: list[tuple], names: tuple[
         raise SymconvError("backward=True needs concrete sizes: symbolic sizes count a forward pass")
     run = SymbolicRun(shapes, hints)
     examples = [torch.empty(0, dtype=dtype) for dtype in dtypes]
-    shape = _describe(shapes, names)
+    shape = inputs_text(shapes, names)
     with torch.random.fork_rng(devices=[]), _collection_paused():
         twin = _copy(model, True)
         inputs = run.inputs(examples)

@@ -14,7 +14,7 @@ import io
 import json
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 from ..core.errors import SymconvError
 from ..core.names import unit_of
@@ -56,6 +56,13 @@ def shape_text(shape: Any) -> str:
     if isinstance(shape, tuple) and shape and all(isinstance(v, (tuple, list, dict)) for v in shape):
         return "(" + ", ".join(map(shape_text, shape)) + ("," if len(shape) == 1 else "") + ")"
     return "(" + ", ".join(map(str, shape)) + ")"
+
+
+def inputs_text(shapes: Sequence[Any], names: Sequence[str]) -> str:
+    """Input shapes as a call writes them: the positional ones, then the last ``len(names)`` as ``name=shape``."""
+    texts = [shape_text(s) for s in shapes]
+    split = len(texts) - len(names)
+    return ", ".join(texts[:split] + [f"{n}={t}" for n, t in zip(names, texts[split:])])
 
 
 def _listed(shape: Any) -> Any:
@@ -187,10 +194,7 @@ class Profile:
         how = {"meta": "on the meta device (shapes only, nothing computed)",
                "symbolic": "on fake tensors with symbolic sizes (nothing computed)"}.get(
             self.run, "on the example tensor itself (the model needs real values)")
-        shapes = list(map(shape_text, self.input_shapes))
-        split = len(shapes) - len(self.input_names)
-        inputs = ", ".join(shapes[:split] + [f"{n}={s}" for n, s in zip(self.input_names, shapes[split:])])
-        lines.append(f"model {self.model_type} on input {inputs}, run {how}"
+        lines.append(f"model {self.model_type} on input {inputs_text(self.input_shapes, self.input_names)}, run {how}"
                      + ("; forward and backward" if self.backward else "; forward"))
         return "\n".join(lines)
 
