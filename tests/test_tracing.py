@@ -891,6 +891,35 @@ def test_flop_counter_mode_with_symconv_formulas_counts_torchs_fused_kernels():
         assert ours.get_total_flops() == symconv.profile(model, tuple(x.shape), "macs").total() > 0
 
 
+@pytest.mark.parametrize("conv, pads", [(nn.Conv2d(3, 4, 4, padding="same"), (1, 2, 1, 2)),
+                                        (Conv2dSame(3, 4, (3, 4), stride=2), (1, 1, 0, 1))],
+                         ids=["padding='same', even kernel", "pad-then-convolve"])
+def test_flop_counter_mode_merges_zero_padding_as_the_profiler_does(conv, pads):
+    from torch.utils.flop_counter import FlopCounterMode
+    shape = (1, 3, 8, 8)
+    # torch's zero padding (left, right per axis, last axis first), merged into the layer
+    layer = Layer("Conv2d", 3, 4, conv.kernel_size, conv.stride, (pads[2], pads[0]), (1, 1), (0, 0), 1, True,
+                  "zeros", (pads[3], pads[1]))
+    # the exact gradient counts from ones-gradients of one channel through the pad: T, Z_in, Z_tap
+    x, w = torch.ones(1, 1, 8, 8, requires_grad=True), torch.ones(1, 1, *conv.kernel_size, requires_grad=True)
+    y = F.conv2d(F.pad(x, pads), w, stride=conv.stride)
+    y.backward(torch.ones_like(y))
+    T, z_in, z_tap, outputs = int(x.grad.sum()), int(torch.count_nonzero(x.grad)), int(torch.count_nonzero(w.grad)), \
+        y.numel()
+    psi = 3 * 4
+    gradients = psi * (2 * T - z_in) + 3 * z_in * (4 - 1) + psi * (2 * T - z_tap) + 4 * (outputs - 1)
+    inputs = torch.randn(*shape, requires_grad=True)
+    for convention in CONVENTIONS:
+        with FlopCounterMode(display=False, custom_mapping=symconv.flop_counter_mapping(convention)) as counter:
+            conv(inputs).sum().backward()
+        counts = {str(k): v for k, v in counter.get_flop_counts()["Global"].items()}
+        assert counts["aten.convolution"] == simulate(layer, shape, convention)
+        backward = symconv.profile(conv, inputs, convention, backward=True).total(convention, "backward")
+        assert counts["aten.convolution_backward"] == backward
+        if convention == "exact":
+            assert backward == gradients
+
+
 # --- reports -----------------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -183,6 +183,44 @@ def is_symconv_bug(err: BaseException) -> bool:
     return getattr(err, "symconv_bug", False)
 
 
+class ZeroPads:
+    """Zero padding applied before a convolution, remembered so that the convolution counts it as its padding."""
+
+    def __init__(self, size: Callable[[Any], Any] = _same) -> None:
+        self.size = size  # a tensor size as the rules see it (symbolic runs translate SymInts)
+        self.padded = WeakIdKeyDictionary()  # output of a zero constant_pad_nd -> (its input shape, its pad)
+
+    def remember(self, args: tuple, kwargs: dict, out: torch.Tensor) -> None:
+        """A ``constant_pad_nd``: its output remembered if it padded with zeros."""
+        x, pad = args[0], list(args[1])
+        value = args[2] if len(args) > 2 else kwargs.get("value", 0)
+        if value == 0 and all(p >= 0 for p in pad):
+            pad = _shaped(pad, self.size)  # symbolic amounts (a size-dependent "same" padding) as expressions
+            found = self.padded.get(x) if len(self.padded) and isinstance(x, torch.Tensor) else None
+            if found is None:
+                self.padded[out] = (_shaped(x, self.size), tuple(pad))
+            else:  # zeros around zeros: one pad of the first input, by the sum of both (last dimension first)
+                source, inner = found
+                self.padded[out] = (source, tuple(a + b for a, b in zip_longest(pad, inner, fillvalue=0)))
+
+    def merged(self, args: tuple, packet: Any, context: Context) -> Context:
+        """Zero padding that produced a (plain) convolution's input: merged into the layer's padding."""
+        x, w = (args[0], args[1]) if packet is not aten.convolution_backward else (args[1], args[2])
+        transposed = args[6] if packet is not aten.convolution_backward else args[7]
+        found = self.padded.get(x) if len(self.padded) and isinstance(x, torch.Tensor) else None
+        if found is None or transposed:
+            return context
+        source, pad = found
+        ndim = w.dim() - 2
+        axes = len(pad) // 2  # pad lists (left, right) pairs from the last dimension backwards
+        if axes > ndim:
+            return context  # it pads channels or batch too: those zeros are data, not padding
+        per_axis = [(0, 0)] * ndim
+        for i in range(axes):
+            per_axis[ndim - 1 - i] = (pad[2 * i], pad[2 * i + 1])
+        return Context(context.conventions, tuple(per_axis), source)
+
+
 class ForwardStack:
     """The modules running a forward pass, outermost first, kept by torch's global module hooks."""
 
@@ -307,7 +345,7 @@ class CountingMode(TorchDispatchMode):
         self.recording = True  # off while the profiler itself makes tensors (the backward pass's seeds)
         self.names = names  # id of each module of the model run -> its fully qualified name
         self.tracker = (TrainingStack if backward else ForwardStack)(model, names)
-        self._padded = WeakIdKeyDictionary()  # output of a zero constant_pad_nd -> (its input shape, its pad)
+        self._pads = ZeroPads(size)
         # Concrete sizes share the process-wide cache; a symbolic run's sizes are its own.
         self._counted: dict[tuple, list[Counted]] = _COUNTED if size is _same else {}
         self._context = Context(conventions)
@@ -353,14 +391,14 @@ class CountingMode(TorchDispatchMode):
 
     def _record(self, plan: _Plan, args: tuple, kwargs: dict, out: Any) -> None:
         if plan.pads:
-            self._remember_pad(args, kwargs, out)
+            self._pads.remember(args, kwargs, out)
         if plan.adds and self._products and self._bias_of_a_product(args, kwargs):
             return
         stack, phase = self.tracker.where()
         if plan.rule is None:
             self.records.append(Record(plan.name, stack, phase))
             return
-        context = self._merged_pad(args, plan.packet, self._context) if plan.convolves else self._context
+        context = self._pads.merged(args, plan.packet, self._context) if plan.convolves else self._context
         shaped, named = operands(args, kwargs, self.size)
         key = (plan.packet, shaped, tuple(sorted(named.items())) if named else (), context)
         counted = self._counted.get(key)
@@ -395,32 +433,3 @@ class CountingMode(TorchDispatchMode):
                 del self._products[_storage(product)]
                 return True
         return False
-
-    def _remember_pad(self, args: tuple, kwargs: dict, out: torch.Tensor) -> None:
-        x, pad = args[0], list(args[1])
-        value = args[2] if len(args) > 2 else kwargs.get("value", 0)
-        if value == 0 and all(p >= 0 for p in pad):
-            pad = _shaped(pad, self.size)  # symbolic amounts (a size-dependent "same" padding) as expressions
-            found = self._padded.get(x) if len(self._padded) and isinstance(x, torch.Tensor) else None
-            if found is None:
-                self._padded[out] = (_shaped(x, self.size), tuple(pad))
-            else:  # zeros around zeros: one pad of the first input, by the sum of both (last dimension first)
-                source, inner = found
-                self._padded[out] = (source, tuple(a + b for a, b in zip_longest(pad, inner, fillvalue=0)))
-
-    def _merged_pad(self, args: tuple, packet: Any, context: Context) -> Context:
-        """Zero padding that produced a (plain) convolution's input: merged into the layer's padding."""
-        x, w = (args[0], args[1]) if packet is not aten.convolution_backward else (args[1], args[2])
-        transposed = args[6] if packet is not aten.convolution_backward else args[7]
-        found = self._padded.get(x) if len(self._padded) and isinstance(x, torch.Tensor) else None
-        if found is None or transposed:
-            return context
-        source, pad = found
-        ndim = w.dim() - 2
-        axes = len(pad) // 2  # pad lists (left, right) pairs from the last dimension backwards
-        if axes > ndim:
-            return context  # it pads channels or batch too: those zeros are data, not padding
-        per_axis = [(0, 0)] * ndim
-        for i in range(axes):
-            per_axis[ndim - 1 - i] = (pad[2 * i], pad[2 * i + 1])
-        return Context(context.conventions, tuple(per_axis), source)

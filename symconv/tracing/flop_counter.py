@@ -10,28 +10,34 @@ convolution's weight gradient by the number of groups, and leave the fused kerne
 of an inference pass out. torch's global formula registry, which Inductor reads, is
 never changed: the mapping applies to the counter it is given to only.
 
-FlopCounterMode calls each formula with the operator's own arguments; it cannot see
-zero padding applied before a convolution, which :func:`symconv.profile` merges into
-the layer (so under the exact convention a ``padding="same"`` convolution with an
-even kernel counts a little more here).
+FlopCounterMode calls each formula with the operator's own arguments. The mapping
+also takes ``constant_pad_nd`` (0 operations) to remember zero padding, which it
+merges into the convolution that reads the padded tensor, as :func:`symconv.profile`
+does (``padding="same"`` with an even kernel, a pad-then-convolve layer).
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
+import torch
+
 from ..core.errors import SymconvError
 from ..core.names import convention_name
-from .counting_mode import operands
+from .counting_mode import ZeroPads, operands
 from .ops import RULES, Context, Rule, takes
 
+aten = torch.ops.aten
+_CONVOLVES = (aten.convolution, aten._convolution, aten.convolution_backward)
 
-def _total(packet: Any, rule: Rule, context: Context) -> Callable[..., int]:
+
+def _total(packet: Any, rule: Rule, context: Context, pads: ZeroPads) -> Callable[..., int]:
     def formula(*args: Any, out_val: Any = None, **kwargs: Any) -> int:
         shaped, named = operands(args, kwargs)  # nested tensors as their components' shapes
         if not takes(rule, (*shaped, *named.values())):
             raise SymconvError(f"{packet} on a nested tensor: symconv's rule for it counts plain tensors only")
-        return sum(entry.totals[context.conventions[0]] for entry in rule(*shaped, **named, context=context))
+        here = pads.merged(args, packet, context) if packet in _CONVOLVES else context
+        return sum(entry.totals[context.conventions[0]] for entry in rule(*shaped, **named, context=here))
 
     formula._get_raw = True  # FlopCounterMode passes the tensors themselves, which the shapes above come from
     formula.__doc__ = rule.__doc__
@@ -47,4 +53,12 @@ def flop_counter_mapping(convention: str = "exact") -> dict[Any, Callable[..., i
     "FLOPs" are multiply-accumulates).
     """
     context = Context((convention_name(convention),))
-    return {packet: _total(packet, rule, context) for packet, rule in RULES.items()}
+    pads = ZeroPads()
+
+    def zero_padding(*args: Any, out_val: Any = None, **kwargs: Any) -> int:
+        pads.remember(args, kwargs, out_val)
+        return 0  # padding moves data: it is remembered for the convolution that reads it
+
+    zero_padding._get_raw = True
+    return {aten.constant_pad_nd: zero_padding, **{packet: _total(packet, rule, context, pads)
+                                                  for packet, rule in RULES.items()}}
