@@ -8,6 +8,7 @@ import json
 import math
 import pickle
 import random
+import re
 import threading
 
 import pytest
@@ -257,6 +258,12 @@ def test_a_shape_takes_the_models_dtype(dtype):
         result, totals = counted(model, inputs)
         assert totals == expected and result.run == "meta"
     assert counted(model, (2, 3, "H", 9), hints={"H": 9})[0].formula("exact")(H=9) == expected["exact"]
+
+
+@pytest.mark.parametrize("shape, bad", [((1.0, 3, 8, 8), "1.0 (float)"), ((True, 3, 8, 8), "True (bool)")])
+def test_a_shape_with_a_size_that_is_not_one_is_refused_naming_it(shape, bad):
+    with pytest.raises(symconv.SymconvError, match=re.escape(f"input shape {shape!r}: {bad} is not a size")):
+        symconv.profile(nn.Conv2d(3, 4, 3), shape)
 
 
 def test_an_input_of_another_dtype_than_the_weights_is_refused_as_torch_refuses_it():

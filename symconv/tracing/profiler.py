@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import gc
 import itertools
+import numbers
 import sys
 import warnings
 from collections import OrderedDict
@@ -63,6 +64,11 @@ def _arguments(inputs: Any) -> tuple[list, tuple[str, ...]]:
         return list(inputs.values()), tuple(inputs)
     if _is_shape(inputs) or isinstance(inputs, torch.Tensor):
         return [inputs], ()
+    if isinstance(inputs, (tuple, list)) and inputs and all(isinstance(v, numbers.Number) or _is_shape([v])
+                                                            for v in inputs):
+        bad = next(v for v in inputs if not _is_shape([v]))  # a shape with a size that is not one: 1.0, True
+        raise SymconvError(f"input shape {tuple(inputs)!r}: {bad!r} ({type(bad).__name__}) is not a size (a "
+                           f"positive integer, a name or an expression in names)")
     if isinstance(inputs, (tuple, list)) and inputs:
         return list(inputs), ()
     raise SymconvError(f"inputs={inputs!r} must be a shape (ints, names), a sequence of shapes, a tensor, a tuple "
