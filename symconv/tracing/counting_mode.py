@@ -32,7 +32,8 @@ from . import shapes
 from .ops import RULES, Context, Counted, _convolution_layer, shape_of, takes, with_bias
 
 aten = torch.ops.aten
-_CONVOLUTIONS = (aten.convolution, aten._convolution)
+#: a convolution or its backward, whose input may be zero padding merged into the layer
+CONVOLVES = (aten.convolution, aten._convolution, aten.convolution_backward)
 _PRODUCTS = (aten.mm, aten.bmm)  # products without a bias of their own
 _ADDS = (aten.add, aten.add_)
 _RECENT_PRODUCTS = 8
@@ -111,7 +112,7 @@ _PLANS: dict[Any, _Plan] = {}
 def _plan(func) -> _Plan:
     packet = func.overloadpacket
     _PLANS[func] = _Plan(packet, str(packet), RULES.get(packet), packet is aten.constant_pad_nd, packet in _ADDS,
-                         packet in _CONVOLUTIONS or packet is aten.convolution_backward, packet in _PRODUCTS,
+                         packet in CONVOLVES, packet in _PRODUCTS,
                          str(packet) not in _NOT_OPERATORS,
                          tuple(i for i, a in enumerate(func._schema.arguments)
                                if not a.kwarg_only and _holds_tensors(a.type)))
@@ -261,7 +262,8 @@ def _in_backward() -> bool:
     return torch._C._current_graph_task_id() != -1
 
 
-def _requiring_grad(value: Any) -> list[torch.Tensor]:
+def requiring_grad(value: Any) -> list[torch.Tensor]:
+    """The tensors in a value (a tensor, or a list, tuple or dict of them) that require grad."""
     return [t for t in tree_flatten(value)[0] if isinstance(t, torch.Tensor) and t.requires_grad]
 
 
@@ -290,14 +292,14 @@ class TrainingStack(ForwardStack):
 
     def _enter(self, module: torch.nn.Module, inputs: Any) -> None:
         super()._enter(module, inputs)
-        tensors = _requiring_grad(inputs)
+        tensors = requiring_grad(inputs)
         if tensors:
             self._grad_hooks.append(register_multi_grad_hook(tensors, partial(self._leave_backward, self.current[-1])))
 
     def _exit(self, module: torch.nn.Module, inputs: Any, output: Any) -> None:
         name = self.current[-1]
         super()._exit(module, inputs, output)
-        tensors = _requiring_grad(output)
+        tensors = requiring_grad(output)
         if tensors:
             self._grad_hooks.append(register_multi_grad_hook(tensors, partial(self._enter_backward, name), mode="any"))
 

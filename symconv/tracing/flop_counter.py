@@ -24,11 +24,10 @@ import torch
 
 from ..core.errors import SymconvError
 from ..core.names import convention_name
-from .counting_mode import ZeroPads, operands
+from .counting_mode import CONVOLVES, ZeroPads, operands
 from .ops import RULES, Context, Rule, takes
 
 aten = torch.ops.aten
-_CONVOLVES = (aten.convolution, aten._convolution, aten.convolution_backward)
 
 
 def _total(packet: Any, rule: Rule, context: Context, pads: ZeroPads) -> Callable[..., int]:
@@ -36,7 +35,7 @@ def _total(packet: Any, rule: Rule, context: Context, pads: ZeroPads) -> Callabl
         shaped, named = operands(args, kwargs)  # nested tensors as their components' shapes
         if not takes(rule, (*shaped, *named.values())):
             raise SymconvError(f"{packet} on a nested tensor: symconv's rule for it counts plain tensors only")
-        here = pads.merged(args, packet, context) if packet in _CONVOLVES else context
+        here = pads.merged(args, packet, context) if packet in CONVOLVES else context
         return sum(entry.totals[context.conventions[0]] for entry in rule(*shaped, **named, context=here))
 
     formula._get_raw = True  # FlopCounterMode passes the tensors themselves, which the shapes above come from

@@ -28,7 +28,7 @@ from torch.utils._pytree import tree_leaves, tree_map_only
 from ..core.errors import SymconvError
 from ..core.names import CONVENTION_NAMES, convention_name
 from ..numeric.layer import is_int
-from .counting_mode import CountingMode, is_symconv_bug
+from .counting_mode import CountingMode, is_symconv_bug, requiring_grad
 from .ops import shape_of
 from .report import ModuleInfo, Profile, inputs_text
 
@@ -260,9 +260,10 @@ def _call(model: torch.nn.Module, inputs: Sequence[torch.Tensor], names: tuple[s
     return model(*inputs[:split], **dict(zip(names, inputs[split:])))
 
 
-def _outputs(value: Any) -> list[torch.Tensor]:
-    leaves = torch.utils._pytree.tree_flatten(value)[0]
-    return [t for t in leaves if isinstance(t, torch.Tensor) and t.requires_grad]
+def _first_line(err: BaseException) -> str:
+    """The first line of an exception's message (torch's often run to several)."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else ""
 
 
 def _run(model: torch.nn.Module, examples: tuple[torch.Tensor, ...], names: tuple[str, ...],
@@ -277,7 +278,7 @@ def _run(model: torch.nn.Module, examples: tuple[torch.Tensor, ...], names: tupl
     with _eager(), mode, torch.set_grad_enabled(backward):
         outputs = _call(twin, inputs, names)
         if backward:
-            tensors = _outputs(outputs)
+            tensors = requiring_grad(outputs)
             if not tensors:
                 raise SymconvError("backward=True, but no output of the model requires grad (no parameter "
                                    "requires grad and no input does)")
@@ -360,9 +361,9 @@ def profile(model: torch.nn.Module,
             if not own:
                 if _needs_real_values(err):
                     raise SymconvError(f"the model needs real values on input {described} ({type(err).__name__}: "
-                                       f"{str(err).splitlines()[0]}): pass an example tensor instead of a shape"
+                                       f"{_first_line(err)}): pass an example tensor instead of a shape"
                                        ) from err
-                first_line = str(err).splitlines()[0] if str(err) else ""
+                first_line = _first_line(err)
                 dtypes_run = ", ".join(str(t.dtype).removeprefix("torch.") for t in tree_leaves(examples))
                 advice = (f" (inputs of {dtypes_run}: give each shape's dtype, e.g. dtype=torch.long for token ids, "
                           f"--input 2,16:int64 on the command line)" if "scalar type" in first_line else "")
@@ -375,7 +376,7 @@ def profile(model: torch.nn.Module,
                 if is_symconv_bug(real_err):
                     raise
                 raise SymconvError(f"the model's forward raised on input {described}: {type(real_err).__name__}: "
-                                   f"{str(real_err).splitlines()[0] if str(real_err) else ''}") from real_err
+                                   f"{_first_line(real_err)}") from real_err
     return Profile(mode.records, conventions, run, _module_infos(mode.names, twin), type(twin).__name__,
                    tuple(_shapes_of(v) for v in examples), backward, input_names=names)
 
@@ -410,8 +411,7 @@ def _profile_symbolic(model: torch.nn.Module, shapes: list[tuple], names: tuple[
             if is_symconv_bug(err):
                 raise
             raise SymconvError(f"the model does not run on symbolic input {shape} (at {run.describe_hints()}): "
-                               f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
-                               ) from err
+                               f"{type(err).__name__}: {_first_line(err)}") from err
     domain = run.domain()
     for record in mode.records:
         if record.counted is not None:

@@ -467,9 +467,8 @@ def _handler(func) -> Fast | None:
     return _HANDLERS[func]
 
 
-#: operators whose outputs are made here on symbolic sizes too: torch's own kernel reads the sizes and fixes
-#: them at their hints (constant_pad_nd's Python meta kernel calls size())
-#: outputs made here in symbolic runs too: torch's own kernels for these need concrete sizes
+#: operators whose outputs are made here on symbolic sizes too: torch's own kernels read the sizes and fix them at
+#: their hints (constant_pad_nd's Python meta kernel calls size()) or need concrete sizes (the upsamplings')
 SYMBOLIC_SAFE = frozenset({aten.constant_pad_nd.default, aten.upsample_linear1d.default,
                            aten.upsample_bilinear2d.default, aten.upsample_bicubic2d.default,
                            aten.upsample_trilinear3d.default})
