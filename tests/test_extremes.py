@@ -294,9 +294,12 @@ def test_macs_needs_no_overlap_counts(monkeypatch):
         calls.append(kwargs)
         return original(*args, **kwargs)
 
+    compiled = layer_counts.count_layers(layer, (1, 3, 4, 4), ("macs", "exact"))
     monkeypatch.setattr(layer_counts, "axis_counts", spy)
+    monkeypatch.setattr(layer_counts, "native", None)  # the Python path, whose axis counts can be watched
     macs = symconv.count_layer(layer, (1, 3, 4, 4), "macs")
     exact = symconv.count_layer(layer, (1, 3, 4, 4), "exact")
     assert calls == [dict(S=False, Z=False), dict(S=True, Z=True)]
     assert macs.total == 3 * 8 * 16 * 10 ** 15 * 5
     assert exact.multiplications <= macs.multiplications
+    assert compiled == {"macs": macs, "exact": exact}

@@ -1,5 +1,6 @@
-"""The compiled path of additions_per_filter: generated from the hybrids, equal to them, and
-handing every call it cannot answer exactly to the Python path."""
+"""The compiled paths (additions_per_filter, a layer's counts, a layer's input check): generated from the
+core's expressions and rules, equal to them, and handing every call they cannot answer exactly to the
+Python path."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import symconv
 from symconv.core import counters
 from symconv.numeric import _native  # CI builds it: a missing extension must fail here, not skip
 from symconv.numeric import codegen, compile, layer_counts, vector_counters
+from symconv.numeric.layer import Layer
 from symconv.oracle import grid
 
 from .bruteforce import count_map, output_size
@@ -185,3 +187,71 @@ def test_counts_past_int64_are_redone_with_python_ints():
     with pytest.raises(vector_counters.Int64Overflow):
         vector_counters.lattice_count(*rows.values())
     assert fn(**rows).tolist() == [8 * 2 ** 61, counters.lattice_count(10, 3, 4, 2, 1)]
+
+
+# --- a layer's counts and its input check ------------------------------------------------------------------
+
+def _layer(pt: grid.Point, groups: int, bias: bool) -> Layer:
+    return Layer(grid.kind_of(pt.ndim, pt.transposed), 2 * groups, 3 * groups, pt.k, pt.s, pt.p, pt.d, pt.op,
+                 groups, bias)
+
+
+def _python_counts(layer: Layer, shape: tuple[int, ...]) -> dict:
+    batch, spatial = shape[0], shape[2:]
+    out = layer.output_size(spatial)
+    return {c: layer_counts.python_count_layer(layer, batch, spatial, out, c) for c in CONVENTIONS}
+
+
+def test_compiled_layer_counts_equal_count_maps_and_python_on_the_whole_grid():
+    points = grid.default_grid()
+    for i, pt in enumerate(points):
+        groups, bias, batch = 1 + i % 3, i % 2 == 0, 1 + i % 4
+        layer = _layer(pt, groups, bias)
+        shape = (batch, layer.in_channels, *pt.L)
+        found = _native.layer_counts(pt.transposed, (batch, layer.in_channels, layer.out_channels, groups), pt.L,
+                                     pt.k, pt.s, pt.p, pt.d, pt.op, bias, CONVENTIONS)
+        assert found is not None, pt.describe()
+        assert found[0] == layer.output_size(pt.L)
+        counts = layer_counts.count_layers(layer, shape, CONVENTIONS)
+        assert counts == _python_counts(layer, shape), pt.describe()
+        # the exact convention from the literal count maps: S products per filter, S - Z additions
+        maps = [count_map(*pt.axis(a), transposed=pt.transposed) for a in range(pt.ndim)]
+        S, Z = math.prod(sum(c) for c in maps), math.prod(sum(1 for v in c if v) for c in maps)
+        exact = counts["exact"]
+        assert (exact.multiplications, exact.additions, exact.psi) == (S, S - Z, 6 * groups)
+        assert layer.check_input(shape) == (batch, pt.L, found[0])
+
+
+@settings(max_examples=300, deadline=None)
+@given(LARGE_LAYERS, st.integers(1, 4), st.booleans(), st.integers(1, 2 ** 40))
+def test_compiled_layer_counts_equal_python_off_the_grid(pt, groups, bias, batch):
+    layer = _layer(pt, groups, bias)
+    shape = (batch, layer.in_channels, *pt.L)
+    try:
+        layer._check(pt.L, batch)  # torch's rules, in Python
+        expected = _python_counts(layer, shape)
+    except symconv.SymconvError:
+        expected = None
+    found = _native.layer_counts(pt.transposed, (batch, layer.in_channels, layer.out_channels, groups), pt.L, pt.k,
+                                 pt.s, pt.p, pt.d, pt.op, bias, CONVENTIONS)
+    if expected is None:  # a layer torch rejects: the compiled path must not answer it, the check refuses it
+        assert found is None and layer._compiled_check(shape) is None
+        with pytest.raises(symconv.SymconvError):
+            layer.check_input(shape)
+        return
+    assert found is None or {c: tuple(row) for c, row in zip(CONVENTIONS, found[1])} == {
+        c: (v.psi, v.multiplications, v.additions, v.lam, v.gamma, v.total, v.unreached) for c, v in expected.items()}
+    assert layer_counts.count_layers(layer, shape, CONVENTIONS) == expected
+
+
+@pytest.mark.parametrize("shape, match", [
+    ((0, 2, 8), "positive"), ((1, 2, 0), "positive"), ((True, 2, 8), "positive"), ((1, 3, 8), "channels"),
+    ((1, 2, 2), "output size"), ((1, 1, 2, 8), "dimensions"), ((1, 2, 8.0), "positive"), ((1, 2.0, 8), "positive"),
+])
+def test_the_compiled_check_leaves_every_refusal_to_python(shape, match):
+    layer = Layer("Conv1d", 2, 4, (3,), (1,), (0,), (1,), (0,), 1, True)
+    assert layer._compiled_check(shape) is None
+    with pytest.raises(symconv.SymconvError, match=match):
+        layer.check_input(shape)
+    assert layer_counts.count_layers(layer, (np.int64(2), 2, 8), CONVENTIONS) == \
+        layer_counts.count_layers(layer, (2, 2, 8), CONVENTIONS)  # NumPy sizes through Python, the same counts

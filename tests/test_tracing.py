@@ -719,7 +719,7 @@ def test_a_bug_in_symconv_is_not_blamed_on_the_model(monkeypatch):
     def broken(*args, **kwargs):
         raise KeyError("a bug")
 
-    monkeypatch.setattr(ops, "count_layer", broken)  # what the convolution rule calls
+    monkeypatch.setattr(ops, "count_layers", broken)  # what the convolution rule calls
     with pytest.raises(KeyError, match="a bug"):
         symconv.profile(nn.Conv2d(1, 1, 3), (1, 1, 5, 5))
 

@@ -1,4 +1,5 @@
-/* symconv.numeric._native: the compiled path of symconv.additions_per_filter.
+/* symconv.numeric._native: the compiled path of symconv.additions_per_filter, of a layer's counts and
+ * input check (count_layers, Layer.check_input), and of the exact counters over rows.
  *
  * The formulas and torch's acceptance rules are not written here:
  * _native_generated.h renders the core's SymPy expressions as C
@@ -215,37 +216,47 @@ struct form {
 
 enum { DONE = 0, OVERFLOW = 1, REJECTED = 2 };
 
+/* torch's rules on a layer and input, then each axis' output size, S and Z (where asked for).
+ * ch = (N, C_in, C_out, groups); per-axis arrays of ndim. Returns DONE, OVERFLOW or REJECTED. */
+static int layer_axes(int transposed, Py_ssize_t ndim, int needs_S, int needs_Z, const i64 *ch, const i64 *L,
+                      const i64 *k, const i64 *s, const i64 *p, const i64 *d, const i64 *op, i64 *Lo, i64 *S, i64 *Z)
+{
+    int e = 0;
+    if (!layer_accepts(ch[0], ch[1], ch[2], ch[3], &e) || e) return REJECTED;
+    for (Py_ssize_t a = 0; a < ndim; a++) {
+        /* torch's rules (generated); a layer it rejects gets its message from the Python path */
+        int accepted = transposed ? t_accepts(L[a], k[a], s[a], p[a], d[a], op[a], &e)
+                                  : op[a] == 0 && p_accepts(L[a], k[a], s[a], p[a], d[a], &e);
+        if (e || !accepted) return REJECTED;
+    }
+    for (Py_ssize_t a = 0; a < ndim; a++) {
+        if (transposed) {
+            Lo[a] = t_L_out(L[a], k[a], s[a], p[a], d[a], op[a], &e);
+            S[a] = needs_S ? t_S(L[a], k[a], s[a], p[a], d[a], op[a], &e) : 0;
+            Z[a] = needs_Z ? t_Z(L[a], k[a], s[a], p[a], d[a], op[a], &e) : 0;
+        } else {
+            Lo[a] = p_L_out(L[a], k[a], s[a], p[a], d[a], &e);
+            S[a] = needs_S ? p_S(L[a], k[a], s[a], p[a], d[a], &e) : 0;
+            Z[a] = needs_Z ? p_Z(L[a], k[a], s[a], p[a], d[a], &e) : 0;
+        }
+    }
+    return e ? OVERFLOW : DONE;
+}
+
 /* One layer's quantity: torch's rules, then the output sizes, S and Z where the form
- * needs them, then the form. ch = (N, C_in, C_out, groups); per-axis arrays of ndim. */
+ * needs them, then the form. */
 static i64 evaluate_layer(int transposed, Py_ssize_t ndim, const struct form *form, const i64 *ch, const i64 *L,
                           const i64 *k, const i64 *s, const i64 *p, const i64 *d, const i64 *op, int *status)
 {
     i64 Lo[MAX_AXES], S[MAX_AXES], Z[MAX_AXES];
     int e = 0;
-    *status = REJECTED;
-    if (!layer_accepts(ch[0], ch[1], ch[2], ch[3], &e) || e) return 0;
-    for (Py_ssize_t a = 0; a < ndim; a++) {
-        /* torch's rules (generated); a layer it rejects gets its message from the Python path */
-        int accepted = transposed ? t_accepts(L[a], k[a], s[a], p[a], d[a], op[a], &e)
-                                  : op[a] == 0 && p_accepts(L[a], k[a], s[a], p[a], d[a], &e);
-        if (e || !accepted) return 0;
-    }
-    *status = OVERFLOW;
-    for (Py_ssize_t a = 0; a < ndim; a++) {
-        if (transposed) {
-            Lo[a] = t_L_out(L[a], k[a], s[a], p[a], d[a], op[a], &e);
-            S[a] = form->needs_S ? t_S(L[a], k[a], s[a], p[a], d[a], op[a], &e) : 0;
-            Z[a] = form->needs_Z ? t_Z(L[a], k[a], s[a], p[a], d[a], op[a], &e) : 0;
-        } else {
-            Lo[a] = p_L_out(L[a], k[a], s[a], p[a], d[a], &e);
-            S[a] = form->needs_S ? p_S(L[a], k[a], s[a], p[a], d[a], &e) : 0;
-            Z[a] = form->needs_Z ? p_Z(L[a], k[a], s[a], p[a], d[a], &e) : 0;
-        }
-    }
-    if (e) return 0;
+    *status = layer_axes(transposed, ndim, form->needs_S, form->needs_Z, ch, L, k, s, p, d, op, Lo, S, Z);
+    if (*status != DONE) return 0;
     i64 value = form->fn(ch, L, Lo, k, S, Z, &e);
-    if (e) return 0;
-    *status = DONE;
+    if (e) {
+        *status = OVERFLOW;
+        return 0;
+    }
     return value;
 }
 
@@ -313,10 +324,96 @@ static PyObject *additions_per_filter(PyObject *self, PyObject *const *args, Py_
         Py_RETURN_NONE;
     static const i64 one[4] = {1, 1, 1, 1};
     int status;
-    i64 value = evaluate_layer(transposed, ndim, &FORMS[transposed][ndim - 1][convention][ADDITIONS], one, L, k, s,
+    i64 value = evaluate_layer(transposed, ndim, &FORMS[transposed][ndim - 1][convention][Q_ADDITIONS], one, L, k, s,
                                p, d, op, &status);
     if (status != DONE) Py_RETURN_NONE;
     return PyLong_FromLongLong(value);
+}
+
+PyDoc_STRVAR(layer_counts_doc,
+"layer_counts(transposed, channels, input_size, kernel_size, stride, padding, dilation, output_padding, bias,\n"
+"             conventions)\n"
+"--\n\n"
+"A zero-padded layer on an input, channels = (N, C_in, C_out, groups) and a tuple of ints per axis:\n"
+"(output size, ((psi, multiplications, additions, lambda, gamma, total, unreached), ...) one per convention\n"
+"name, none for no name: the output size of a checked layer), where unreached is the output elements no\n"
+"product reaches (docs, transposed; else 0). None where the Python path must answer: anything but exact ints,\n"
+"a layer torch rejects, an int64 overflow.");
+
+static PyObject *layer_counts(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 10) {
+        PyErr_Format(PyExc_TypeError, "expected 10 arguments, got %zd", nargs);
+        return NULL;
+    }
+    if ((args[0] != Py_True && args[0] != Py_False) || (args[8] != Py_True && args[8] != Py_False) ||
+        !PyTuple_CheckExact(args[1]) || PyTuple_GET_SIZE(args[1]) != 4 || !PyTuple_CheckExact(args[2]) ||
+        !PyTuple_CheckExact(args[9]))
+        Py_RETURN_NONE;
+    int transposed = args[0] == Py_True, bias = args[8] == Py_True;
+    Py_ssize_t ndim = PyTuple_GET_SIZE(args[2]), count = PyTuple_GET_SIZE(args[9]);
+    i64 ch[4], L[MAX_AXES], k[MAX_AXES], s[MAX_AXES], p[MAX_AXES], d[MAX_AXES], op[MAX_AXES];
+    if (ndim < 1 || ndim > MAX_AXES || !axis_values(args[1], 4, ch) || !axis_values(args[2], ndim, L) ||
+        !axis_values(args[3], ndim, k) || !axis_values(args[4], ndim, s) || !axis_values(args[5], ndim, p) ||
+        !axis_values(args[6], ndim, d) || !axis_values(args[7], ndim, op))
+        Py_RETURN_NONE;
+    int conventions[3];
+    if (count > 3) Py_RETURN_NONE;
+    for (Py_ssize_t c = 0; c < count; c++)
+        if ((conventions[c] = convention_index(PyTuple_GET_ITEM(args[9], c))) < 0) Py_RETURN_NONE;
+    static const int picked[2][6] = {{Q_PSI, Q_MULTIPLICATIONS, Q_ADDITIONS, Q_LAMBDA, Q_GAMMA_NOBIAS, Q_TOTAL_NOBIAS},
+                                     {Q_PSI, Q_MULTIPLICATIONS, Q_ADDITIONS, Q_LAMBDA, Q_GAMMA, Q_TOTAL}};
+    int needs_S = 0, needs_Z = 0, unreached[3];  /* only the axis counts the conventions use (macs: neither) */
+    for (Py_ssize_t c = 0; c < count; c++) {
+        const struct form *forms = FORMS[transposed][ndim - 1][conventions[c]];
+        unreached[c] = transposed && strcmp(CONVENTION_NAMES[conventions[c]], "docs") == 0;
+        needs_Z |= unreached[c];
+        for (int q = 0; q < 6; q++) {
+            needs_S |= forms[picked[bias][q]].needs_S;
+            needs_Z |= forms[picked[bias][q]].needs_Z;
+        }
+    }
+    i64 Lo[MAX_AXES], S[MAX_AXES], Z[MAX_AXES], values[3][7];
+    if (layer_axes(transposed, ndim, needs_S, needs_Z, ch, L, k, s, p, d, op, Lo, S, Z) != DONE) Py_RETURN_NONE;
+    int e = 0;
+    for (Py_ssize_t c = 0; c < count; c++) {
+        const struct form *forms = FORMS[transposed][ndim - 1][conventions[c]];
+        for (int q = 0; q < 6; q++) values[c][q] = forms[picked[bias][q]].fn(ch, L, Lo, k, S, Z, &e);
+        i64 elements = 1, reached = 1;
+        if (unreached[c])
+            for (Py_ssize_t a = 0; a < ndim; a++) {
+                elements = mul_(elements, Lo[a], &e);
+                reached = mul_(reached, Z[a], &e);
+            }
+        values[c][6] = elements - reached;
+    }
+    if (e) Py_RETURN_NONE;
+    PyObject *out = PyTuple_New(ndim), *rows = PyTuple_New(count);
+    if (out == NULL || rows == NULL) goto fail;
+    for (Py_ssize_t a = 0; a < ndim; a++) {
+        PyObject *v = PyLong_FromLongLong(Lo[a]);
+        if (v == NULL) goto fail;
+        PyTuple_SET_ITEM(out, a, v);
+    }
+    for (Py_ssize_t c = 0; c < count; c++) {
+        PyObject *row = PyTuple_New(7);
+        if (row == NULL) goto fail;
+        PyTuple_SET_ITEM(rows, c, row);
+        for (int q = 0; q < 7; q++) {
+            PyObject *v = PyLong_FromLongLong(values[c][q]);
+            if (v == NULL) goto fail;
+            PyTuple_SET_ITEM(row, q, v);
+        }
+    }
+    PyObject *result = PyTuple_Pack(2, out, rows);
+    Py_DECREF(out);
+    Py_DECREF(rows);
+    return result;
+fail:
+    Py_XDECREF(out);
+    Py_XDECREF(rows);
+    return NULL;
 }
 
 /* --- the exact counters over rows of int64 arrays ------------------------------------ */
@@ -484,6 +581,7 @@ static PyObject *evaluate_rows(PyObject *self, PyObject *const *args, Py_ssize_t
 static PyMethodDef methods[] = {
     {"evaluate_rows", (PyCFunction)(void (*)(void))evaluate_rows, METH_FASTCALL, evaluate_rows_doc},
     {"additions_per_filter", (PyCFunction)(void (*)(void))additions_per_filter, METH_FASTCALL, additions_doc},
+    {"layer_counts", (PyCFunction)(void (*)(void))layer_counts, METH_FASTCALL, layer_counts_doc},
     {"count_rows", (PyCFunction)(void (*)(void))count_rows, METH_FASTCALL, count_rows_doc},
     {NULL, NULL, 0, NULL},
 };

@@ -803,7 +803,14 @@ static const char *const CONVENTION_NAMES[3] = {"docs", "exact", "macs"};
 
 static const char *const QUANTITY_NAMES[8] = {"psi", "multiplications", "additions", "lambda", "gamma", "gamma_nobias", "total", "total_nobias"};
 
-#define ADDITIONS 2
+#define Q_PSI 0
+#define Q_MULTIPLICATIONS 1
+#define Q_ADDITIONS 2
+#define Q_LAMBDA 3
+#define Q_GAMMA 4
+#define Q_GAMMA_NOBIAS 5
+#define Q_TOTAL 6
+#define Q_TOTAL_NOBIAS 7
 
 /* [transposed][ndim - 1][convention][quantity] */
 static const struct form FORMS[2][3][3][8] = {

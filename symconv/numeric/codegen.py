@@ -366,7 +366,8 @@ def generate_c() -> str:
     quantities = ", ".join(f'"{q}"' if bias else f'"{q}_nobias"' for q, bias in C_QUANTITIES)
     parts.append(f"static const char *const CONVENTION_NAMES[{len(conventions)}] = {{{names}}};\n")
     parts.append(f"static const char *const QUANTITY_NAMES[{len(C_QUANTITIES)}] = {{{quantities}}};\n")
-    parts.append(f"#define ADDITIONS {[q for q, _ in C_QUANTITIES].index('additions')}\n")
+    parts.append("".join(f"#define Q_{(q if bias else q + '_nobias').upper()} {i}\n"
+                         for i, (q, bias) in enumerate(C_QUANTITIES)))
     parts.append(f"/* [transposed][ndim - 1][convention][quantity] */\n"
                  f"static const struct form FORMS[2][3][{len(conventions)}][{len(C_QUANTITIES)}] = {{\n"
                  + ",\n".join(table) + "\n};\n")

@@ -17,6 +17,11 @@ from ..core.errors import SymconvError, require_bool
 from ..core.names import LAYER_KINDS, PADDING_MODES, canonical_kind
 from . import _scalar_generated as generated
 
+try:  # the same rules and expressions compiled to C (_native.c); absent where no C compiler was found at install
+    from . import _native as native
+except ImportError:  # pragma: no cover - depends on the installation
+    native = None
+
 IntOrTuple = Union[int, Sequence[int]]
 
 
@@ -155,17 +160,33 @@ class Layer:
         last = self.__dict__.get("_last_input")  # the profiler checks each layer's input twice: shape, then count
         if last is not None and last[0] == shape and all(type(v) is int for v in shape):
             return last[1]
-        self._check_rank(shape)
-        for v in shape:
-            if not is_int(v) or v < 1:
-                raise SymconvError(f"input shape {shape!r} must hold positive integers, got {v!r}")
-        batch = int(shape[0]) if len(shape) == self.ndim + 2 else 1
-        self._check_channels(shape, shape[-self.ndim - 1])
-        spatial = tuple(int(v) for v in shape[-self.ndim:])
-        self._check(spatial, batch)
-        checked = batch, spatial, self.output_size(spatial)
+        checked = self._compiled_check(shape)
+        if checked is None:  # the rules in Python, which name what they refuse
+            self._check_rank(shape)
+            for v in shape:
+                if not is_int(v) or v < 1:
+                    raise SymconvError(f"input shape {shape!r} must hold positive integers, got {v!r}")
+            batch = int(shape[0]) if len(shape) == self.ndim + 2 else 1
+            self._check_channels(shape, shape[-self.ndim - 1])
+            spatial = tuple(int(v) for v in shape[-self.ndim:])
+            self._check(spatial, batch)
+            checked = batch, spatial, self.output_size(spatial)
         self.__dict__["_last_input"] = (shape, checked)  # a memo outside the fields: equality is unchanged
         return checked
+
+    def _compiled_check(self, shape: tuple) -> tuple[int, tuple[int, ...], tuple[int, ...]] | None:
+        """:meth:`check_input`'s answer from the compiled rules, for an input of ints they accept; else None."""
+        ndim = self.ndim
+        if native is None or self.padding_mode != "zeros" or self.padding_right is not None or \
+                len(shape) not in (ndim + 1, ndim + 2) or shape[-ndim - 1] != self.in_channels or \
+                not all(type(v) is int for v in shape):  # 2.0 == 2 and True == 1, yet neither is a size
+            return None
+        batch = shape[0] if len(shape) == ndim + 2 else 1
+        spatial = shape[-ndim:]
+        found = native.layer_counts(self.transposed, (batch, self.in_channels, self.out_channels, self.groups),
+                                    spatial, self.kernel_size, self.stride, self.padding, self.dilation,
+                                    self.output_padding, self.bias, ())
+        return None if found is None else (batch, spatial, found[0])
 
     def _check_rank(self, shape: tuple) -> None:
         """An input has ndim + 1 (unbatched) or ndim + 2 (batched) dimensions, whatever its sizes are."""

@@ -2,8 +2,8 @@
 
 Every number comes from the core's resolved expressions, generated once as plain
 Python (``_scalar_generated.py``) and evaluated on Python ints: exact at any size,
-and no SymPy at run time. ``additions_per_filter`` tries the same expressions
-compiled to C first.
+and no SymPy at run time. :func:`count_layers` and ``additions_per_filter`` try
+the same expressions compiled to C first (``_native.c``).
 """
 
 from __future__ import annotations
@@ -14,12 +14,9 @@ from typing import Sequence
 from ..core.errors import SymconvError, require_bool
 from ..core.names import convention_name, kind_of
 from . import _scalar_generated as generated
-from .layer import Layer, as_tuple, is_int
+from .layer import Layer, as_tuple, is_int, native
 
-try:  # the hybrids compiled to C (_native.c); absent where no C compiler was found at install
-    from ._native import additions_per_filter as _native_additions
-except ImportError:  # pragma: no cover - depends on the installation
-    _native_additions = None
+_native_additions = getattr(native, "additions_per_filter", None)
 
 
 def axis_counts(layer: Layer, spatial: Sequence[int], S: bool = True, Z: bool = True
@@ -119,18 +116,40 @@ def count_layer(layer: Layer, input_shape: Sequence, convention: str = "docs") -
     (:class:`symconv.core.sized.SizedCount`).
     """
     conv = convention_name(convention)
+    return count_layers(layer, input_shape, (conv,))[conv]
+
+
+def count_layers(layer: Layer, input_shape: Sequence, conventions: tuple[str, ...]) -> dict[str, LayerCount]:
+    """:func:`count_layer` under each of several conventions (canonical names), by convention.
+
+    On ints the compiled expressions answer where they can (zero padding, the same on
+    both sides, every value within int64), all conventions in one call; the generated
+    Python answers the rest, with unbounded ints.
+    """
     if not all(is_int(v) for v in input_shape):
-        return _count_sized(layer, tuple(input_shape), conv)
+        return {c: _count_sized(layer, tuple(input_shape), c) for c in conventions}
     batch, spatial, out = layer.check_input(input_shape)
-    args, unreached = _count_arguments(layer, batch, spatial, conv)
+    if native is not None and layer.padding_mode == "zeros" and layer.padding_right is None:
+        found = native.layer_counts(layer.transposed, (batch, layer.in_channels, layer.out_channels, layer.groups),
+                                     spatial, layer.kernel_size, layer.stride, layer.padding, layer.dilation,
+                                     layer.output_padding, layer.bias, conventions)
+        if found is not None:
+            return {c: LayerCount(layer, c, batch, spatial, found[0], *row) for c, row in zip(conventions, found[1])}
+    return {c: python_count_layer(layer, batch, spatial, out, c) for c in conventions}
+
+
+def python_count_layer(layer: Layer, batch: int, spatial: tuple[int, ...], out: tuple[int, ...],
+                       convention: str) -> LayerCount:
+    """The counts of a checked layer and input through the generated Python, on Python ints."""
+    args, unreached = _count_arguments(layer, batch, spatial, convention)
 
     def value(quantity: str) -> int:
-        return generated.QUANTITIES[(layer.kind, conv, quantity, layer.bias)](*args)
+        return generated.QUANTITIES[(layer.kind, convention, quantity, layer.bias)](*args)
 
     psi = layer.in_channels * layer.out_channels // layer.groups
     mult, add = value("multiplications"), value("additions")
-    return LayerCount(layer, conv, batch, spatial, out, psi, mult, add, mult + add, value("gamma"), value("total"),
-                      unreached)
+    return LayerCount(layer, convention, batch, spatial, out, psi, mult, add, mult + add, value("gamma"),
+                      value("total"), unreached)
 
 
 def _count_sized(layer: Layer, shape: tuple, convention: str):

@@ -23,7 +23,7 @@ import torch
 from ..core.errors import SymconvError
 from ..core.names import kind_of
 from ..numeric.layer import Layer, is_int
-from ..numeric.layer_counts import LayerCount, count_gradients, count_layer, count_matmul
+from ..numeric.layer_counts import LayerCount, count_gradients, count_layers, count_matmul
 
 aten = torch.ops.aten
 Shape = tuple[int, ...]
@@ -132,15 +132,13 @@ def _convolution_layer(w: Shape, bias: bool, stride: tuple, padding: tuple, dila
         c_in, c_out = w[0], w[1] * groups
     else:
         c_in, c_out = w[1] * groups, w[0]
-    left = tuple(int(p) for p in padding)
-    right = left
+    left = right = tuple(map(int, padding))  # map(int, …): SymPy's integers become ints, the quickest way
     if pad is not None:
         left = tuple(p + l for p, (l, _) in zip(left, pad))
         right = tuple(p + r for p, (_, r) in zip(right, pad))
-    return Layer(kind_of(ndim, bool(transposed)), int(c_in), int(c_out), tuple(int(k) for k in w[2:]),
-                 tuple(int(s) for s in stride), left, tuple(int(d) for d in dilation),
-                 tuple(int(o) for o in output_padding), int(groups), bool(bias), "zeros",
-                 right if right != left else None)
+    return Layer(kind_of(ndim, bool(transposed)), int(c_in), int(c_out), tuple(map(int, w[2:])),
+                 tuple(map(int, stride)), left, tuple(map(int, dilation)), tuple(map(int, output_padding)),
+                 int(groups), bool(bias), "zeros", right if right != left else None)
 
 
 def _describe_pad(pad: tuple[tuple[int, int], ...]) -> str:
@@ -162,7 +160,7 @@ def convolution(x: Shape, w: Shape, bias: Shape | None, stride, padding, dilatio
     layer = convolution_layer(w, bias is not None, stride, padding, dilation, transposed, output_padding, groups,
                               context.pad)
     source = context.input_shape if context.pad is not None else x
-    counts = {c: count_layer(layer, source, c) for c in context.conventions}
+    counts = count_layers(layer, source, context.conventions)
     first = counts[context.conventions[0]]
     out = (first.batch, layer.out_channels, *first.output_size) if len(x) == layer.ndim + 2 else \
         (layer.out_channels, *first.output_size)

@@ -232,9 +232,9 @@ def _copy(model: torch.nn.Module, meta: bool) -> torch.nn.Module:
     """A copy of the model sharing nothing with it: every tensor on the meta device, or real copies."""
     try:
         with warnings.catch_warnings():
-            # torch's own pytree specs (FX and torch.export modules hold them) rebuild through a path it deprecates
-            warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
-                                    category=FutureWarning)
+            # torch's own pytree specs (FX and torch.export modules hold them) rebuild through a path it deprecates.
+            # By category, not message: a message filter compiles a regular expression, 0.1 ms at the first profile.
+            warnings.simplefilter("ignore", FutureWarning)
             return _Copier(meta).module(model)
     except Exception as err:
         raise SymconvError(f"cannot copy the model to run it ({type(err).__name__}: {err}); symconv never runs "
