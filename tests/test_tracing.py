@@ -174,6 +174,26 @@ def test_functional_calls_and_output_size():
     assert result.counted[-1].counted.output_shape == (1, 2, 26, 26)
 
 
+@pytest.mark.parametrize("pad", [0, 2])
+def test_a_time_major_convolution_is_the_conv1d_it_is(pad):
+    class TimeMajor(nn.Module):  # fairseq's convolutions: (time, batch, channels)
+        def __init__(self):
+            super().__init__()
+            self.weight = nn.Parameter(torch.randn(3, 4, 6))
+            self.bias = nn.Parameter(torch.randn(6))
+
+        def forward(self, x):
+            return torch.conv_tbc(x, self.weight, self.bias, pad)
+
+    x = torch.randn(9, 2, 4)
+    for inputs in ((9, 2, 4), x):
+        result, totals = counted(TimeMajor(), inputs)
+        assert totals == layer_totals(Layer.make("Conv1d", 4, 6, 3, padding=pad), (2, 4, 9))
+        (record,) = result.counted
+        assert record.counted.output_shape == tuple(TimeMajor()(x).shape) == (9 + 2 * pad - 2, 2, 6)
+        assert not [op for op, _, _, arithmetic in result.not_counted() if arithmetic]
+
+
 class Annotated(nn.Module):
     """A forward that marks its parts for torch's profiler (record_function), as DataParallel also does."""
 

@@ -237,6 +237,18 @@ def _piecewise(pieces: list[tuple[Counted, tuple]], note: str, domain: tuple = (
                    None, forward, note, domain=domain)
 
 
+@rule(aten.conv_tbc)
+def conv_tbc(x: Shape, w: Shape, bias: Shape, pad: int = 0, *_, context: Context) -> list[Counted]:
+    """A convolution over time in fairseq's layout: input (time, batch, C_in), weight (k, C_in, C_out), always a
+    bias: the Conv1d it is on the (batch, C_in, time) input. (Its backward runs as matrix products, counted as
+    those.)"""
+    (counted,) = convolution((x[1], x[2], x[0]), (w[2], w[1], w[0]), bias, (1,), (pad,), (1,), False, (0,), 1,
+                             context=context)
+    batch, channels, time = counted.output_shape
+    return [replace(counted, input_shape=tuple(x), output_shape=(time, batch, channels),
+                    note="conv_tbc: the input as (batch, channels, time)")]
+
+
 @rule(aten.convolution_backward)
 def convolution_backward(grad_out: Shape, x: Shape, w: Shape, bias_sizes, stride, padding, dilation, transposed,
                          output_padding, groups, output_mask, *, context: Context) -> list[Counted]:
