@@ -286,6 +286,17 @@ static int axis_values(PyObject *o, Py_ssize_t ndim, i64 *out)
     return 1;
 }
 
+/* A layer's six per-axis arguments in order (input size, kernel_size, stride, padding, dilation,
+ * output_padding), each as axis_values takes it; 0 if any is not. */
+static int layer_axis_values(PyObject *const *args, Py_ssize_t ndim, i64 *L, i64 *k, i64 *s, i64 *p, i64 *d,
+                             i64 *op)
+{
+    i64 *out[6] = {L, k, s, p, d, op};
+    for (int i = 0; i < 6; i++)
+        if (!axis_values(args[i], ndim, out[i])) return 0;
+    return 1;
+}
+
 static int convention_index(PyObject *name)
 {
     if (!PyUnicode_CheckExact(name)) return -1;
@@ -319,9 +330,7 @@ static PyObject *additions_per_filter(PyObject *self, PyObject *const *args, Py_
     if (ndim < 1 || ndim > MAX_AXES || convention < 0 || (args[7] != Py_True && args[7] != Py_False))
         Py_RETURN_NONE;
     int transposed = args[7] == Py_True;
-    if (!axis_values(args[0], ndim, L) || !axis_values(args[1], ndim, k) || !axis_values(args[2], ndim, s) ||
-        !axis_values(args[3], ndim, p) || !axis_values(args[4], ndim, d) || !axis_values(args[5], ndim, op))
-        Py_RETURN_NONE;
+    if (!layer_axis_values(args, ndim, L, k, s, p, d, op)) Py_RETURN_NONE;
     static const i64 one[4] = {1, 1, 1, 1};
     int status;
     i64 value = evaluate_layer(transposed, ndim, &FORMS[transposed][ndim - 1][convention][Q_ADDITIONS], one, L, k, s,
@@ -354,9 +363,8 @@ static PyObject *layer_counts(PyObject *self, PyObject *const *args, Py_ssize_t 
     int transposed = args[0] == Py_True, bias = args[8] == Py_True;
     Py_ssize_t ndim = PyTuple_GET_SIZE(args[2]), count = PyTuple_GET_SIZE(args[9]);
     i64 ch[4], L[MAX_AXES], k[MAX_AXES], s[MAX_AXES], p[MAX_AXES], d[MAX_AXES], op[MAX_AXES];
-    if (ndim < 1 || ndim > MAX_AXES || !axis_values(args[1], 4, ch) || !axis_values(args[2], ndim, L) ||
-        !axis_values(args[3], ndim, k) || !axis_values(args[4], ndim, s) || !axis_values(args[5], ndim, p) ||
-        !axis_values(args[6], ndim, d) || !axis_values(args[7], ndim, op))
+    if (ndim < 1 || ndim > MAX_AXES || !axis_values(args[1], 4, ch) ||
+        !layer_axis_values(args + 2, ndim, L, k, s, p, d, op))
         Py_RETURN_NONE;
     int conventions[3];
     if (count > 3) Py_RETURN_NONE;

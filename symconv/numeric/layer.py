@@ -177,16 +177,24 @@ class Layer:
     def _compiled_check(self, shape: tuple) -> tuple[int, tuple[int, ...], tuple[int, ...]] | None:
         """:meth:`check_input`'s answer from the compiled rules, for an input of ints they accept; else None."""
         ndim = self.ndim
-        if native is None or self.padding_mode != "zeros" or self.padding_right is not None or \
-                len(shape) not in (ndim + 1, ndim + 2) or shape[-ndim - 1] != self.in_channels or \
+        if len(shape) not in (ndim + 1, ndim + 2) or shape[-ndim - 1] != self.in_channels or \
                 not all(type(v) is int for v in shape):  # 2.0 == 2 and True == 1, yet neither is a size
             return None
         batch = shape[0] if len(shape) == ndim + 2 else 1
         spatial = shape[-ndim:]
-        found = native.layer_counts(self.transposed, (batch, self.in_channels, self.out_channels, self.groups),
-                                    spatial, self.kernel_size, self.stride, self.padding, self.dilation,
-                                    self.output_padding, self.bias, ())
+        found = self.compiled_counts(batch, spatial, ())
         return None if found is None else (batch, spatial, found[0])
+
+    def compiled_counts(self, batch: int, spatial: tuple[int, ...], conventions: tuple[str, ...]) -> tuple | None:
+        """torch's rules and the counts under ``conventions`` (canonical names, none for the rules alone) as
+        compiled C: (output size, (ψ, multiplications, additions, λ, γ, total, unreached) per convention). None
+        where the Python path must answer: data or asymmetric padding, anything but ints within int64, a layer or
+        input the rules refuse (the Python rules name what they refuse)."""
+        if native is None or self.padding_mode != "zeros" or self.padding_right is not None:
+            return None
+        return native.layer_counts(self.transposed, (batch, self.in_channels, self.out_channels, self.groups),
+                                   spatial, self.kernel_size, self.stride, self.padding, self.dilation,
+                                   self.output_padding, self.bias, conventions)
 
     def _check_rank(self, shape: tuple) -> None:
         """An input has ndim + 1 (unbatched) or ndim + 2 (batched) dimensions, whatever its sizes are."""

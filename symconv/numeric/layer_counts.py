@@ -129,12 +129,9 @@ def count_layers(layer: Layer, input_shape: Sequence, conventions: tuple[str, ..
     if not all(is_int(v) for v in input_shape):
         return {c: _count_sized(layer, tuple(input_shape), c) for c in conventions}
     batch, spatial, out = layer.check_input(input_shape)
-    if native is not None and layer.padding_mode == "zeros" and layer.padding_right is None:
-        found = native.layer_counts(layer.transposed, (batch, layer.in_channels, layer.out_channels, layer.groups),
-                                     spatial, layer.kernel_size, layer.stride, layer.padding, layer.dilation,
-                                     layer.output_padding, layer.bias, conventions)
-        if found is not None:
-            return {c: LayerCount(layer, c, batch, spatial, found[0], *row) for c, row in zip(conventions, found[1])}
+    found = layer.compiled_counts(batch, spatial, conventions)
+    if found is not None:
+        return {c: LayerCount(layer, c, batch, spatial, found[0], *row) for c, row in zip(conventions, found[1])}
     return {c: python_count_layer(layer, batch, spatial, out, c) for c in conventions}
 
 

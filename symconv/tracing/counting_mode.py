@@ -191,13 +191,17 @@ class ZeroPads:
         self.size = size  # a tensor size as the rules see it (symbolic runs translate SymInts)
         self.padded = WeakIdKeyDictionary()  # output of a zero constant_pad_nd -> (its input shape, its pad)
 
+    def _of(self, x: Any) -> tuple | None:
+        """(source shape, pad) of a tensor made by zero padding, else None."""
+        return self.padded.get(x) if len(self.padded) and isinstance(x, torch.Tensor) else None
+
     def remember(self, args: tuple, kwargs: dict, out: torch.Tensor) -> None:
         """A ``constant_pad_nd``: its output remembered if it padded with zeros."""
         x, pad = args[0], list(args[1])
         value = args[2] if len(args) > 2 else kwargs.get("value", 0)
         if value == 0 and all(p >= 0 for p in pad):
             pad = _shaped(pad, self.size)  # symbolic amounts (a size-dependent "same" padding) as expressions
-            found = self.padded.get(x) if len(self.padded) and isinstance(x, torch.Tensor) else None
+            found = self._of(x)
             if found is None:
                 self.padded[out] = (_shaped(x, self.size), tuple(pad))
             else:  # zeros around zeros: one pad of the first input, by the sum of both (last dimension first)
@@ -208,7 +212,7 @@ class ZeroPads:
         """Zero padding that produced a (plain) convolution's input: merged into the layer's padding."""
         x, w = (args[0], args[1]) if packet is not aten.convolution_backward else (args[1], args[2])
         transposed = args[6] if packet is not aten.convolution_backward else args[7]
-        found = self.padded.get(x) if len(self.padded) and isinstance(x, torch.Tensor) else None
+        found = self._of(x)
         if found is None or transposed:
             return context
         source, pad = found

@@ -74,6 +74,11 @@ _UPSAMPLING = {("nearest", 1): _aten.upsample_nearest1d, ("nearest", 2): _aten.u
                ("trilinear", 3): _aten.upsample_trilinear3d}
 
 
+def _bound(names: tuple[str, ...], args: tuple, kwargs: dict) -> dict[str, Any]:
+    """A functional call's arguments by name, positional ones named in order."""
+    return {**dict(zip(names, args)), **kwargs}
+
+
 class KeepSizesSymbolic(TorchFunctionMode):
     """Two functional calls computed as torch computes them, without the size reads that would fix every symbolic
     size at its hint:
@@ -95,8 +100,7 @@ class KeepSizesSymbolic(TorchFunctionMode):
 
     @staticmethod
     def _convolution(func, args: tuple, kwargs: dict) -> Any:
-        names = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
-        bound = {**dict(zip(names, args)), **kwargs}
+        bound = _bound(("input", "weight", "bias", "stride", "padding", "dilation", "groups"), args, kwargs)
         if bound.get("padding") != "same":
             return func(*args, **kwargs)
         x, w = bound["input"], bound["weight"]
@@ -112,8 +116,8 @@ class KeepSizesSymbolic(TorchFunctionMode):
 
     @staticmethod
     def _interpolation(func, args: tuple, kwargs: dict) -> Any:
-        names = ("input", "size", "scale_factor", "mode", "align_corners", "recompute_scale_factor", "antialias")
-        bound = {**dict(zip(names, args)), **kwargs}
+        bound = _bound(("input", "size", "scale_factor", "mode", "align_corners", "recompute_scale_factor",
+                        "antialias"), args, kwargs)
         x, scale, mode = bound["input"], bound.get("scale_factor"), bound.get("mode", "nearest")
         spatial = x.dim() - 2
         factors = list(scale) if isinstance(scale, (tuple, list)) else [scale] * spatial
