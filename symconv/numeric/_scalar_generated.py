@@ -408,6 +408,14 @@ def matmul_macs_bias(rows, inner, columns):
     return columns*inner*rows
 
 
+def sparse_matmul_exact_bias(stored, lines, per_line):
+    return 2*per_line*stored
+
+
+def sparse_matmul_exact_nobias(stored, lines, per_line):
+    return per_line*(-lines + 2*stored)
+
+
 def _t_zeros_arguments(L_in, kernel_size, stride, padding, dilation, output_padding):
     """Index of the first broken rule on the arguments, or -1."""
     if not ((kernel_size >= 1)):
@@ -794,6 +802,12 @@ MATMUL = {
     ('exact', False): matmul_docs_nobias,
     ('macs', True): matmul_macs_bias,
     ('macs', False): matmul_macs_bias,
+}
+
+#: bias -> f(stored, lines, per_line): the exact convention's count of a product with one sparse factor
+SPARSE_MATMUL = {
+    True: sparse_matmul_exact_bias,
+    False: sparse_matmul_exact_nobias,
 }
 
 #: (transposed, padding_mode) -> (check of the arguments, check of the input, ((message, value), ...)):

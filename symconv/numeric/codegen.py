@@ -247,6 +247,11 @@ def generate_python() -> str:
             name = define(f"matmul_{convention}_{'bias' if bias else 'nobias'}", matmul.PARAMETERS,
                           matmul.matmul_total(bias, convention))
             matmuls.append(f"    ({convention!r}, {bias}): {name},")
+    sparse = []
+    for bias in (True, False):
+        name = define(f"sparse_matmul_exact_{'bias' if bias else 'nobias'}", matmul.SPARSE_PARAMETERS,
+                      matmul.sparse_matmul_total(bias))
+        sparse.append(f"    {bias}: {name},")
     rule_tables = []
     for transposed, modes in ((True, ("zeros",)), (False, PADDING_MODES)):
         model = axis_model(transposed, not transposed)
@@ -271,6 +276,8 @@ def generate_python() -> str:
               "GRADIENTS = {", *grads, "}", "",
               "#: (convention, bias) -> f(rows, inner, columns) of a matrix product",
               "MATMUL = {", *matmuls, "}", "",
+              "#: bias -> f(stored, lines, per_line): the exact convention's count of a product with one sparse factor",
+              "SPARSE_MATMUL = {", *sparse, "}", "",
               "#: (transposed, padding_mode) -> (check of the arguments, check of the input, ((message, value), ...)):",
               "#: each check takes the axis arguments and returns the index of the first broken rule, or -1",
               "AXIS_RULES = {", *rule_tables, "}", "",

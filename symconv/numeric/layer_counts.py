@@ -209,3 +209,9 @@ def python_additions_per_filter(input_size: int | Sequence[int], kernel_size: in
 def count_matmul(rows: int, inner: int, columns: int, bias: bool, convention: str = "docs") -> int:
     """Exact operations of an (rows × inner)·(inner × columns) matrix product, plus a bias when ``bias``."""
     return generated.MATMUL[(convention_name(convention), bool(bias))](rows, inner, columns)
+
+
+def count_sparse_matmul(stored: int, lines: int, per_line: int, bias: bool) -> int:
+    """Exact operations of a product with one sparse factor that stores ``stored`` elements on ``lines`` of its
+    lines (rows of a left factor, columns of a right one), each line making ``per_line`` outputs; plus a bias."""
+    return generated.SPARSE_MATMUL[bool(bias)](stored, lines, per_line)

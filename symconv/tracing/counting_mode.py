@@ -29,7 +29,7 @@ from torch.utils.weak import WeakIdKeyDictionary
 
 from ..core.errors import SymconvError
 from . import shapes
-from .ops import RULES, Context, Counted, _convolution_layer, shape_of, takes, with_bias
+from .ops import RULES, SPARSE_LAYOUTS, Context, Counted, Sparse, _convolution_layer, shape_of, takes, with_bias
 
 aten = torch.ops.aten
 #: a convolution or its backward, whose input may be zero padding merged into the layer
@@ -143,9 +143,9 @@ def _all_meta(plan: _Plan, args: tuple, kwargs: dict) -> bool:
     return not kwargs or all(_on_meta(v) for v in kwargs.values())
 
 
-def _storage(t: torch.Tensor) -> int:
-    """Identity of a tensor's storage, shared by its views."""
-    return t.untyped_storage()._cdata
+def _storage(t: torch.Tensor) -> int | None:
+    """Identity of a tensor's storage, shared by its views; None for a sparse tensor, which has none."""
+    return t.untyped_storage()._cdata if t.layout is torch.strided else None
 
 
 def _same(size: Any) -> Any:
@@ -161,7 +161,10 @@ def _shaped(value: Any, size: Callable[[Any], Any]) -> Any:
     if type(value) in _PLAIN:
         return value
     if isinstance(value, torch.Tensor):
-        return shape_of(value) if size is _same or value.is_nested else tuple(size(v) for v in value.shape)
+        if size is _same or value.is_nested:
+            return shape_of(value)
+        shape = tuple(size(v) for v in value.shape)
+        return Sparse(shape) if value.layout in SPARSE_LAYOUTS else shape  # a fake tensor's elements are unknown
     if isinstance(value, (list, tuple)):
         return tuple([v if type(v) in _PLAIN else _shaped(v, size) for v in value])
     return size(value)
@@ -416,7 +419,7 @@ class CountingMode(TorchDispatchMode):
                 self._counted.clear()
             counted = self._counted[key] = plan.rule(*shaped, **named, context=context)
         self.records += [Record(plan.name, stack, phase, entry) for entry in counted]
-        if plan.multiplies and isinstance(out, torch.Tensor):
+        if plan.multiplies and isinstance(out, torch.Tensor) and counted[-1].product is not None:
             self._products[_storage(out)] = (out.untyped_storage(), len(self.records) - 1)
             while len(self._products) > _RECENT_PRODUCTS:
                 del self._products[next(iter(self._products))]

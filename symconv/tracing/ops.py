@@ -23,7 +23,7 @@ import torch
 from ..core.errors import SymconvError
 from ..core.names import kind_of
 from ..numeric.layer import Layer, is_int
-from ..numeric.layer_counts import LayerCount, count_gradients, count_layers, count_matmul
+from ..numeric.layer_counts import LayerCount, count_gradients, count_layers, count_matmul, count_sparse_matmul
 
 aten = torch.ops.aten
 Shape = tuple[int, ...]
@@ -77,31 +77,98 @@ class Jagged(tuple):
     """The shape of a nested (jagged) tensor: its components' shapes, ``((5, 16), (3, 16))`` for two sequences."""
 
 
+class Sparse(tuple):
+    """The shape of a sparse matrix, with what the exact convention reads of it: the elements it stores (once
+    coalesced) and its rows and columns storing at least one; None where they are unknown (no values at hand, as
+    on the meta device or in a symbolic run; a block or hybrid layout; not a matrix)."""
+
+    def __new__(cls, shape: Shape, stored: int | None = None, rows: int | None = None,
+                columns: int | None = None) -> "Sparse":
+        self = super().__new__(cls, shape)
+        self.stored, self.rows, self.columns = stored, rows, columns
+        return self
+
+    def _key(self) -> tuple:
+        return tuple(self), self.stored, self.rows, self.columns
+
+    def __eq__(self, other: object) -> bool:  # two matrices of one shape storing different elements differ
+        return type(other) is Sparse and self._key() == other._key()
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __reduce__(self) -> tuple:
+        return Sparse, self._key()
+
+
+SPARSE_LAYOUTS = frozenset((torch.sparse_coo, torch.sparse_csr, torch.sparse_csc, torch.sparse_bsr, torch.sparse_bsc))
+
+
+def _filled(compressed: torch.Tensor) -> int:
+    """The lines a compressed index (CSR's crow_indices, CSC's ccol_indices) gives at least one element."""
+    return int((compressed[1:] > compressed[:-1]).sum())
+
+
+def _distinct(indices: torch.Tensor) -> int:
+    return int(indices.unique().numel())
+
+
+def sparse_shape(t: torch.Tensor) -> Sparse:
+    """A sparse tensor's shape and, for a COO, CSR or CSC matrix holding values, the elements it stores and the
+    rows and columns storing any, read from its indices (the tensor is left as it is)."""
+    shape = tuple(t.shape)
+    if t.is_meta or t.dim() != 2:
+        return Sparse(shape)
+    if t.layout is torch.sparse_coo and t.dense_dim() == 0:
+        indices = (t if t.is_coalesced() else t.coalesce())._indices()
+        return Sparse(shape, indices.shape[1], _distinct(indices[0]), _distinct(indices[1]))
+    if t.layout is torch.sparse_csr:
+        return Sparse(shape, t._nnz(), _filled(t.crow_indices()), _distinct(t.col_indices()))
+    if t.layout is torch.sparse_csc:
+        return Sparse(shape, t._nnz(), _distinct(t.row_indices()), _filled(t.ccol_indices()))
+    return Sparse(shape)
+
+
 def shape_of(t: torch.Tensor) -> tuple:
     """A tensor's shape as a tuple; a nested tensor, which has no one shape (or a ragged size), as its
-    components' (Jagged)."""
-    return Jagged(tuple(part.shape) for part in t.unbind()) if t.is_nested else tuple(t.shape)
+    components' (Jagged); a sparse one with what it stores (Sparse)."""
+    if t.is_nested:
+        return Jagged(tuple(part.shape) for part in t.unbind())
+    return sparse_shape(t) if t.layout in SPARSE_LAYOUTS else tuple(t.shape)
 
 
 Rule = Callable[..., list[Counted]]
 RULES: dict[Any, Rule] = {}
 #: the rules that also count nested tensors (given as Jagged shapes); the others' calls on them are not counted
 TAKES_JAGGED: set[Rule] = set()
+#: the rules that count a product with a sparse factor, by the positions that factor may take
+SPARSE_FACTORS: dict[Rule, tuple[int, ...]] = {}
 
 
-def rule(*packets: Any, jagged: bool = False) -> Callable[[Rule], Rule]:
-    """Register a rule for aten operator packets (every overload of each)."""
+def rule(*packets: Any, jagged: bool = False, sparse: tuple[int, ...] = ()) -> Callable[[Rule], Rule]:
+    """Register a rule for aten operator packets (every overload of each): ``jagged`` where it counts nested
+    tensors, ``sparse`` the argument positions where it counts a sparse factor."""
     def register(fn: Rule) -> Rule:
         for packet in packets:
             RULES[packet] = fn
         if jagged:
             TAKES_JAGGED.add(fn)
+        if sparse:
+            SPARSE_FACTORS[fn] = sparse
         return fn
     return register
 
 
 def takes(rule: Rule, arguments: Sequence[Any]) -> bool:
-    """Whether a rule counts these (shaped) arguments: a nested tensor only where the rule takes Jagged shapes."""
+    """Whether a rule counts these (shaped) arguments: a nested tensor only where the rule takes Jagged shapes;
+    a sparse one only as the one sparse factor of a product the rule counts so, what it stores known."""
+    sparse = [i for i, a in enumerate(arguments) if type(a) is Sparse]
+    if sparse and (len(sparse) > 1 or sparse[0] not in SPARSE_FACTORS.get(rule, ()) or
+                   arguments[sparse[0]].stored is None):
+        return False
     return rule in TAKES_JAGGED or not any(type(a) is Jagged for a in arguments)
 
 
@@ -268,9 +335,28 @@ def convolution_backward(grad_out: Shape, x: Shape, w: Shape, bias_sizes, stride
 # --- matrix products ------------------------------------------------------------------------------------
 
 def _matmul(what: str, rows: int, inner: int, columns: int, bias: bool, context: Context,
-            inputs: Shape, out: Shape) -> Counted:
-    return Counted(what, {c: count_matmul(rows, inner, columns, bias, c) for c in context.conventions},
-                   inputs, out, product=None if bias else (rows, inner, columns))
+            inputs: Shape, out: Shape, sparse: tuple[tuple[int, int, int], str] | None = None) -> Counted:
+    """An (rows × inner)·(inner × columns) product, plus a bias; ``sparse``, where a factor is sparse, its
+    (stored, lines, outputs per line) and their description: the exact convention counts only its stored
+    elements' products (core.matmul)."""
+    totals = {c: count_matmul(rows, inner, columns, bias, c) for c in context.conventions}
+    if sparse is None:
+        return Counted(what, totals, inputs, out, product=None if bias else (rows, inner, columns))
+    if "exact" in totals:
+        totals["exact"] = count_sparse_matmul(*sparse[0], bias)
+    return Counted(f"sparse {what}", totals, inputs, out, note=f"exact: {sparse[1]}")
+
+
+def _stored(a: Shape, b: Shape, rows: int, columns: int) -> tuple[tuple[int, int, int], str] | None:
+    """What the exact convention reads of a product's sparse factor: (stored, lines, outputs per line), a row
+    of a left factor making ``columns`` outputs and a column of a right one ``rows``; None where both are dense."""
+    if type(a) is Sparse:
+        return (a.stored, a.rows, columns), f"the sparse factor stores {a.stored} elements in {a.rows} of its " \
+                                            f"{a[0]} rows"
+    if type(b) is Sparse:
+        return (b.stored, b.columns, rows), f"the sparse factor stores {b.stored} elements in {b.columns} of its " \
+                                            f"{b[1]} columns"
+    return None
 
 
 def _added(what: str, beta: Any) -> tuple[str, bool]:
@@ -287,19 +373,21 @@ def _check_sizes(a: Any, b: Any, op: str, what: str = "inner") -> None:
         raise SymconvError(f"{op}: {what} sizes {a} and {b} differ")
 
 
-@rule(aten.mm)
+@rule(aten.mm, sparse=(0, 1))
 def mm(a: Shape, b: Shape, *_, context: Context) -> list[Counted]:
-    """(m × k)·(k × n): m·n outputs of k products and k − 1 additions (macs: m·k·n)."""
+    """(m × k)·(k × n): m·n outputs of k products and k − 1 additions (macs: m·k·n); with a sparse factor,
+    exact counts its stored elements' products."""
     _check_sizes(a[1], b[0], "mm")
-    return [_matmul("matmul", a[0], a[1], b[1], False, context, a, (a[0], b[1]))]
+    return [_matmul("matmul", a[0], a[1], b[1], False, context, a, (a[0], b[1]), _stored(a, b, a[0], b[1]))]
 
 
-@rule(aten.addmm, aten.addmm_)
+@rule(aten.addmm, aten.addmm_, aten._sparse_addmm, sparse=(1, 2))
 def addmm(bias: Shape, a: Shape, b: Shape, *_, context: Context, beta: Any = 1, **__) -> list[Counted]:
-    """bias + (m × k)·(k × n): as mm, plus one addition per output (a Linear layer)."""
+    """bias + (m × k)·(k × n): as mm, plus one addition per output (a Linear layer; torch.sparse.mm and
+    torch.sparse.addmm run as _sparse_addmm)."""
     _check_sizes(a[1], b[0], "addmm")
     what, added = _added("matmul", beta)
-    return [_matmul(what, a[0], a[1], b[1], added, context, a, (a[0], b[1]))]
+    return [_matmul(what, a[0], a[1], b[1], added, context, a, (a[0], b[1]), _stored(a, b, a[0], b[1]))]
 
 
 @rule(aten.bmm)
@@ -338,19 +426,19 @@ def linear(x: Shape, weight: Shape, bias: Shape | None = None, *_, context: Cont
                     bias is not None, context, x, out)]
 
 
-@rule(aten.mv)
+@rule(aten.mv, sparse=(0,))
 def mv(a: Shape, v: Shape, *_, context: Context) -> list[Counted]:
     """(m × k)·(k): a product with one column."""
     _check_sizes(a[1], v[0], "mv")
-    return [_matmul("matrix-vector", a[0], a[1], 1, False, context, a, (a[0],))]
+    return [_matmul("matrix-vector", a[0], a[1], 1, False, context, a, (a[0],), _stored(a, v, a[0], 1))]
 
 
-@rule(aten.addmv, aten.addmv_)
+@rule(aten.addmv, aten.addmv_, sparse=(1,))
 def addmv(bias: Shape, a: Shape, v: Shape, *_, context: Context, beta: Any = 1, **__) -> list[Counted]:
     """bias + (m × k)·(k)."""
     _check_sizes(a[1], v[0], "addmv")
     what, added = _added("matrix-vector", beta)
-    return [_matmul(what, a[0], a[1], 1, added, context, a, (a[0],))]
+    return [_matmul(what, a[0], a[1], 1, added, context, a, (a[0],), _stored(a, v, a[0], 1))]
 
 
 @rule(aten.dot, aten.vdot)

@@ -29,7 +29,7 @@ from ..core.errors import SymconvError
 from ..core.names import CONVENTION_NAMES, convention_name
 from ..numeric.layer import is_int
 from .counting_mode import CountingMode, is_symconv_bug, requiring_grad
-from .ops import shape_of
+from .ops import SPARSE_LAYOUTS, shape_of
 from .report import ModuleInfo, Profile, inputs_text
 
 META, REAL, SYMBOLIC = "meta", "real values", "symbolic"
@@ -122,7 +122,14 @@ def _example_inputs(values: list, shapes: list[tuple] | None, dtypes: list[torch
                        f"tensors is given as tensors: torch.empty(shape, device='meta') costs nothing)")
 
 
+class _ValuesNeeded(SymconvError):
+    """The model holds, or takes, a sparse tensor: a meta stand-in would not say which elements it stores."""
+
+
 def _meta_empty(t: torch.Tensor) -> torch.Tensor:
+    if t.layout is not torch.strided and t.layout in SPARSE_LAYOUTS:
+        raise _ValuesNeeded(f"a {str(t.layout).removeprefix('torch.')} tensor of shape {tuple(t.shape)}: its "
+                            f"products are counted by the elements it stores, read from real values")
     if type(t) in (torch.Tensor, torch.nn.Parameter) and not t.is_meta:
         return torch.empty_like(t, device="meta")  # the quickest way, from a tensor that is not on meta
     # torch.empty, not empty_like: on a meta tensor empty_like runs a Python reference that imports SymPy.
@@ -156,6 +163,20 @@ def _eager() -> Iterator[None]:
         yield
 
 
+_COMPRESSED = SPARSE_LAYOUTS - {torch.sparse_coo}  # CSR, CSC, BSR, BSC: no storage that deepcopy could copy
+
+
+def _real_copy(t: torch.Tensor, memo: dict[int, Any]) -> torch.Tensor:
+    """A copy of a tensor with its values: torch deep-copies any but a compressed sparse one, cloned here with
+    the same flags."""
+    if t.layout not in _COMPRESSED:
+        return copy.deepcopy(t, memo)
+    clone = t.detach().clone()
+    if isinstance(t, torch.nn.Parameter):
+        return torch.nn.Parameter(clone, t.requires_grad)
+    return clone.requires_grad_(t.requires_grad)
+
+
 _ATOMS = frozenset((bool, int, float, complex, str, bytes, type(None), torch.dtype, torch.device))
 _CONTAINERS = frozenset((dict, OrderedDict, set, list))
 
@@ -180,7 +201,7 @@ class _Copier:
     def tensor(self, t: torch.Tensor) -> torch.Tensor:
         copied = self.memo.get(id(t))
         if copied is None:
-            copied = self.memo[id(t)] = _meta_like(t) if self.meta else copy.deepcopy(t, self.memo)
+            copied = self.memo[id(t)] = _meta_like(t) if self.meta else _real_copy(t, self.memo)
         return copied
 
     def value(self, v: Any) -> Any:
@@ -236,6 +257,8 @@ def _copy(model: torch.nn.Module, meta: bool) -> torch.nn.Module:
             # By category, not message: a message filter compiles a regular expression, 0.1 ms at the first profile.
             warnings.simplefilter("ignore", FutureWarning)
             return _Copier(meta).module(model)
+    except _ValuesNeeded:
+        raise
     except Exception as err:
         raise SymconvError(f"cannot copy the model to run it ({type(err).__name__}: {err}); symconv never runs "
                            f"the user's own model") from err
@@ -287,6 +310,26 @@ def _run(model: torch.nn.Module, examples: tuple[torch.Tensor, ...], names: tupl
             mode.recording = True
             torch.autograd.backward(tensors, seeds)
     return mode, twin
+
+
+def _run_on_values(model: torch.nn.Module, examples: tuple[torch.Tensor, ...], names: tuple[str, ...],
+                   conventions: tuple[str, ...], backward: bool, described: str) -> tuple[CountingMode, torch.nn.Module]:
+    """The run on copies of the user's own tensors, where the meta device cannot run or count the model."""
+    try:
+        return _run(model, examples, names, conventions, False, backward)
+    except Exception as err:
+        if is_symconv_bug(err):
+            raise
+        raise _failure(err, f"the model does not run on input {described}",
+                       f"the model's forward raised on input {described}") from err
+
+
+def _failure(err: Exception, refused: str, raised: str) -> SymconvError:
+    """A failed run as the one line the user reads: symconv's refusal (the copy, a count) after ``refused``, an
+    exception of the model's own code after ``raised``."""
+    if isinstance(err, SymconvError):
+        return SymconvError(f"{refused}: {err}")
+    return SymconvError(f"{raised}: {type(err).__name__}: {_first_line(err)}")
 
 
 @contextmanager
@@ -353,6 +396,12 @@ def profile(model: torch.nn.Module,
         try:
             mode, twin = _run(model, examples, names, conventions, True, backward)
             run = META
+        except _ValuesNeeded as err:
+            if not own:
+                raise SymconvError(f"the model needs real values on input {described} ({err}): pass an example "
+                                   f"tensor instead of a shape") from err
+            mode, twin = _run_on_values(model, examples, names, conventions, backward, described)
+            run = REAL
         except SymconvError as err:
             raise SymconvError(f"the model does not run on input {described}: {err}") from err
         except Exception as err:
@@ -369,14 +418,8 @@ def profile(model: torch.nn.Module,
                           f"--input 2,16:int64 on the command line)" if "scalar type" in first_line else "")
                 raise SymconvError(f"the model's forward raised on input {described}: {type(err).__name__}: "
                                    f"{first_line}{advice}") from err
-            try:
-                mode, twin = _run(model, examples, names, conventions, False, backward)
-                run = REAL
-            except Exception as real_err:
-                if is_symconv_bug(real_err):
-                    raise
-                raise SymconvError(f"the model's forward raised on input {described}: {type(real_err).__name__}: "
-                                   f"{_first_line(real_err)}") from real_err
+            mode, twin = _run_on_values(model, examples, names, conventions, backward, described)
+            run = REAL
     return Profile(mode.records, conventions, run, _module_infos(mode.names, twin), type(twin).__name__,
                    tuple(_shapes_of(v) for v in examples), backward, input_names=names)
 
@@ -392,7 +435,11 @@ def _profile_symbolic(model: torch.nn.Module, shapes: list[tuple], names: tuple[
     examples = [torch.empty(0, dtype=dtype) for dtype in dtypes]
     shape = inputs_text(shapes, names)
     with torch.random.fork_rng(devices=[]), _collection_paused():
-        twin = _copy(model, True)
+        try:
+            twin = _copy(model, True)
+        except _ValuesNeeded as err:
+            raise SymconvError(f"symbolic sizes cannot count this model ({err}): profile it on an example "
+                               f"tensor") from err
         inputs = run.inputs(examples)
         mode = CountingMode(conventions, twin, {id(m): name for name, m in twin.named_modules()}, fast_meta=False,
                             size=run.translate.size)
@@ -405,13 +452,11 @@ def _profile_symbolic(model: torch.nn.Module, shapes: list[tuple], names: tuple[
             run.fakeify(twin)
             with _eager(), run.fake, mode, KeepSizesSymbolic(), torch.no_grad():
                 _call(twin, inputs, names)
-        except SymconvError as err:
-            raise SymconvError(f"the model does not run on input {shape} at {run.describe_hints()}: {err}") from err
         except Exception as err:
             if is_symconv_bug(err):
                 raise
-            raise SymconvError(f"the model does not run on symbolic input {shape} (at {run.describe_hints()}): "
-                               f"{type(err).__name__}: {_first_line(err)}") from err
+            raise _failure(err, f"the model does not run on input {shape} at {run.describe_hints()}",
+                           f"the model does not run on symbolic input {shape} (at {run.describe_hints()})") from err
     domain = run.domain()
     for record in mode.records:
         if record.counted is not None:
