@@ -459,6 +459,70 @@ def test_an_add_product_with_beta_zero_adds_nothing():
                          matmul_totals(5, 8, 4, True))
 
 
+KINDS = {"Conv1d": (F.conv1d, 1), "Conv2d": (F.conv2d, 2), "Conv3d": (F.conv3d, 3),
+         "ConvTranspose1d": (F.conv_transpose1d, 1), "ConvTranspose2d": (F.conv_transpose2d, 2)}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("bias_view", ["(1, C, 1, ...)", "(C, 1, ...)"])
+def test_a_convolution_bias_added_after_it_is_its_bias(kind, bias_view):
+    convolve, ndim = KINDS[kind]
+    transposed = kind.startswith("ConvTranspose")
+    layer = Layer.make(kind, 4, 6, 3, stride=2, padding=1, output_padding=1 if transposed else 0)
+
+    class Separate(nn.Module):  # F.conv*d without bias, then its bias added (StyleGAN's bias_act, custom layers)
+        def __init__(self):
+            super().__init__()
+            self.weight = nn.Parameter(torch.randn(*((4, 6) if transposed else (6, 4)), *(3,) * ndim))
+            self.bias = nn.Parameter(torch.randn(6))
+
+        def forward(self, x):
+            options = dict(stride=2, padding=1, **({"output_padding": 1} if transposed else {}))
+            y = convolve(x, self.weight, **options)
+            shape = (1, 6, *(1,) * ndim) if bias_view == "(1, C, 1, ...)" else (6, *(1,) * ndim)
+            return y + self.bias.view(shape)
+
+    shape = (2, 4, *(5,) * ndim)
+    result, totals = counted(Separate(), shape)
+    assert totals == layer_totals(layer, shape)  # the brute force of the layer with its own bias
+    (record,) = result.counted
+    assert record.counted.layer == layer and "bias added by a separate add" in record.counted.note
+    assert not any(r.op == "aten.add" for r in result.records)  # the add is the record's bias, not listed
+
+
+def test_an_ensemble_batched_by_vmap_counts_each_member_with_its_bias():
+    members = [nn.Conv2d(3, 4, 3) for _ in range(3)]
+
+    class Ensemble(nn.Module):  # torch.func's model ensembling: vmap runs one convolution of 12 filters
+        def __init__(self):
+            super().__init__()
+            self.members = nn.ModuleList(members)
+
+        def forward(self, x):
+            params, buffers = torch.func.stack_module_state(list(self.members))
+            base = nn.Conv2d(3, 4, 3, device="meta")
+            run = lambda p, b, x: torch.func.functional_call(base, (p, b), (x,))  # noqa: E731
+            return torch.vmap(run, in_dims=(0, 0, None))(params, buffers, x)
+
+    _, totals = counted(Ensemble(), (2, 3, 8, 8))
+    member = symconv.layer_from_module(members[0])
+    assert totals == add(*[layer_totals(member, (2, 3, 8, 8))] * 3)
+
+
+def test_a_residual_add_after_a_convolution_is_not_its_bias():
+    class Residual(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(4, 4, 3, padding=1, bias=False)
+
+        def forward(self, x):
+            return self.conv(x) + x
+
+    result, totals = counted(Residual(), (2, 4, 6, 6))
+    assert totals == layer_totals(Layer.make("Conv2d", 4, 4, 3, padding=1, bias=False), (2, 4, 6, 6))
+    assert "not counted: 1 × add" in str(result)
+
+
 # --- real values, never zeros, and never the user's model --------------------------------------------------------
 
 class Branching(nn.Module):

@@ -29,12 +29,13 @@ from torch.utils.weak import WeakIdKeyDictionary
 
 from ..core.errors import SymconvError
 from . import shapes
-from .ops import RULES, SPARSE_LAYOUTS, Context, Counted, Sparse, _convolution_layer, shape_of, takes, with_bias
+from .ops import (RULES, SPARSE_LAYOUTS, Context, Counted, Sparse, _convolution_layer, biasless, fits_as_bias,
+                  shape_of, takes, with_bias)
 
 aten = torch.ops.aten
 #: a convolution or its backward, whose input may be zero padding merged into the layer
 CONVOLVES = (aten.convolution, aten._convolution, aten.convolution_backward)
-_PRODUCTS = (aten.mm, aten.bmm)  # products without a bias of their own
+_PRODUCTS = (aten.mm, aten.bmm, aten.convolution, aten._convolution)  # products that may run without their bias
 _ADDS = (aten.add, aten.add_)
 _RECENT_PRODUCTS = 8
 
@@ -99,9 +100,9 @@ class _Plan:
     name: str
     rule: Any
     pads: bool        # a constant pad, perhaps merged into the convolution it feeds
-    adds: bool        # an add, perhaps a matrix product's bias
+    adds: bool        # an add, perhaps the bias of a product run without one
     convolves: bool   # a convolution or its backward, whose input may be padded
-    multiplies: bool  # a matrix product without a bias of its own
+    multiplies: bool  # a product that may run without its bias (a matrix product, a convolution)
     recorded: bool    # an operator, not a metadata query or a profiler annotation
     tensors: tuple[int, ...]  # the positions of its tensor (and tensor list) arguments
 
@@ -419,14 +420,15 @@ class CountingMode(TorchDispatchMode):
                 self._counted.clear()
             counted = self._counted[key] = plan.rule(*shaped, **named, context=context)
         self.records += [Record(plan.name, stack, phase, entry) for entry in counted]
-        if plan.multiplies and isinstance(out, torch.Tensor) and counted[-1].product is not None:
-            self._products[_storage(out)] = (out.untyped_storage(), len(self.records) - 1)
-            while len(self._products) > _RECENT_PRODUCTS:
+        if plan.multiplies and isinstance(out, torch.Tensor) and biasless(counted[-1]):
+            storage = out.untyped_storage()
+            self._products[storage._cdata] = (storage, len(self.records) - 1)
+            if len(self._products) > _RECENT_PRODUCTS:
                 del self._products[next(iter(self._products))]
 
     def _bias_of_a_product(self, args: tuple, kwargs: dict) -> bool:
-        """An ``add`` of a bias vector to a matrix product's output (or a view of it): counted as that
-        product's bias, like addmm's, instead of as an uncounted add."""
+        """An ``add`` of a bias to the output of a product run without one (or a view of it): counted as that
+        product's bias, like addmm's or a convolution's own, instead of as an uncounted add."""
         if len(args) < 2 or not all(isinstance(a, torch.Tensor) for a in args[:2]) or kwargs.get("alpha", 1) != 1:
             return False
         for product, bias in ((args[0], args[1]), (args[1], args[0])):
@@ -434,10 +436,7 @@ class CountingMode(TorchDispatchMode):
             if found is None:
                 continue
             record = self.records[found[1]]
-            columns = record.counted.product[2]
-            bias_shape, product_shape = _shaped(bias, self.size), _shaped(product, self.size)
-            if bias_shape and bias_shape[-1] == columns and all(v == 1 for v in bias_shape[:-1]) and \
-                    product_shape[-1] == columns:
+            if fits_as_bias(record.counted, _shaped(bias, self.size), _shaped(product, self.size)):
                 record.counted = with_bias(record.counted, self.conventions)
                 del self._products[_storage(product)]
                 return True

@@ -56,12 +56,37 @@ class Counted:
                             dict(self.forward), self.note, self.product, self.domain)
 
 
+def biasless(entry: Counted) -> bool:
+    """A product whose bias a separate ``add`` may supply: a matrix product or a (forward) convolution run
+    without one."""
+    return entry.product is not None or (entry.layer is not None and not entry.layer.bias and
+                                         entry.what == entry.layer.kind)
+
+
+def fits_as_bias(entry: Counted, bias: Shape, product: Shape) -> bool:
+    """Whether an ``add`` of a tensor of shape ``bias`` to the output of a :func:`biasless` product (or a view of
+    it, of shape ``product``) is that product's bias: one value per output column of a matrix product, one per
+    output channel of a convolution, broadcast over the rest without enlarging the output."""
+    if entry.product is not None:
+        columns = entry.product[2]
+        return bool(bias) and bias[-1] == columns and all(v == 1 for v in bias[:-1]) and product[-1] == columns
+    return math.prod(bias) == entry.layer.out_channels and len(bias) <= len(product) and \
+        all(b == 1 or b == p for b, p in zip(reversed(bias), reversed(product)))
+
+
 def with_bias(entry: Counted, conventions: tuple[str, ...]) -> Counted:
-    """A matrix product whose bias a separate ``add`` supplied (F.linear on a non-contiguous input, packed
-    attention projections): the same product with one addition per output."""
-    rows, inner, columns = entry.product
-    return Counted(entry.what + " + bias", {c: count_matmul(rows, inner, columns, True, c) for c in conventions},
-                   entry.input_shape, entry.output_shape, note="bias added by a separate add")
+    """A :func:`biasless` product whose bias a separate ``add`` supplied (F.linear on a non-contiguous input,
+    packed attention projections, a convolution whose bias is added after it, as vmap's batching of an ensemble
+    does): the same product with its bias, one addition per output (exact and docs)."""
+    note = "bias added by a separate add"
+    if entry.product is not None:
+        rows, inner, columns = entry.product
+        return Counted(entry.what + " + bias", {c: count_matmul(rows, inner, columns, True, c) for c in conventions},
+                       entry.input_shape, entry.output_shape, note=note)
+    layer = replace(entry.layer, bias=True)
+    counts = count_layers(layer, entry.input_shape, conventions)
+    return Counted(entry.what, {c: v.total for c, v in counts.items()}, entry.input_shape, entry.output_shape, layer,
+                   counts, f"{entry.note}; {note}" if entry.note else note, domain=entry.domain)
 
 
 @dataclass(frozen=True)
