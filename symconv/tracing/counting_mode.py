@@ -35,7 +35,7 @@ from .ops import (RULES, SPARSE_LAYOUTS, Context, Counted, Sparse, _convolution_
 aten = torch.ops.aten
 #: a convolution or its backward, whose input may be zero padding merged into the layer
 CONVOLVES = (aten.convolution, aten._convolution, aten.convolution_backward)
-_PRODUCTS = (aten.mm, aten.bmm, aten.convolution, aten._convolution)  # products that may run without their bias
+_PRODUCTS = (aten.mm, aten.bmm)  # matrix products without a bias of their own
 _ADDS = (aten.add, aten.add_)
 _RECENT_PRODUCTS = 8
 
@@ -102,7 +102,7 @@ class _Plan:
     pads: bool        # a constant pad, perhaps merged into the convolution it feeds
     adds: bool        # an add, perhaps the bias of a product run without one
     convolves: bool   # a convolution or its backward, whose input may be padded
-    multiplies: bool  # a product that may run without its bias (a matrix product, a convolution)
+    multiplies: bool  # a matrix product without a bias of its own
     recorded: bool    # an operator, not a metadata query or a profiler annotation
     tensors: tuple[int, ...]  # the positions of its tensor (and tensor list) arguments
 
@@ -362,6 +362,10 @@ class CountingMode(TorchDispatchMode):
         # The latest matrix products without bias: storage -> (the storage, kept alive so that its address is not
         # reused, and the index of the product's record). A bias add follows its product within a few operators.
         self._products: dict[int, tuple[Any, int]] = {}
+        # The latest forward convolution: (its output, the index of its record). Its bias, where a separate add
+        # supplies it, follows before the next convolution; most convolutions feed a normalisation instead, so
+        # its storage is looked up only at an add.
+        self._convolution: tuple[torch.Tensor, int] | None = None
 
     def __enter__(self):
         self.tracker.__enter__()
@@ -402,7 +406,7 @@ class CountingMode(TorchDispatchMode):
     def _record(self, plan: _Plan, args: tuple, kwargs: dict, out: Any) -> None:
         if plan.pads:
             self._pads.remember(args, kwargs, out)
-        if plan.adds and self._products and self._bias_of_a_product(args, kwargs):
+        if plan.adds and (self._products or self._convolution) and self._bias_of_a_product(args, kwargs):
             return
         stack, phase = self.tracker.where()
         if plan.rule is None:
@@ -420,7 +424,11 @@ class CountingMode(TorchDispatchMode):
                 self._counted.clear()
             counted = self._counted[key] = plan.rule(*shaped, **named, context=context)
         self.records += [Record(plan.name, stack, phase, entry) for entry in counted]
-        if plan.multiplies and isinstance(out, torch.Tensor) and biasless(counted[-1]):
+        if not isinstance(out, torch.Tensor):  # a convolution's backward gives a tuple
+            return
+        if plan.convolves:
+            self._convolution = (out, len(self.records) - 1)
+        elif plan.multiplies:
             storage = out.untyped_storage()
             self._products[storage._cdata] = (storage, len(self.records) - 1)
             if len(self._products) > _RECENT_PRODUCTS:
@@ -432,12 +440,20 @@ class CountingMode(TorchDispatchMode):
         if len(args) < 2 or not all(isinstance(a, torch.Tensor) for a in args[:2]) or kwargs.get("alpha", 1) != 1:
             return False
         for product, bias in ((args[0], args[1]), (args[1], args[0])):
-            found = self._products.get(_storage(product))
+            storage = _storage(product)
+            found = self._products.get(storage)
+            convolution = found is None and self._convolution is not None and storage == _storage(self._convolution[0])
+            if convolution:
+                found = self._convolution
             if found is None:
                 continue
             record = self.records[found[1]]
-            if fits_as_bias(record.counted, _shaped(bias, self.size), _shaped(product, self.size)):
+            if biasless(record.counted) and \
+                    fits_as_bias(record.counted, _shaped(bias, self.size), _shaped(product, self.size)):
                 record.counted = with_bias(record.counted, self.conventions)
-                del self._products[_storage(product)]
+                if convolution:
+                    self._convolution = None
+                else:
+                    del self._products[storage]
                 return True
         return False
