@@ -189,3 +189,16 @@ def test_a_sparse_input_through_a_functional_product():
     result = symconv.profile(Holding(weight, lambda w, x: F.linear(x, w), True), p.to_sparse(), "exact",
                              all_conventions=True)
     assert {c: result.total(c) for c in ("exact", "docs", "macs")} == ones_oracle(p, 3, True, False)
+
+
+def test_torchs_flop_counter_with_symconvs_mapping_counts_the_stored_elements():
+    from torch.utils.flop_counter import FlopCounterMode
+    p = pattern(5, 4, 4)
+    for layout in ("coo", "csr"):
+        counter = FlopCounterMode(display=False, custom_mapping=symconv.flop_counter_mapping("exact"))
+        with counter:
+            torch.mm(LAYOUTS[layout](p), torch.randn(4, 3))
+        assert counter.get_total_flops() == ones_oracle(p, 3, True, False)["exact"]
+    with pytest.raises(symconv.SymconvError, match="does not count aten.mm on these arguments"), \
+            FlopCounterMode(display=False, custom_mapping=symconv.flop_counter_mapping("exact")):
+        torch.mm(p.to_sparse(), p.T.to_sparse())

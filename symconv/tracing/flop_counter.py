@@ -34,7 +34,8 @@ def _total(packet: Any, rule: Rule, context: Context, pads: ZeroPads) -> Callabl
     def formula(*args: Any, out_val: Any = None, **kwargs: Any) -> int:
         shaped, named = operands(args, kwargs)  # nested tensors as their components' shapes
         if not takes(rule, (*shaped, *named.values())):
-            raise SymconvError(f"{packet} on a nested tensor: symconv's rule for it counts plain tensors only")
+            raise SymconvError(f"symconv does not count {packet} on these arguments (a nested tensor, or a sparse "
+                               f"one other than a product's one sparse factor)")
         here = pads.merged(args, packet, context) if packet in CONVOLVES else context
         return sum(entry.totals[context.conventions[0]] for entry in rule(*shaped, **named, context=here))
 
