@@ -424,7 +424,7 @@ class CountingMode(TorchDispatchMode):
                 self._counted.clear()
             counted = self._counted[key] = plan.rule(*shaped, **named, context=context)
         self.records += [Record(plan.name, stack, phase, entry) for entry in counted]
-        if not isinstance(out, torch.Tensor):  # a convolution's backward gives a tuple
+        if not isinstance(out, torch.Tensor):  # a tuple (a convolution's backward): no bias can follow
             return
         if plan.convolves:
             self._convolution = (out, len(self.records) - 1)

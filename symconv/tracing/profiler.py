@@ -313,7 +313,8 @@ def _run(model: torch.nn.Module, examples: tuple[torch.Tensor, ...], names: tupl
 
 
 def _run_on_values(model: torch.nn.Module, examples: tuple[torch.Tensor, ...], names: tuple[str, ...],
-                   conventions: tuple[str, ...], backward: bool, described: str) -> tuple[CountingMode, torch.nn.Module]:
+                   conventions: tuple[str, ...], backward: bool,
+                   described: str) -> tuple[CountingMode, torch.nn.Module]:
     """The run on copies of the user's own tensors, where the meta device cannot run or count the model."""
     try:
         return _run(model, examples, names, conventions, False, backward)
