@@ -120,6 +120,20 @@ class Attention(torch.nn.Module):
         return F.scaled_dot_product_attention(q, q, q)
 
 
+class GraphConvolution(torch.nn.Module):
+    """A graph convolution layer: a Linear, then the graph's sparse adjacency (COO: 5 % of the pairs and the
+    self-loops stored) times its output."""
+
+    def __init__(self):
+        super().__init__()
+        pairs = torch.rand(256, 256, generator=torch.Generator().manual_seed(0)) < 0.05
+        self.register_buffer("adjacency", (pairs | torch.eye(256, dtype=torch.bool)).float().to_sparse())
+        self.linear = torch.nn.Linear(64, 32)
+
+    def forward(self, x):
+        return torch.sparse.mm(self.adjacency, self.linear(x))
+
+
 def weight_normed():
     """A HiFi-GAN-style stack: convolutions under parametrizations.weight_norm (no longer leaf modules)."""
     wn = torch.nn.utils.parametrizations.weight_norm
@@ -146,6 +160,7 @@ CASES = [
     ("transformer encoder, 2 layers", torch.nn.TransformerEncoder(
         torch.nn.TransformerEncoderLayer(64, 4, 256, batch_first=True), 2, enable_nested_tensor=False), (2, 17, 64)),
     ("LSTM, 2 layers, bidirectional", torch.nn.LSTM(32, 64, 2, batch_first=True, bidirectional=True), (2, 12, 32)),
+    ("graph convolution, sparse adjacency", GraphConvolution(), (256, 64)),
 ]
 
 #: training steps: forward and backward (peers that count only a forward cannot take part)
