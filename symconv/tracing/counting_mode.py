@@ -29,8 +29,8 @@ from torch.utils.weak import WeakIdKeyDictionary
 
 from ..core.errors import SymconvError
 from . import shapes
-from .ops import (RULES, SPARSE_LAYOUTS, Context, Counted, Sparse, _convolution_layer, biasless, fits_as_bias,
-                  shape_of, takes, with_bias)
+from .ops import (RULES, Context, Counted, Sparse, _convolution_layer, biasless, fits_as_bias, is_sparse, shape_of,
+                  takes, with_bias)
 
 aten = torch.ops.aten
 #: a convolution or its backward, whose input may be zero padding merged into the layer
@@ -165,7 +165,7 @@ def _shaped(value: Any, size: Callable[[Any], Any]) -> Any:
         if size is _same or value.is_nested:
             return shape_of(value)
         shape = tuple(size(v) for v in value.shape)
-        return Sparse(shape) if value.layout in SPARSE_LAYOUTS else shape  # a fake tensor's elements are unknown
+        return Sparse(shape) if is_sparse(value) else shape  # a fake tensor's elements are unknown
     if isinstance(value, (list, tuple)):
         return tuple([v if type(v) in _PLAIN else _shaped(v, size) for v in value])
     return size(value)

@@ -132,6 +132,11 @@ class Sparse(tuple):
 SPARSE_LAYOUTS = frozenset((torch.sparse_coo, torch.sparse_csr, torch.sparse_csc, torch.sparse_bsr, torch.sparse_bsc))
 
 
+def is_sparse(t: torch.Tensor) -> bool:
+    """A tensor of a sparse layout (the common strided one is ruled out first: every operand passes here)."""
+    return t.layout is not torch.strided and t.layout in SPARSE_LAYOUTS
+
+
 def _filled(compressed: torch.Tensor) -> int:
     """The lines a compressed index (CSR's crow_indices, CSC's ccol_indices) gives at least one element."""
     return int((compressed[1:] > compressed[:-1]).sum())
@@ -162,7 +167,7 @@ def shape_of(t: torch.Tensor) -> tuple:
     components' (Jagged); a sparse one with what it stores (Sparse)."""
     if t.is_nested:
         return Jagged(tuple(part.shape) for part in t.unbind())
-    return sparse_shape(t) if t.layout in SPARSE_LAYOUTS else tuple(t.shape)
+    return sparse_shape(t) if is_sparse(t) else tuple(t.shape)
 
 
 Rule = Callable[..., list[Counted]]

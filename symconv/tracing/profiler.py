@@ -29,7 +29,7 @@ from ..core.errors import SymconvError
 from ..core.names import CONVENTION_NAMES, convention_name
 from ..numeric.layer import is_int
 from .counting_mode import CountingMode, is_symconv_bug, requiring_grad
-from .ops import SPARSE_LAYOUTS, shape_of
+from .ops import SPARSE_LAYOUTS, is_sparse, shape_of
 from .report import ModuleInfo, Profile, inputs_text
 
 META, REAL, SYMBOLIC = "meta", "real values", "symbolic"
@@ -127,7 +127,7 @@ class _ValuesNeeded(SymconvError):
 
 
 def _meta_empty(t: torch.Tensor) -> torch.Tensor:
-    if t.layout is not torch.strided and t.layout in SPARSE_LAYOUTS:
+    if is_sparse(t):
         raise _ValuesNeeded(f"a {str(t.layout).removeprefix('torch.')} tensor of shape {tuple(t.shape)}: its "
                             f"products are counted by the elements it stores, read from real values")
     if type(t) in (torch.Tensor, torch.nn.Parameter) and not t.is_meta:
