@@ -8,6 +8,7 @@ import json
 import random
 from collections import Counter
 from contextlib import redirect_stdout
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from torch import nn
 import symconv
 from symconv.core import overlap
 from symconv.core.printing import ScalarPrinter
-from symconv.core.sized import sized_axis
+from symconv.core.sized import sized_axis, sized_gradient_axis
 from symconv.core.sizes import Formula, parse_size
 from symconv.frontends import examples
 from symconv.frontends.cli import main
@@ -28,6 +29,7 @@ from symconv.numeric import _scalar_generated as generated
 from symconv.numeric.layer import Layer, axis_accepted
 from symconv.oracle import grid
 
+from .bruteforce import simulate_gradients
 from .models import Conv2dSame, SkipUp
 
 CONVENTIONS = ("docs", "exact", "macs")
@@ -42,22 +44,25 @@ def no_counter(expr: sp.Basic) -> bool:
 
 @pytest.mark.parametrize("transposed", [True, False])
 def test_axis_forms_equal_the_exact_counters_on_the_grid(transposed):
+    # L_out, S and Z, and the backward pass's Z_in and Z_tap; plain axes with uneven padding too
     L = sp.Symbol("L", integer=True, positive=True)
     configs = sorted({pt.axis(0)[1:] for pt in grid.grid_1d(transposed)})
+    fns = (generated.t_L_out, generated.t_S, generated.t_Z, generated.t_Zin, generated.t_Ztap) if transposed else \
+        (generated.p_L_out, generated.p_S, generated.p_Z, generated.p_Zin, generated.p_Ztap)
     checked = 0
     for k, s, p, d, op in configs:
-        axis = sized_axis(transposed, L, k, s, p, p, d, op)
-        assert no_counter(axis.S) and no_counter(axis.Z)
-        forms = [sp.lambdify(L, e, modules=["math"], printer=ScalarPrinter()) for e in (axis.L_out, axis.S, axis.Z)]
-        fns = (generated.t_L_out, generated.t_S, generated.t_Z) if transposed else \
-            (generated.p_L_out, generated.p_S, generated.p_Z)
-        for n in range(1, 3 * (k * d + p + s) + 4):
-            if not axis_accepted(transposed, n, k, s, p, d, op):
-                continue
-            args = (n, k, s, p, d, op) if transposed else (n, k, s, p, p, d)
-            assert tuple(int(f(n)) for f in forms) == tuple(f(*args) for f in fns), (k, s, p, d, op, n)
-            checked += 1
-    assert checked > 15_000
+        for pr in (p,) if transposed else (p, p + 1, max(p - 2, 0)):
+            axis = sized_axis(transposed, L, k, s, p, pr, d, op)
+            forms = (axis.L_out, axis.S, axis.Z, *sized_gradient_axis(transposed, L, k, s, p, pr, d, op))
+            assert all(no_counter(e) for e in forms[1:])
+            forms = [sp.lambdify(L, e, modules=["math"], printer=ScalarPrinter()) for e in forms]
+            for n in range(1, 3 * (k * d + p + pr + s) + 4):
+                args = (n, k, s, p, d, op) if transposed else (n, k, s, p, pr, d)
+                if not (axis_accepted(True, n, k, s, p, d, op) if transposed else generated.p_L_out(*args) >= 1):
+                    continue
+                assert tuple(int(f(n)) for f in forms) == tuple(f(*args) for f in fns), (k, s, p, pr, d, op, n)
+                checked += 1
+    assert checked > (15_000 if transposed else 40_000)
 
 
 def test_sizes_written_as_multiples_make_the_floors_vanish():
@@ -122,6 +127,34 @@ def test_random_layers_against_the_single_layer_engine(seed):
     assert checked >= 60
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_random_layers_backward_against_a_triple_by_triple_count(seed):
+    rng = random.Random(100 + seed)
+    checked = 0
+    for _ in range(10):
+        layer, ndim = _random_layer(rng)
+        if layer.right_padding != layer.padding:
+            continue  # the brute force's docs adjoint is a torch layer: even padding only
+        layer = replace(layer, padding_mode="zeros")  # what a convolution's backward runs on: the padded input
+        names = ["D", "H", "W"][-ndim:]
+        counts = {c: symconv.count_gradients(layer, ("N", layer.in_channels, *names), c) for c in CONVENTIONS}
+        assert all(no_counter(v) for c in counts.values() for v in c.values())
+        domain = symconv.count_layer(layer, ("N", layer.in_channels, *names), "exact").domain
+        for _ in range(8):
+            sizes = {n: rng.randint(1, {1: 40, 2: 20, 3: 9}[ndim]) for n in names}  # the brute force is cubic in 3-d
+            sizes["N"] = rng.randint(1, 2)
+            concrete = (sizes["N"], layer.in_channels, *(sizes[n] for n in names))
+            try:
+                layer.check_input(concrete)
+            except symconv.SymconvError:
+                continue
+            for c in CONVENTIONS:
+                expected = simulate_gradients(layer, concrete, c)
+                assert {w: Formula(v, domain)(**sizes) for w, v in counts[c].items()} == expected, (layer, c, sizes)
+            checked += 1
+    assert checked >= 40
+
+
 # --- whole models: the formula at 50 sizes against the concrete profile ----------------------------------------------
 
 class Encoder2d(nn.Module):
@@ -182,26 +215,47 @@ def test_model_formulas_at_50_sizes_against_the_concrete_profile(name, build, sh
     assert result.symbolic and all(no_counter(result.total(c)) for c in CONVENTIONS)
     # SymPy's own functions only (torch's CeilToInt, IntTrueDiv, … translated), so that it prints and converts
     assert all(type(f).__module__.startswith("sympy") for f in result.total("exact").atoms(sp.Function))
+    formulas = _against_concrete_profiles(model, result, shape, names, random.Random(name), 50, 60)
+    if "multiples" in name:
+        for c in CONVENTIONS:
+            readable = formulas[c].readable()
+            assert readable.is_polynomial(*(parse_size(n) for n in names)), readable
+
+
+def _against_concrete_profiles(model: nn.Module, result: symconv.Profile, shape: tuple, names: tuple[str, ...],
+                               rng: random.Random, count: int, largest: int) -> dict:
+    """The profile's formulas, each equal to the concrete profile's total at ``count`` sizes within the domain."""
     formulas = {c: result.formula(c) for c in CONVENTIONS}
-    rng = random.Random(name)
     checked = refused = 0
-    while checked < 50:
-        sizes = {n: rng.randint(1, 60) for n in names}
+    while checked < count:
+        sizes = {n: rng.randint(1, largest) for n in names}
         concrete = tuple(int(parse_size(v).xreplace({parse_size(n): v for n, v in sizes.items()}))
                          if isinstance(v, str) else v for v in shape)
         try:
             formulas["exact"].check(sizes)
         except symconv.SymconvError:
             refused += 1
-            assert refused < 200
+            assert refused < 4 * count
             continue
-        profile = symconv.profile(model, concrete, "exact", all_conventions=True)
+        profile = symconv.profile(model, concrete, "exact", all_conventions=True, backward=result.backward)
         assert {c: formulas[c](**sizes) for c in CONVENTIONS} == {c: profile.total(c) for c in CONVENTIONS}, sizes
         checked += 1
-    if "multiples" in name:
-        for c in CONVENTIONS:
-            readable = formulas[c].readable()
-            assert readable.is_polynomial(*(parse_size(n) for n in names)), readable
+    return formulas
+
+
+TRAINED = [m for m in MODELS if "multiples" not in m[0] and "DCGAN" not in m[0]] + [
+    ("transformer layer", lambda: nn.TransformerEncoderLayer(16, 2, 32, batch_first=True), (2, "T", 16), ("T",))]
+
+
+@pytest.mark.parametrize("name, build, shape, names", TRAINED, ids=[m[0] for m in TRAINED])
+def test_training_step_formulas_against_the_concrete_training_step(name, build, shape, names):
+    # the backward pass as formulas: every convolution's three gradients and the backward's matrix products
+    model = build()
+    result = symconv.profile(model, shape, "exact", all_conventions=True, backward=True)
+    backward = [r for r in result.records if r.phase == "backward" and r.counted is not None]
+    assert backward and any(r.counted.totals["exact"].free_symbols for r in backward)
+    assert all(no_counter(result.total(c)) for c in CONVENTIONS)
+    _against_concrete_profiles(model, result, shape, names, random.Random(name), 12, 40)
 
 
 @pytest.mark.parametrize("build", [SkipUp, lambda: Conv2dSame(3, 4, (3, 4), stride=(2, 3))],

@@ -54,10 +54,15 @@ def _by_residue(values: list[int], residue: Expr) -> Expr:
     return sp.Piecewise(*((v, sp.Eq(residue, r)) for r, v in enumerate(values[:-1])), (values[-1], True))
 
 
+def _exact_output(transposed: bool, n: int, k: int, s: int, p: int, pr: int, d: int, op: int) -> int:
+    """L_out of one axis at a numeric input size, by the cost model."""
+    model = cost_model(kind_of(1, transposed), asymmetric=not transposed)
+    return int(model.output_size(0).xreplace(_axis_values(model, n, k, s, p, pr, d, op)))
+
+
 def _exact_axis(transposed: bool, n: int, k: int, s: int, p: int, pr: int, d: int, op: int) -> tuple[int, int, int]:
     """(L_out, S, Z) of one axis at a numeric input size, by the exact counters."""
-    model = cost_model(kind_of(1, transposed), asymmetric=not transposed)
-    L_out = int(model.output_size(0).xreplace(_axis_values(model, n, k, s, p, pr, d, op)))
+    L_out = _exact_output(transposed, n, k, s, p, pr, d, op)
     if L_out < 1:
         return L_out, 0, 0
     if transposed:
@@ -182,6 +187,116 @@ def sized_axis(transposed: bool, L: Expr, k: int, s: int, p: int, pr: int, d: in
     return SizedAxis(L, L_out, S, Z, tuple(conditions))
 
 
+# --- the backward pass: the input positions and the taps the gradients touch -----------------------------------
+
+def _exact_gradient_axis(transposed: bool, n: int, k: int, s: int, p: int, pr: int, d: int,
+                         op: int) -> tuple[int, int, int]:
+    """(L_out, Z_in, Z_tap) of one axis at a numeric input size, by the exact counters (see backward)."""
+    L_out = _exact_output(transposed, n, k, s, p, pr, d, op)
+    if L_out < 1:
+        return L_out, 0, 0
+    if transposed:
+        return L_out, counters.plain_coverage(L_out, k, s, p, d, n), counters.tap_coverage(n, k, s, p, d, L_out)
+    return L_out, counters.transposed_coverage(L_out, k, s, p, d, n), counters.tap_coverage(L_out, k, s, p, d, n)
+
+
+def _first_size(holds, bound: int) -> int:
+    """The smallest input size from which a condition that, once true, stays true (it only asks more of
+    quantities that grow with the size) holds."""
+    for n in range(1, bound + 1):
+        if holds(n):
+            return n
+    raise AssertionError(f"no size up to {bound} meets the condition")  # the derivation's bound is wrong
+
+
+def _plain_input_form(L: Expr, k: int, s: int, p: int, pr: int, d: int) -> tuple[Expr, int]:
+    """Z_in of a plain axis for L >= the threshold returned: ``classes``·⌊L/s⌋ plus a function of L mod s.
+
+    The inputs tap t reads are i = j·s + t·d − p, j in [0, L_out). In the residue
+    class ρ of t·d − p modulo s they are the units [u_t, u_t + L_out − 1] (i = m·s + ρ),
+    cut to [0, ⌊(L − 1 − ρ)/s⌋]. Once L_out is at least the widest gap between a
+    class's u_t, its units are contiguous; with L = q·s + r, both ends are q plus a
+    number that depends on r only.
+    """
+    c = p + pr - d * (k - 1) - 1  # L_out = ⌊(L + c)/s⌋ + 1
+    classes: dict[int, list[int]] = {}
+    for t in range(k):
+        classes.setdefault((t * d - p) % s, []).append((t * d - p) // s)
+
+    def ends(r: int) -> list[tuple[int, int]]:  # per class, at L = q·s + r: (last unit − q, first unit)
+        return [(min(max(us) + (r + c) // s, (r - 1 - rho) // s), max(min(us), 0)) for rho, us in classes.items()]
+
+    values = [sum(high - low + 1 for high, low in ends(r)) for r in range(s)]
+    step = values[1] - values[0] if s > 1 else len(classes)
+    if values == [values[0] + step * r for r in range(s)] and step * s == len(classes):
+        form = step * L + values[0]  # s·⌊L/s⌋ + L mod s = L
+    else:
+        form = len(classes) * sp.floor(L / s) + _by_residue(values, sp.Mod(L, s))
+
+    def holds(n: int) -> bool:
+        q, r = divmod(n, s)
+        L_out = q + (r + c) // s + 1
+        if L_out < 1:
+            return False
+        for us, (high, low) in zip(classes.values(), ends(r)):
+            us = sorted(set(us))
+            if any(b - a > L_out for a, b in zip(us, us[1:])) or q + high < low - 1:
+                return False
+        return True
+
+    return form, _first_size(holds, 4 * (k * d + p + pr + s) + 8)
+
+
+def _transposed_input_form(L: Expr, k: int, s: int, p: int, d: int, op: int) -> tuple[Expr, int]:
+    """Z_in of a transposed axis for L >= the threshold returned, where it is linear in L.
+
+    Tap t reaches the output from inputs i in [⌈(p − t·d)/s⌉⁺, L − 1 + min(0, e_t)],
+    e_t = ⌊(C − 1 + p − t·d)/s⌋ with L_out = (L − 1)·s + C; once every such interval is
+    nonempty and they overlap, Z_in spans from the lowest start to the highest end.
+    """
+    C = d * (k - 1) - 2 * p + op + 1
+    lows = [max(0, _ceil_div(p - t * d, s)) for t in range(k)]
+    highs = [min(0, (C - 1 + p - t * d) // s) for t in range(k)]  # each interval's end, less L − 1
+
+    def holds(n: int) -> bool:
+        if (n - 1) * s + C < 1:
+            return False
+        intervals = sorted((low, n - 1 + high) for low, high in zip(lows, highs))
+        reach = intervals[0][0] - 1
+        for low, high in intervals:
+            if high < low or low > reach + 1:
+                return False
+            reach = max(reach, high)
+        return True
+
+    return L + max(highs) - min(lows), _first_size(holds, 4 * (k * d + p + s + op) + 8)
+
+
+@lru_cache(maxsize=4096)
+def sized_gradient_axis(transposed: bool, L: Expr, k: int, s: int, p: int, pr: int, d: int,
+                        op: int) -> tuple[Expr, Expr]:
+    """Z_in and Z_tap of one axis as closed forms in its input size L (an int or a SymPy expression).
+
+    Z_tap grows with L (a larger input only adds triples) up to k, and is k from the
+    first size where it reaches k; below their thresholds both take the exact values.
+    """
+    L = sp.sympify(L)
+    x = sp.Symbol("L_axis", integer=True, positive=True)
+    if transposed:
+        Z_in, threshold = _transposed_input_form(x, k, s, p, d, op)
+    else:
+        Z_in, threshold = _plain_input_form(x, k, s, p, pr, d)
+
+    def exact(n: int, which: int) -> tuple[int, int]:
+        counts = _exact_gradient_axis(transposed, n, k, s, p, pr, d, op)
+        return counts[0], counts[which]
+
+    every_tap = _first_size(lambda n: exact(n, 2)[1] == k, 4 * (k * d + p + pr + s + op) + 8)
+    Z_in = _with_small_sizes(Z_in, x, threshold, lambda n: exact(n, 1))
+    Z_tap = _with_small_sizes(sp.Integer(k), x, every_tap, lambda n: exact(n, 2))
+    return Z_in.xreplace({x: L}), Z_tap.xreplace({x: L})
+
+
 @dataclass(frozen=True)
 class SizedCount:
     """A layer's counts under one convention as closed forms in symbolic sizes, and their domain."""
@@ -203,43 +318,86 @@ class SizedCount:
                 "lambda": self.lam, "gamma": self.gamma, "total": self.total}
 
 
-def sized_count(kind: str, in_channels: int, out_channels: int, kernel_size: tuple[int, ...],
-                stride: tuple[int, ...], padding: tuple[int, ...], padding_right: tuple[int, ...],
-                dilation: tuple[int, ...], output_padding: tuple[int, ...], groups_: int, bias: bool,
-                padding_mode: str, batch: Expr, spatial: tuple[Expr, ...], convention: str) -> SizedCount:
-    """The counts of a layer with numeric parameters on a (symbolic) input, under ``convention``."""
-    name = get_convention(convention).name
-    ndim, transposed = LAYER_KINDS[kind]
-    model = cost_model(kind)
-    data_padding = padding_mode != "zeros"
-    values: dict = {N: batch, C_in: in_channels, C_out: out_channels, groups: groups_}
-    domain: list[sp.Basic] = []
-    output = []
-    for a, ax in enumerate(model.axes):
-        L = sp.sympify(spatial[a])
-        left, right = padding[a], padding_right[a]
-        axis = sized_axis(transposed, L, kernel_size[a], stride[a], left, right, dilation[a], output_padding[a],
-                          padding_mode)
+def _sized_axes(kind: str, kernel_size: tuple[int, ...], stride: tuple[int, ...], padding: tuple[int, ...],
+                padding_right: tuple[int, ...], dilation: tuple[int, ...], output_padding: tuple[int, ...],
+                padding_mode: str, spatial: tuple[Expr, ...]) -> tuple[list[tuple], list[sp.Basic]]:
+    """Each axis' SizedAxis and the parameters it was derived with (a data padding mode's axis is the unpadded
+    layer's on the padded input), and the conditions torch needs of the sizes."""
+    transposed = LAYER_KINDS[kind][1]
+    axes, domain = [], []
+    for a, L in enumerate(spatial):
+        L = sp.sympify(L)
+        params = (kernel_size[a], stride[a], padding[a], padding_right[a], dilation[a], output_padding[a])
+        axis = sized_axis(transposed, L, *params, padding_mode)
         domain += axis.conditions
-        if data_padding:  # reflect/replicate/circular pad with data: an unpadded layer on the padded input
-            axis = sized_axis(transposed, L + left + right, kernel_size[a], stride[a], 0, 0, dilation[a],
-                              output_padding[a])
-        output.append(axis.L_out)
-        values.update({ax.L: axis.L, ax.L_out: axis.L_out, ax.k: kernel_size[a], ax.S: axis.S, ax.Z: axis.Z})
-    domain += [r.holds.xreplace(values) for r in layer_rules(model)]
-    domain += [sp.Ge(v, 1) for v in (batch, *spatial) if not sp.sympify(v).is_Symbol]  # sizes written as expressions
+        if padding_mode != "zeros":  # reflect/replicate/circular pad with data: an unpadded layer on the padded input
+            L = L + padding[a] + padding_right[a]
+            params = (kernel_size[a], stride[a], 0, 0, dilation[a], output_padding[a])
+            axis = sized_axis(transposed, L, *params)
+        axes.append((axis, params))
+    return axes, domain
 
-    def value(quantity: str) -> Expr:
-        expr = model.resolve(model.quantity(quantity, convention=name, bias=bias), through="additions")
-        return expr.xreplace(values)
 
-    mult, add = value("multiplications"), value("additions")
+def _kept(kind: str, spatial: tuple[Expr, ...], domain: list[sp.Basic]) -> tuple[sp.Basic, ...]:
+    """The conditions of a domain that are not always true, once each; SymconvError where one is never true."""
     kept = []
     for condition in domain:
         if condition is sp.false:
             raise SymconvError(f"{kind} never runs on input sizes {tuple(spatial)}: a condition torch needs is false")
         if condition is not sp.true and condition not in kept:
             kept.append(condition)
-    return SizedCount(name, sp.sympify(batch), tuple(sp.sympify(v) for v in spatial), tuple(output),
-                      sp.Integer(in_channels * out_channels // groups_), mult, add, mult + add, value("gamma"),
-                      value("total"), tuple(kept))
+    return tuple(kept)
+
+
+def _layer_domain(model, values: dict, batch: Expr, spatial: tuple[Expr, ...]) -> list[sp.Basic]:
+    """torch's layer-wide rules on these sizes, and sizes written as expressions positive."""
+    return [r.holds.xreplace(values) for r in layer_rules(model)] + \
+        [sp.Ge(v, 1) for v in (batch, *spatial) if not sp.sympify(v).is_Symbol]
+
+
+def sized_count(kind: str, in_channels: int, out_channels: int, kernel_size: tuple[int, ...],
+                stride: tuple[int, ...], padding: tuple[int, ...], padding_right: tuple[int, ...],
+                dilation: tuple[int, ...], output_padding: tuple[int, ...], groups_: int, bias: bool,
+                padding_mode: str, batch: Expr, spatial: tuple[Expr, ...], convention: str) -> SizedCount:
+    """The counts of a layer with numeric parameters on a (symbolic) input, under ``convention``."""
+    name = get_convention(convention).name
+    model = cost_model(kind)
+    values: dict = {N: batch, C_in: in_channels, C_out: out_channels, groups: groups_}
+    axes, domain = _sized_axes(kind, kernel_size, stride, padding, padding_right, dilation, output_padding,
+                               padding_mode, spatial)
+    for ax, (axis, params) in zip(model.axes, axes):
+        values.update({ax.L: axis.L, ax.L_out: axis.L_out, ax.k: params[0], ax.S: axis.S, ax.Z: axis.Z})
+    domain += _layer_domain(model, values, batch, spatial)
+
+    def value(quantity: str) -> Expr:
+        expr = model.resolve(model.quantity(quantity, convention=name, bias=bias), through="additions")
+        return expr.xreplace(values)
+
+    mult, add = value("multiplications"), value("additions")
+    return SizedCount(name, sp.sympify(batch), tuple(sp.sympify(v) for v in spatial),
+                      tuple(axis.L_out for axis, _ in axes), sp.Integer(in_channels * out_channels // groups_), mult,
+                      add, mult + add, value("gamma"), value("total"), _kept(kind, spatial, domain))
+
+
+def sized_gradients(kind: str, in_channels: int, out_channels: int, kernel_size: tuple[int, ...],
+                    stride: tuple[int, ...], padding: tuple[int, ...], padding_right: tuple[int, ...],
+                    dilation: tuple[int, ...], output_padding: tuple[int, ...], groups_: int, padding_mode: str,
+                    batch: Expr, spatial: tuple[Expr, ...],
+                    convention: str) -> tuple[dict[str, Expr], tuple[sp.Basic, ...]]:
+    """The backward pass's counts of a layer with numeric parameters on a (symbolic) input, under ``convention``
+    (grad_input, grad_weight, grad_bias, as :func:`symconv.core.backward.gradients` defines them), and their
+    domain (the forward's)."""
+    from .backward import gradient_axis, gradients
+    model = cost_model(kind)
+    transposed = LAYER_KINDS[kind][1]
+    values: dict = {N: batch, C_in: in_channels, C_out: out_channels, groups: groups_}
+    axes, domain = _sized_axes(kind, kernel_size, stride, padding, padding_right, dilation, output_padding,
+                               padding_mode, spatial)
+    for ax, (axis, params) in zip(model.axes, axes):
+        Z_in, Z_tap = sized_gradient_axis(transposed, axis.L, *params)
+        g = gradient_axis(ax)
+        values.update({ax.L: axis.L, ax.L_out: axis.L_out, ax.k: params[0], ax.S: axis.S, g.Z_in: Z_in,
+                       g.Z_tap: Z_tap})
+    domain += _layer_domain(model, values, batch, spatial)
+    counts = {which: sp.sympify(expr).xreplace(values) for which, expr in gradients(model, convention).items()}
+    return counts, _kept(kind, spatial, domain)

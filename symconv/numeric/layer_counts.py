@@ -9,7 +9,7 @@ the same expressions compiled to C first (``_native.c``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 from ..core.errors import SymconvError, require_bool
 from ..core.names import convention_name, kind_of
@@ -90,9 +90,13 @@ def count_gradients(layer: Layer, input_shape: Sequence[int], convention: str = 
     """Operations of the backward pass of a layer on an input shape: grad_input, grad_weight, grad_bias.
 
     Each as if computed (see :mod:`symconv.core.backward` for what each convention
-    counts); callers keep those a training step runs.
+    counts); callers keep those a training step runs. Sizes may be names or
+    expressions in names, as for :func:`count_layer`: the counts are then closed
+    forms, which hold within the forward count's domain.
     """
     conv = convention_name(convention)
+    if not all(is_int(v) for v in input_shape):
+        return _gradients_sized(layer, tuple(input_shape), conv)
     batch, spatial, _ = layer.check_input(input_shape)
     effective, eff_spatial = _data_padding(layer, spatial)
     if effective.transposed:
@@ -149,20 +153,34 @@ def python_count_layer(layer: Layer, batch: int, spatial: tuple[int, ...], out: 
                       value("total"), unreached)
 
 
-def _count_sized(layer: Layer, shape: tuple, convention: str):
-    """:func:`count_layer` with symbolic sizes: SymPy closed forms, no counter left in them."""
-    from ..core.sized import sized_count  # SymPy: loaded only for symbolic sizes
-    from ..core.sizes import parse_size
+def _checked_sizes(layer: Layer, shape: tuple) -> tuple[Any, tuple]:
+    """(batch, spatial sizes) of a symbolic input shape, its rank, channels and numeric sizes checked."""
+    from ..core.sizes import parse_size  # SymPy: loaded only for symbolic sizes
     sizes = [parse_size(v) for v in shape]
     layer._check_rank(shape)
     layer._check_channels(shape, sizes[-layer.ndim - 1])
     for v in sizes:
         if is_int(v) and v < 1:
             raise SymconvError(f"input shape {shape!r} must hold positive sizes, got {v!r}")
-    batch = sizes[0] if len(sizes) == layer.ndim + 2 else 1
+    return sizes[0] if len(sizes) == layer.ndim + 2 else 1, tuple(sizes[-layer.ndim:])
+
+
+def _count_sized(layer: Layer, shape: tuple, convention: str):
+    """:func:`count_layer` with symbolic sizes: SymPy closed forms, no counter left in them."""
+    from ..core.sized import sized_count
+    batch, spatial = _checked_sizes(layer, shape)
     return sized_count(layer.kind, layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
                        layer.padding, layer.right_padding, layer.dilation, layer.output_padding, layer.groups,
-                       layer.bias, layer.padding_mode, batch, tuple(sizes[-layer.ndim:]), convention)
+                       layer.bias, layer.padding_mode, batch, spatial, convention)
+
+
+def _gradients_sized(layer: Layer, shape: tuple, convention: str) -> dict[str, Any]:
+    """:func:`count_gradients` with symbolic sizes: SymPy closed forms, no counter left in them."""
+    from ..core.sized import sized_gradients
+    batch, spatial = _checked_sizes(layer, shape)
+    return sized_gradients(layer.kind, layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
+                           layer.padding, layer.right_padding, layer.dilation, layer.output_padding, layer.groups,
+                           layer.padding_mode, batch, spatial, convention)[0]
 
 
 def additions_per_filter(input_size: int | Sequence[int], kernel_size: int | Sequence[int],

@@ -242,6 +242,12 @@ def _describe_pad(pad: tuple[tuple[int, int], ...]) -> str:
     return "zero padding " + ", ".join(f"({l}, {r})" for l, r in pad) + " merged from constant_pad_nd"
 
 
+def _varying(output_padding: Sequence[Any], context: Context) -> bool:
+    """Whether a convolution's output_padding or merged zero padding is a formula in the sizes."""
+    return not all(is_int(o) for o in output_padding) or \
+        (context.pad is not None and not all(is_int(v) for pair in context.pad for v in pair))
+
+
 @rule(aten.convolution, aten._convolution)
 def convolution(x: Shape, w: Shape, bias: Shape | None, stride, padding, dilation, transposed, output_padding,
                 groups, *_, context: Context) -> list[Counted]:
@@ -250,10 +256,10 @@ def convolution(x: Shape, w: Shape, bias: Shape | None, stride, padding, dilatio
     Zero padding applied just before (``constant_pad_nd`` with value 0) is merged
     into the layer's padding, so the exact convention skips products with it.
     """
-    if not all(is_int(o) for o in output_padding):
-        return _by_output_padding(x, w, bias, stride, padding, dilation, output_padding, groups, context)
-    if context.pad is not None and not all(is_int(v) for pair in context.pad for v in pair):
-        return _by_merged_padding(x, w, bias, stride, padding, dilation, transposed, output_padding, groups, context)
+    if _varying(output_padding, context):
+        return _by_each_value(lambda op, ctx: convolution(x, w, bias, stride, padding, dilation, transposed, op,
+                                                          groups, context=ctx),
+                              stride, dilation, output_padding, context)
     layer = convolution_layer(w, bias is not None, stride, padding, dilation, transposed, output_padding, groups,
                               context.pad)
     source = context.input_shape if context.pad is not None else x
@@ -266,45 +272,50 @@ def convolution(x: Shape, w: Shape, bias: Shape | None, stride, padding, dilatio
                     domain=getattr(first, "domain", ()))]
 
 
-def _by_output_padding(x: Shape, w: Shape, bias: Shape | None, stride, padding, dilation, output_padding, groups,
-                       context: Context) -> list[Counted]:
-    """A transposed convolution whose output_padding is a formula in the sizes (``output_size=`` given as another
-    tensor's sizes, as U-Nets do): counted at each value it can take, below max(stride, dilation) per axis."""
+def _by_each_value(count: Callable[[tuple, Context], list[Counted]], stride, dilation, output_padding,
+                   context: Context) -> list[Counted]:
+    """The counts of a convolution (or its backward) whose output_padding or merged zero padding is a formula in
+    the sizes, from ``count`` at each value it takes, each where it takes it.
+
+    output_padding given as another tensor's sizes (``output_size=``, as U-Nets do) takes
+    each value below max(stride, dilation) per axis; zero padding computed from the input
+    (TensorFlow's "same" padding, as timm's Conv2dSame does) each (left, right) pair the
+    formula takes over the sizes scanned, and the domain holds the sizes where it takes one
+    of them.
+    """
     import sympy as sp
-    choices = [[(o, sp.true)] if is_int(o) else [(v, sp.Eq(o, v)) for v in range(max(s, d))]
-               for o, s, d in zip(output_padding, stride, dilation)]
-    pieces = [(convolution(x, w, bias, stride, padding, dilation, True, tuple(v for v, _ in combo), groups,
-                           context=context)[0], tuple(where for _, where in combo))
-              for combo in itertools.product(*choices)]
-    return [_piecewise(pieces, "output_padding follows the input size: counted at each value it takes")]
+    if not all(is_int(o) for o in output_padding):
+        choices = [[(o, sp.true)] if is_int(o) else [(v, sp.Eq(o, v)) for v in range(max(s, d))]
+                   for o, s, d in zip(output_padding, stride, dilation)]
+        combos = [(tuple(v for v, _ in combo), context, tuple(where for _, where in combo))
+                  for combo in itertools.product(*choices)]
+        within: tuple = ()
+        note = "output_padding follows the input size: counted at each value it takes"
+    else:
+        choices = [_pads_taken(left, right) for left, right in context.pad]
+        combos = [(tuple(output_padding), replace(context, pad=tuple(pair for pair, _ in combo)),
+                   tuple(where for _, where in combo)) for combo in itertools.product(*choices)]
+        within = tuple(sp.Or(*(where for _, where in axis)) for axis in choices if len(axis) > 1)
+        note = "zero padding follows the input size: counted at each amount it takes"
+    results = [(count(op, ctx), where) for op, ctx, where in combos]
+    return [_piecewise([(entries[i], where) for entries, where in results], note, within)
+            for i in range(len(results[0][0]))]
 
 
-def _by_merged_padding(x: Shape, w: Shape, bias: Shape | None, stride, padding, dilation, transposed,
-                       output_padding, groups, context: Context) -> list[Counted]:
-    """A convolution whose merged zero padding is a formula in the sizes (TensorFlow's "same" padding computed
-    from the input, as timm's Conv2dSame does): counted at each (left, right) padding the formula takes over
-    the sizes scanned, each where it takes it; the domain holds the sizes where it takes one of them."""
+def _pads_taken(left: Any, right: Any) -> list[tuple[tuple[int, int], Any]]:
+    """The (left, right) amounts of one axis' merged zero padding over the sizes scanned, each with where the
+    formulas take it."""
     import sympy as sp
     from ..core.sizes import _SCAN
-    choices = []
-    for left, right in context.pad:
-        left, right = sp.sympify(left), sp.sympify(right)
-        names = left.free_symbols | right.free_symbols
-        if not names:
-            choices.append([((int(left), int(right)), sp.true)])
-            continue
-        if len(names) > 1:
-            raise SymconvError(f"zero padding ({left}, {right}) depends on several sizes: give concrete sizes")
-        (name,) = names
-        taken = dict.fromkeys((int(left.xreplace({name: n})), int(right.xreplace({name: n})))
-                              for n in range(1, _SCAN + 1))
-        choices.append([(pair, sp.And(sp.Eq(left, pair[0]), sp.Eq(right, pair[1]))) for pair in taken])
-    pieces = [(convolution(x, w, bias, stride, padding, dilation, transposed, output_padding, groups,
-                           context=replace(context, pad=tuple(pair for pair, _ in combo)))[0],
-               tuple(where for _, where in combo))
-              for combo in itertools.product(*choices)]
-    within = tuple(sp.Or(*(where for _, where in axis)) for axis in choices if len(axis) > 1)
-    return [_piecewise(pieces, "zero padding follows the input size: counted at each amount it takes", within)]
+    left, right = sp.sympify(left), sp.sympify(right)
+    names = left.free_symbols | right.free_symbols
+    if not names:
+        return [((int(left), int(right)), sp.true)]
+    if len(names) > 1:
+        raise SymconvError(f"zero padding ({left}, {right}) depends on several sizes: give concrete sizes")
+    (name,) = names
+    taken = dict.fromkeys((int(left.xreplace({name: n})), int(right.xreplace({name: n}))) for n in range(1, _SCAN + 1))
+    return [(pair, sp.And(sp.Eq(left, pair[0]), sp.Eq(right, pair[1]))) for pair in taken]
 
 
 def _piecewise(pieces: list[tuple[Counted, tuple]], note: str, domain: tuple = ()) -> Counted:
@@ -351,6 +362,10 @@ def convolution_backward(grad_out: Shape, x: Shape, w: Shape, bias_sizes, stride
                          output_padding, groups, output_mask, *, context: Context) -> list[Counted]:
     """The gradients a training step asks of a convolution (``output_mask``): grad_input, grad_weight,
     grad_bias, each counted as :mod:`symconv.core.backward` defines it."""
+    if _varying(output_padding, context):
+        return _by_each_value(lambda op, ctx: convolution_backward(
+            grad_out, x, w, bias_sizes, stride, padding, dilation, transposed, op, groups, output_mask, context=ctx),
+            stride, dilation, output_padding, context)
     # autograd passes bias_sizes [0] for a convolution without a bias
     bias = bias_sizes is not None and tuple(bias_sizes) != (0,)
     layer = convolution_layer(w, bias, stride, padding, dilation, transposed, output_padding, groups, context.pad)

@@ -299,17 +299,25 @@ def _run(model: torch.nn.Module, examples: tuple[torch.Tensor, ...], names: tupl
     mode = CountingMode(conventions, twin, {id(m): name for name, m in twin.named_modules()}, fast_meta=meta,
                         backward=backward)
     with _eager(), mode, torch.set_grad_enabled(backward):
-        outputs = _call(twin, inputs, names)
-        if backward:
-            tensors = requiring_grad(outputs)
-            if not tensors:
-                raise SymconvError("backward=True, but no output of the model requires grad (no parameter "
-                                   "requires grad and no input does)")
-            mode.recording = False
-            seeds = [torch.ones(tuple(t.shape), dtype=t.dtype, device=t.device) for t in tensors]
-            mode.recording = True
-            torch.autograd.backward(tensors, seeds)
+        _step(mode, twin, inputs, names, backward)
     return mode, twin
+
+
+def _step(mode: CountingMode, twin: torch.nn.Module, inputs: Sequence[Any], names: tuple[str, ...],
+          backward: bool) -> None:
+    """The forward pass, and with ``backward`` the backward pass of a training step from ones seeds, under the
+    counting mode."""
+    outputs = _call(twin, inputs, names)
+    if not backward:
+        return
+    tensors = requiring_grad(outputs)
+    if not tensors:
+        raise SymconvError("backward=True, but no output of the model requires grad (no parameter "
+                           "requires grad and no input does)")
+    mode.recording = False
+    seeds = [torch.ones(tuple(t.shape), dtype=t.dtype, device=t.device) for t in tensors]
+    mode.recording = True
+    torch.autograd.backward(tensors, seeds)
 
 
 def _run_on_values(model: torch.nn.Module, examples: tuple[torch.Tensor, ...], names: tuple[str, ...],
@@ -373,9 +381,10 @@ def profile(model: torch.nn.Module,
     and ``torch.export`` programs are counted as the code they hold.
 
     Sizes may be names or expressions in names (``(1, 3, "H", "W")``, ``"8*h"``):
-    the counts are then SymPy expressions in them, exact wherever the model takes
-    the branches it took at the ``hints`` (values per name; large distinct defaults),
-    and ``profile.domain`` holds the conditions on the sizes under which they hold.
+    the counts (a training step's too) are then SymPy expressions in them, exact
+    wherever the model takes the branches it took at the ``hints`` (values per name;
+    large distinct defaults), and ``profile.domain`` holds the conditions on the sizes
+    under which they hold.
     """
     model = _checked_model(model)
     first = convention_name(convention)
@@ -430,8 +439,6 @@ def _profile_symbolic(model: torch.nn.Module, shapes: list[tuple], names: tuple[
                       hints: dict[str, int] | None) -> Profile:
     """The profile as formulas in the size names, from a run on fake tensors with symbolic sizes."""
     from .symbolic import KeepSizesSymbolic, SymbolicRun
-    if backward:
-        raise SymconvError("backward=True needs concrete sizes: symbolic sizes count a forward pass")
     run = SymbolicRun(shapes, hints)
     examples = [torch.empty(0, dtype=dtype) for dtype in dtypes]
     shape = inputs_text(shapes, names)
@@ -443,7 +450,7 @@ def _profile_symbolic(model: torch.nn.Module, shapes: list[tuple], names: tuple[
                                f"tensor") from err
         inputs = run.inputs(examples)
         mode = CountingMode(conventions, twin, {id(m): name for name, m in twin.named_modules()}, fast_meta=False,
-                            size=run.translate.size)
+                            backward=backward, size=run.translate.size)
         try:
             if any(isinstance(m, LazyModuleMixin) and m.has_uninitialized_params() for m in twin.modules()):
                 # Lazy modules shape their parameters at their first call, and a fake tensor cannot become a
@@ -451,8 +458,8 @@ def _profile_symbolic(model: torch.nn.Module, shapes: list[tuple], names: tuple[
                 with _eager(), torch.no_grad():
                     _call(twin, run.at_hints(examples), names)
             run.fakeify(twin)
-            with _eager(), run.fake, mode, KeepSizesSymbolic(), torch.no_grad():
-                _call(twin, inputs, names)
+            with _eager(), run.fake, mode, KeepSizesSymbolic(), torch.set_grad_enabled(backward):
+                _step(mode, twin, inputs, names, backward)
         except Exception as err:
             if is_symconv_bug(err):
                 raise
@@ -462,9 +469,9 @@ def _profile_symbolic(model: torch.nn.Module, shapes: list[tuple], names: tuple[
     for record in mode.records:
         if record.counted is not None:
             domain += [c for c in record.counted.domain if c not in domain]
-    domain = _widened(model, run.sizes, names, dtypes, conventions, mode.records, tuple(domain))
+    domain = _widened(model, run.sizes, names, dtypes, conventions, backward, mode.records, tuple(domain))
     return Profile(mode.records, conventions, SYMBOLIC, _module_infos(mode.names, twin), type(twin).__name__,
-                   tuple(tuple(str(v) for v in s) for s in shapes), False, domain, run.describe_hints(),
+                   tuple(tuple(str(v) for v in s) for s in shapes), backward, domain, run.describe_hints(),
                    input_names=names)
 
 
@@ -472,7 +479,7 @@ _SMALL_SIZES = 8  # sizes from 1 a one-name domain is widened to, where a concre
 
 
 def _widened(model: torch.nn.Module, sizes: list[tuple], names: tuple[str, ...], dtypes: list[torch.dtype],
-             conventions: tuple[str, ...], records: list, domain: tuple) -> tuple:
+             conventions: tuple[str, ...], backward: bool, records: list, domain: tuple) -> tuple:
     """The domain of a profile in one size name, widened to each small size it excludes where a concrete profile
     at that size counts the same products in the same modules, record by record: torch's tracing assumes a size
     is not 1 where broadcasting would differ, so a batch or a sequence of 1 was excluded though the counts hold."""
@@ -489,7 +496,8 @@ def _widened(model: torch.nn.Module, sizes: list[tuple], names: tuple[str, ...],
             continue
         try:
             other = profile(model, dict(zip(names, shapes)) if names else shapes, conventions[0],
-                            all_conventions=len(conventions) > 1, dtype=dict(zip(names, dtypes)) if names else dtypes)
+                            all_conventions=len(conventions) > 1, backward=backward,
+                            dtype=dict(zip(names, dtypes)) if names else dtypes)
         except SymconvError:
             continue  # torch refuses the size: the domain rightly excludes it
         ours, theirs = [r for r in records if r.counted is not None], other.counted
