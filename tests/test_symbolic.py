@@ -55,12 +55,12 @@ def test_axis_forms_equal_the_exact_counters_on_the_grid(transposed):
             axis = sized_axis(transposed, L, k, s, p, pr, d, op)
             forms = (axis.L_out, axis.S, axis.Z, *sized_gradient_axis(transposed, L, k, s, p, pr, d, op))
             assert all(no_counter(e) for e in forms[1:])
-            forms = [sp.lambdify(L, e, modules=["math"], printer=ScalarPrinter()) for e in forms]
+            values = sp.lambdify(L, forms, modules=["math"], printer=ScalarPrinter())  # one function, all five
             for n in range(1, 3 * (k * d + p + pr + s) + 4):
                 args = (n, k, s, p, d, op) if transposed else (n, k, s, p, pr, d)
                 if not (axis_accepted(True, n, k, s, p, d, op) if transposed else generated.p_L_out(*args) >= 1):
                     continue
-                assert tuple(int(f(n)) for f in forms) == tuple(f(*args) for f in fns), (k, s, p, pr, d, op, n)
+                assert tuple(map(int, values(n))) == tuple(f(*args) for f in fns), (k, s, p, pr, d, op, n)
                 checked += 1
     assert checked > (15_000 if transposed else 40_000)
 
