@@ -372,6 +372,26 @@ def test_a_batch_or_sequence_of_one_is_in_the_domain_where_a_concrete_profile_ag
     assert lstm.conditions() == ["T = 256"]
 
 
+@pytest.mark.parametrize("backward", [False, True])
+def test_a_batch_of_one_is_in_the_domain_beside_other_names_where_the_counts_agree(backward):
+    # in several names the batch of one is checked as formulas: the model profiled again with N = 1
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4).eval(), nn.ReLU(),
+                          nn.ConvTranspose2d(4, 2, 2, stride=2), nn.AdaptiveAvgPool2d(1), nn.Flatten(1), nn.Linear(2, 3))
+    result = symconv.profile(model, ("N", 3, "H", 8), "exact", all_conventions=True, backward=backward)
+    assert "N" not in " ".join(result.formula().conditions())
+    rng = random.Random(int(backward))
+    for n, h in [(1, 1), (1, 2), (2, 7)] + [(1, rng.randint(3, 40)) for _ in range(6)]:
+        concrete = symconv.profile(model, (n, 3, h, 8), "exact", all_conventions=True, backward=backward)
+        assert {c: result.formula(c)(N=n, H=h) for c in CONVENTIONS} == {c: concrete.total(c) for c in CONVENTIONS}
+    # where torch needs more than one value per channel (a BatchNorm in training), one sample of one position
+    # stays outside
+    trained = symconv.profile(nn.Sequential(nn.Conv1d(2, 4, 3), nn.BatchNorm1d(4)), ("N", 2, "L"), "macs").formula()
+    assert trained(N=1, L=4) == symconv.profile(nn.Sequential(nn.Conv1d(2, 4, 3), nn.BatchNorm1d(4)), (1, 2, 4),
+                                                "macs").total()
+    with pytest.raises(symconv.SymconvError, match="outside the domain"):
+        trained(N=1, L=3)
+
+
 class EvenOnly(nn.Module):
     """Down by 2, then back up to the input's size by a transposed convolution that makes only even sizes."""
 
@@ -410,8 +430,11 @@ def test_the_domain_reads_as_thresholds_and_equalities():
             even(H=h, W=6)
         with pytest.raises(symconv.SymconvError):
             symconv.profile(EvenOnly(), (1, 3, h, 6), "exact")
-    H = parse_size("H")
+    H, N = parse_size("H"), parse_size("N")
     assert Formula(H, (sp.Eq(sp.Mod(H + 1, 4), 0),)).conditions() == ["H ≡ 3 (mod 4)"]
+    # a size of 1 joined with what it needs of the other names: in words, nested where it is
+    assert Formula(N * H, (sp.Or(sp.Ne(N, 1), sp.And(sp.Ne(H, 1), H >= 3)),)).conditions() == \
+        ["N ≠ 1 or (H >= 3 and H ≠ 1)"]
 
 
 def test_a_total_that_does_not_depend_on_the_sizes_is_a_formula_too():

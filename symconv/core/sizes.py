@@ -123,7 +123,11 @@ def _residue_text(name: sp.Symbol, m: int, r: int) -> str:
 
 def _described(cond: sp.Basic) -> str:
     """A condition as a reader writes it: ``T = 256``, ``H ≠ 3`` (a linear equation in one name solved for it),
-    ``16*(floor(H/4) - 3)*(floor(W/4) - 3) = 400``."""
+    ``16*(floor(H/4) - 3)*(floor(W/4) - 3) = 400``, ``N ≠ 1 or H ≠ 1``."""
+    if isinstance(cond, (sp.Or, sp.And)):
+        word = " or " if isinstance(cond, sp.Or) else " and "
+        return word.join(f"({_described(c)})" if isinstance(c, (sp.Or, sp.And)) else _described(c)
+                         for c in cond.args)
     if not isinstance(cond, (sp.Eq, sp.Ne)):
         return str(cond)
     lhs, rhs = _solved(cond) or (cond.lhs, cond.rhs)

@@ -469,7 +469,7 @@ def _profile_symbolic(model: torch.nn.Module, shapes: list[tuple], names: tuple[
     for record in mode.records:
         if record.counted is not None:
             domain += [c for c in record.counted.domain if c not in domain]
-    domain = _widened(model, run.sizes, names, dtypes, conventions, backward, mode.records, tuple(domain))
+    domain = _widened(model, run, names, dtypes, conventions, backward, mode.records, tuple(domain))
     return Profile(mode.records, conventions, SYMBOLIC, _module_infos(mode.names, twin), type(twin).__name__,
                    tuple(tuple(str(v) for v in s) for s in shapes), backward, domain, run.describe_hints(),
                    input_names=names)
@@ -478,20 +478,27 @@ def _profile_symbolic(model: torch.nn.Module, shapes: list[tuple], names: tuple[
 _SMALL_SIZES = 8  # sizes from 1 a one-name domain is widened to, where a concrete profile agrees
 
 
-def _widened(model: torch.nn.Module, sizes: list[tuple], names: tuple[str, ...], dtypes: list[torch.dtype],
+def _widened(model: torch.nn.Module, run: Any, names: tuple[str, ...], dtypes: list[torch.dtype],
              conventions: tuple[str, ...], backward: bool, records: list, domain: tuple) -> tuple:
-    """The domain of a profile in one size name, widened to each small size it excludes where a concrete profile
-    at that size counts the same products in the same modules, record by record: torch's tracing assumes a size
-    is not 1 where broadcasting would differ, so a batch or a sequence of 1 was excluded though the counts hold."""
+    """The domain of a profile, widened to small sizes it excludes where the profile at that size counts the same
+    products in the same modules, record by record: torch's tracing assumes a size is not 1 where broadcasting
+    would differ, so a batch or a sequence of 1 was excluded though the counts hold.
+
+    In one size name, each size up to ``_SMALL_SIZES`` is checked against a concrete profile; in several, see
+    :func:`_one_joined`.
+    """
     import sympy as sp
-    symbols = {s for shape in sizes for v in shape if not isinstance(v, int) for s in v.free_symbols}
-    if len(symbols) != 1:
+    symbols = sorted({s for shape in run.sizes for v in shape if not isinstance(v, int) for s in v.free_symbols},
+                     key=lambda s: s.name)
+    if len(symbols) > 1:
+        return _one_joined(model, run, symbols, names, dtypes, conventions, backward, records, domain)
+    if not symbols:
         return domain
     (name,) = symbols
     for n in range(1, _SMALL_SIZES + 1):
         if all(bool(c.xreplace({name: n})) for c in domain):
             continue
-        shapes = [tuple(v if isinstance(v, int) else int(v.xreplace({name: n})) for v in shape) for shape in sizes]
+        shapes = [tuple(v if isinstance(v, int) else int(v.xreplace({name: n})) for v in shape) for shape in run.sizes]
         if any(v < 1 for shape in shapes for v in shape):
             continue
         try:
@@ -500,14 +507,51 @@ def _widened(model: torch.nn.Module, sizes: list[tuple], names: tuple[str, ...],
                             dtype=dict(zip(names, dtypes)) if names else dtypes)
         except SymconvError:
             continue  # torch refuses the size: the domain rightly excludes it
-        ours, theirs = [r for r in records if r.counted is not None], other.counted
-        same = len(ours) == len(theirs) and all(
-            a.counted.what == b.counted.what and a.stack == b.stack and
-            all(sp.sympify(a.counted.totals[c]).xreplace({name: n}) == b.counted.totals[c] for c in conventions)
-            for a, b in zip(ours, theirs))
-        if same:
+        if _same_counts(records, other.counted, {name: n}, conventions):
             domain = tuple(c if bool(c.xreplace({name: n})) else sp.Or(c, sp.Eq(name, n)) for c in domain)
     return domain
+
+
+def _one_joined(model: torch.nn.Module, run: Any, symbols: list, names: tuple[str, ...], dtypes: list[torch.dtype],
+                conventions: tuple[str, ...], backward: bool, records: list, domain: tuple) -> tuple:
+    """The domain of a profile in several size names, with 1 joined for each name it excludes from 1 alone
+    (``N >= 2``, torch's assumption) where the model, profiled again with that name 1 (in the other names, at
+    the same hints, that profile's domain widened in turn), counts the same: 1 then needs what that profile
+    needs of the other names, beyond what this domain needs anyway."""
+    import sympy as sp
+
+    from ..core.sizes import parse_size
+    for name in symbols:
+        one = [c for c in domain if c in (sp.Ne(name, 1), sp.Ge(name, 2), sp.Gt(name, 1))]
+        if not one:
+            continue
+        shapes = [tuple(parse_size(v if isinstance(v, int) else v.xreplace({name: 1})) for v in shape)
+                  for shape in run.sizes]
+        hints = {s.name: v for s, v in run.hints.items() if s != name}
+        try:
+            other = _profile_symbolic(model, shapes, names, dtypes, conventions, backward, hints)
+        except SymconvError:
+            continue  # torch refuses the size: the domain rightly excludes it
+        if _same_counts(records, other.counted, {name: 1}, conventions):
+            needed = sp.And(*(c for c in other.domain if c not in domain))
+            domain = tuple(sp.Or(c, needed) if c in one else c for c in domain)
+    return tuple(c for c in domain if c is not sp.true)
+
+
+def _same_counts(records: list, others: list, at: dict, conventions: tuple[str, ...]) -> bool:
+    """Whether the counted records, their sizes set ``at`` the given values, are the other profile's counted
+    records: the same products in the same modules, with equal counts (numbers, or formulas whose difference
+    expands to 0)."""
+    import sympy as sp
+
+    def equal(a: Any, b: Any) -> bool:
+        a = sp.sympify(a).xreplace(at)
+        return a == b or sp.expand(a - b) == 0
+
+    ours = [r for r in records if r.counted is not None]
+    return len(ours) == len(others) and all(
+        a.counted.what == b.counted.what and a.stack == b.stack and
+        all(equal(a.counted.totals[c], b.counted.totals[c]) for c in conventions) for a, b in zip(ours, others))
 
 
 def _module_infos(names: dict[int, str], twin: torch.nn.Module) -> dict[str, ModuleInfo]:
