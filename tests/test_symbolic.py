@@ -383,6 +383,12 @@ def test_a_batch_of_one_is_in_the_domain_beside_other_names_where_the_counts_agr
     for n, h in [(1, 1), (1, 2), (2, 7)] + [(1, rng.randint(3, 40)) for _ in range(6)]:
         concrete = symconv.profile(model, (n, 3, h, 8), "exact", all_conventions=True, backward=backward)
         assert {c: result.formula(c)(N=n, H=h) for c in CONVENTIONS} == {c: concrete.total(c) for c in CONVENTIONS}
+    # a batch beside a sequence length: B = 1 joins (as torch writes it, 1 < B), T = 1 stays out with B*T ≠ B
+    layer = nn.TransformerEncoderLayer(16, 2, 32, batch_first=True)
+    formula = symconv.profile(layer, ("B", "T", 16), "exact", backward=backward).formula()
+    assert formula.conditions() == ["T >= 2", "B*T ≠ 1", "B*T ≠ B"]
+    for b, t in ((1, 5), (1, 2), (3, 4)):
+        assert formula(B=b, T=t) == symconv.profile(layer, (b, t, 16), "exact", backward=backward).total()
     # where torch needs more than one value per channel (a BatchNorm in training), one sample of one position
     # stays outside
     trained = symconv.profile(nn.Sequential(nn.Conv1d(2, 4, 3), nn.BatchNorm1d(4)), ("N", 2, "L"), "macs").formula()

@@ -121,6 +121,21 @@ def _residue_text(name: sp.Symbol, m: int, r: int) -> str:
     return f"{name.name} {('even', 'odd')[r]}" if m == 2 else f"{name.name} ≡ {r} (mod {m})"
 
 
+def normalized(cond: sp.Basic) -> sp.Basic:
+    """A condition in one form of those torch's tracing writes it in: a linear (in)equation in one name solved
+    for it (``Ne(16*T, 16)``: ``Ne(T, 1)``), an inequality with the name on the left (``1 < T``: ``T > 1``)."""
+    solved = _solved(cond)
+    if solved is not None:
+        return type(cond)(*solved)
+    return getattr(cond, "canonical", cond)
+
+
+def says_not_one(cond: sp.Basic, name: sp.Symbol) -> bool:
+    """Whether a condition says exactly that a (positive) size is not 1, as torch's tracing assumes where
+    broadcasting would differ: ``Ne(N, 1)``, ``N > 1``, ``N >= 2``, ``Ne(16*T, 16)``."""
+    return normalized(cond) in (sp.Ne(name, 1), sp.Gt(name, 1), sp.Ge(name, 2))
+
+
 def _described(cond: sp.Basic) -> str:
     """A condition as a reader writes it: ``T = 256``, ``H ≠ 3`` (a linear equation in one name solved for it),
     ``16*(floor(H/4) - 3)*(floor(W/4) - 3) = 400``, ``N ≠ 1 or H ≠ 1``."""

@@ -508,8 +508,19 @@ def _widened(model: torch.nn.Module, run: Any, names: tuple[str, ...], dtypes: l
         except SymconvError:
             continue  # torch refuses the size: the domain rightly excludes it
         if _same_counts(records, other.counted, {name: n}, conventions):
-            domain = tuple(c if bool(c.xreplace({name: n})) else sp.Or(c, sp.Eq(name, n)) for c in domain)
-    return domain
+            domain = tuple(c if bool(c.xreplace({name: n})) else _or_equal(c, name, n) for c in domain)
+    return tuple(c for c in domain if c is not sp.true)
+
+
+def _or_equal(condition: Any, name: Any, n: int) -> Any:
+    """``condition`` or ``name = n``, as a threshold where it is one (size > n or size = n: size >= n)."""
+    import sympy as sp
+    canonical = getattr(condition, "canonical", condition)
+    if canonical in (sp.Gt(name, n), sp.Ge(name, n + 1)):
+        return sp.Ge(name, n)  # True at n = 1: sizes are positive
+    if canonical == sp.Ne(name, n):
+        return sp.true
+    return sp.Or(condition, sp.Eq(name, n))
 
 
 def _one_joined(model: torch.nn.Module, run: Any, symbols: list, names: tuple[str, ...], dtypes: list[torch.dtype],
@@ -520,11 +531,11 @@ def _one_joined(model: torch.nn.Module, run: Any, symbols: list, names: tuple[st
     needs of the other names, beyond what this domain needs anyway."""
     import sympy as sp
 
-    from ..core.sizes import parse_size
+    from ..core.sizes import normalized, parse_size, says_not_one
     for name in symbols:
-        one = [c for c in domain if c in (sp.Ne(name, 1), sp.Ge(name, 2), sp.Gt(name, 1))]
-        if not one:
-            continue
+        one = [c for c in domain if says_not_one(c, name)]
+        if not one or any(c.xreplace({name: 1}) is sp.false for c in domain if c not in one):
+            continue  # nothing to join, or 1 excluded all the same
         shapes = [tuple(parse_size(v if isinstance(v, int) else v.xreplace({name: 1})) for v in shape)
                   for shape in run.sizes]
         hints = {s.name: v for s, v in run.hints.items() if s != name}
@@ -533,7 +544,8 @@ def _one_joined(model: torch.nn.Module, run: Any, symbols: list, names: tuple[st
         except SymconvError:
             continue  # torch refuses the size: the domain rightly excludes it
         if _same_counts(records, other.counted, {name: 1}, conventions):
-            needed = sp.And(*(c for c in other.domain if c not in domain))
+            ours = {normalized(c) for c in domain}
+            needed = sp.And(*(c for c in other.domain if normalized(c) not in ours))
             domain = tuple(sp.Or(c, needed) if c in one else c for c in domain)
     return tuple(c for c in domain if c is not sp.true)
 
