@@ -561,6 +561,30 @@ def test_a_symbolic_profile_exports_as_json_and_as_a_dataframe():
     assert value(json.loads(out.getvalue())["totals"]["docs"]) == concrete.total("docs")
 
 
+def _cli_output(*argv: str) -> str:
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert main(list(argv)) == 0
+    return out.getvalue()
+
+
+def test_count_cli_prints_the_gradients_of_a_training_step():
+    layer = Layer.make("Conv2d", 4, 6, 3, stride=2, padding=1, groups=2)
+    text = _cli_output("count", "Conv2d(4, 6, 3, stride=2, padding=1, groups=2)", "--input", "2,4,9,9",
+                       "--convention", "all", "--backward")
+    rows = {line.split()[0]: [int(v.replace(",", "")) for v in line.split()[1:]]
+            for line in text.split("backward pass")[1].splitlines()[2:]}
+    expected = {c: simulate_gradients(layer, (2, 4, 9, 9), c) for c in ("docs", "exact", "macs")}
+    assert rows == {w: [expected[c][w] for c in ("docs", "exact", "macs")] for w in ("grad_input", "grad_weight",
+                                                                                      "grad_bias")}
+    # with names: formulas (grad_bias = C_out·(N·ΠL_out − 1) with L_out = 2H, 2W), and LaTeX
+    text = _cli_output("count", "ConvTranspose2d(8, 4, 4, stride=2, padding=1)", "--input", "N,8,H,W",
+                       "--convention", "exact", "--backward")
+    assert "  grad_bias        16*H*N*W - 4" in text.split("backward pass")[1]
+    text = _cli_output("count", "Conv1d(2, 4, 3)", "--input", "1,2,10", "--backward", "--latex")
+    assert r"\text{grad\_bias} = \left(N \times L_{out} - 1\right) \times C_{out} = 28" in text
+
+
 def test_count_cli_prints_formulas_and_latex():
     out = io.StringIO()
     with redirect_stdout(out):

@@ -29,22 +29,59 @@ def _count(args: argparse.Namespace) -> int:
     first = counts[0]
     batch_shape = (first.batch, spec.out_channels, *first.output_size)
     print(f"{spec.constructor()} on input {_shape_text(shape)} -> output {_shape_text(batch_shape)}")
-    if hasattr(first, "domain"):
-        return _count_formulas(args, spec, counts)
-    if args.plot:
+    domain = getattr(first, "domain", None)
+    if domain is not None:
+        _count_formulas(args, spec, counts)
+    elif args.plot:
         raise SymconvError(_PLOT_NEEDS_NAMES)
-    if args.latex:
+    elif args.latex:
         _count_latex(spec, counts)
-        return 0
-    rows = [("psi", "psi"), ("multiplications", "multiplications"), ("additions", "additions"),
-            ("lambda", "lambda"), ("gamma", "gamma"), ("total", "total")]
-    print(f"{'':<16}" + "".join(f"{c.convention:>20}" for c in counts))
-    for label, key in rows:
-        print(f"{label:<16}" + "".join(f"{c.as_dict()[key]:>20,}" for c in counts))
-    if first.unreached:
-        print(f"note: {first.unreached} output element(s) per filter receive no product; "
-              "the docs convention counts -1 addition at each (its sum(y - 1) method)")
+    else:
+        _table({c.convention: c.as_dict() for c in counts},
+               ("psi", "multiplications", "additions", "lambda", "gamma", "total"))
+        if first.unreached:
+            print(f"note: {first.unreached} output element(s) per filter receive no product; "
+                  "the docs convention counts -1 addition at each (its sum(y - 1) method)")
+    if args.backward:
+        _count_gradients(args, spec, shape, conventions, domain)
     return 0
+
+
+def _table(values: dict[str, dict[str, int]], rows: Sequence[str]) -> None:
+    """Quantities (rows) by convention (columns), with thousands separators."""
+    print(f"{'':<16}" + "".join(f"{c:>20}" for c in values))
+    for key in rows:
+        print(f"{key:<16}" + "".join(f"{v[key]:>20,}" for v in values.values()))
+
+
+_GRADIENTS = (("grad_input", r"\text{grad\_input}"), ("grad_weight", r"\text{grad\_weight}"),
+              ("grad_bias", r"\text{grad\_bias}"))
+
+
+def _count_gradients(args, spec, shape, conventions: list[str], domain) -> None:
+    """The gradients a training step asks of the layer, per convention: numbers, or formulas where the sizes are
+    names (they hold within the forward count's domain), or LaTeX."""
+    from ..core.backward import gradients
+    from ..core.latex import equation
+    from ..core.model import cost_model
+    from ..core.sizes import Formula
+    from ..numeric.layer_counts import count_gradients
+    counts = {c: count_gradients(spec, shape, c) for c in conventions}
+    print("% backward pass" if args.latex else "backward pass (gradients of the input, the weight and the bias):")
+    if domain is None and not args.latex:
+        _table(counts, [which for which, _ in _GRADIENTS])
+        return
+    model = cost_model(spec.kind)
+    for convention, values in counts.items():
+        print(f"% convention: {convention}" if args.latex else f"convention {convention}:")
+        general = gradients(model, convention)
+        for which, lhs in _GRADIENTS:
+            if domain is not None:
+                value = Formula(values[which], domain, unit=unit_of(convention)).readable()
+                print(equation(lhs, value) if args.latex else f"  {which:<16} {value}")
+            else:  # the pages' symbols, then the value
+                expr = general[which]
+                print(equation(lhs, values[which]) if expr.is_number else f"{equation(lhs, expr)} = {values[which]}")
 
 
 def _shape_text(shape) -> str:
@@ -65,7 +102,7 @@ def _count_latex(spec, counts) -> None:
             print(f"{equation(lhs, value)}" if expr.is_number else f"{equation(lhs, expr)} = {value}")
 
 
-def _count_formulas(args, spec, counts) -> int:
+def _count_formulas(args, spec, counts) -> None:
     """A layer's counts on symbolic sizes: formulas per convention, or LaTeX, or a plot."""
     from ..core.latex import equation
     from ..core.sizes import Formula
@@ -84,7 +121,6 @@ def _count_formulas(args, spec, counts) -> int:
     print(("% " if args.latex else "") + "for sizes where " + (", ".join(domain) or "every size is positive"))
     if args.plot:
         _plot({c: f["total"] for c, f in formulas.items()}, args.sizes, args.plot, spec.constructor())
-    return 0
 
 
 def _plot(formulas: dict, sizes: str, path: str, title: str) -> None:
@@ -263,6 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--convention", default="docs", choices=[*CONVENTION_NAMES, "all"],
                    help="counting convention (default: docs; all prints the three side by side)")
     p.add_argument("--latex", action="store_true", help="print the formulas in LaTeX with their values")
+    p.add_argument("--backward", action="store_true",
+                   help="also count the gradients a training step asks of the layer: grad_input, grad_weight, "
+                        "grad_bias")
     _plot_arguments(p)
     p.set_defaults(run=_count)
 
