@@ -244,6 +244,30 @@ def test_symconv_pages_are_accepted_whole(validation_report):
         report = docs_check.check_text(text, name)
         assert report.verdicts and {v.verdict for v in report.verdicts} <= {"proven", "docs only"}, (
             name, [v.line() for v in report.verdicts if v.verdict not in ("proven", "docs only")])
+        if name.startswith("derivations/"):  # the backward pass: three gradients under each convention, proven
+            assert [v.quantity for v in report.verdicts if v.quantity.startswith("grad_")] == \
+                ["grad_input", "grad_weight", "grad_bias"] * 3, name
+
+
+@pytest.mark.parametrize("kind", ["Conv2d", "ConvTranspose1d"])
+def test_gradient_equations_are_proven_or_refuted_with_a_layer(kind):
+    # the exact convention's rules as the issue states them, written by hand in the pages' notation
+    two = kind == "Conv2d"
+    S, Z_in, Z_tap = ((r"S_{H} \times S_{W}", r"Z^{in}_{H} \times Z^{in}_{W}", r"Z^{tap}_{H} \times Z^{tap}_{W}")
+                      if two else ("S_{L}", "Z^{in}_{L}", "Z^{tap}_{L}"))
+    out = r"H_{out} \times W_{out}" if two else "L_{out}"
+    psi = r"\frac{C_{in} \times C_{out}}{\text{groups}}"
+    page = (f"# torch.nn.{kind}\n\nThe backward pass, convention `exact`:\n\n"
+            f"$$\\text{{grad\\_input}} = N \\times ({psi} \\times (2 \\times {S} - {Z_in}) + C_{{in}} \\times "
+            f"{Z_in} \\times (\\frac{{C_{{out}}}}{{\\text{{groups}}}} - 1))$$\n\n"
+            f"$$\\text{{grad\\_weight}} = {psi} \\times (2 \\times N \\times {S} - {Z_tap})$$\n\n"
+            f"$$\\text{{grad\\_bias}} = C_{{out}} \\times (N \\times {out} - 1)$$\n\n"
+            f"$$\\text{{grad\\_weight}} = {psi} \\times (2 \\times N \\times {S} - 1)$$\n")
+    verdicts = docs_check.check_text(page).verdicts
+    assert [(v.quantity, v.verdict) for v in verdicts] == [("grad_input", "proven"), ("grad_weight", "proven"),
+                                                           ("grad_bias", "proven"), ("grad_weight", "wrong")]
+    # the witness: a layer whose backward touches more than one tap (Z_tap > 1)
+    assert f"{kind}(" in verdicts[3].detail and "page" in verdicts[3].detail
 
 
 def test_derivations_are_regenerated_identically(validation_report):

@@ -18,6 +18,7 @@ from typing import Iterable
 import sympy as sp
 
 from ..core import overlap
+from ..core.backward import gradient_axis, gradients
 from ..core.conventions import CONVENTIONS
 from ..core.latex import to_latex
 from ..core.model import CostModel, cost_model
@@ -94,6 +95,9 @@ def _symbols_table(m: CostModel) -> list[str]:
         rows.append(f"| {names} | the layer's parameters, axis {a.index} |")
         rows.append(f"| ${to_latex(a.S)}$, ${to_latex(a.Z)}$ | sum of the count map, and the positions it "
                     f"reaches, axis {a.index} |")
+        g = gradient_axis(a)
+        rows.append(f"| ${to_latex(g.Z_in)}$, ${to_latex(g.Z_tap)}$ | the input positions and the taps the "
+                    f"backward pass touches, axis {a.index} |")
     return rows + [""]
 
 
@@ -111,6 +115,36 @@ def _convention_section(m: CostModel, name: str) -> list[str]:
         out += [f"Filter aggregation, bias={bias}:", "", _math(r"\gamma", m.gamma(bias, name))]
     for bias in (True, False):
         out += [f"Total, bias={bias}:", "", _math(_total_lhs(m), m.total(bias, name))]
+    return out
+
+
+def _backward_section(m: CostModel) -> list[str]:
+    """The three gradients of a training step under each convention (core.backward)."""
+    a = m.axes[0]
+    g = gradient_axis(a)
+    i, t, j = sp.symbols("i t j", integer=True)
+    L, L_out, k = (to_latex(v) for v in (a.L, a.L_out, a.k))
+    if m.transposed:
+        triples = (f"$i \\in [0, {L})$, $t \\in [0, {k})$, "
+                   f"$j = {to_latex(i * a.s + t * a.d - a.p)} \\in [0, {L_out})$")
+    else:
+        triples = (f"$j \\in [0, {L_out})$, $t \\in [0, {k})$, "
+                   f"$i = {to_latex(j * a.s + t * a.d - a.p)} \\in [0, {L})$")
+    out = ["## The backward pass", "",
+           f"A training step asks the layer for the gradients of its input (where the input requires grad), its "
+           f"weight and its bias. Per axis the layer's (input $i$, tap $t$, output $j$) triples are {triples}; "
+           f"there are ${to_latex(a.S)}$ of them. ${to_latex(g.Z_in)}$ counts the input positions and "
+           f"${to_latex(g.Z_tap)}$ the taps some triple touches (exact counters: the positions reached with input "
+           "and output exchanged, and the taps with positions exchanged). The docs convention counts the "
+           "convolutions backward runs as the pages count a layer: grad_input is the adjoint layer "
+           f"({'a plain layer' if m.transposed else 'a transposed layer'} from the output size back to the input "
+           "size) without bias; each grad_weight element sums its products over the batch and the "
+           f"{'input' if m.transposed else 'output'} positions. macs counts each of grad_input and grad_weight "
+           "as the forward's multiply-accumulates.", ""]
+    for name in CONVENTIONS:
+        out += [f"### Backward pass, convention `{name}`", ""]
+        out += [_math(rf"\text{{{which.replace('_', chr(92) + '_')}}}", expr)
+                for which, expr in gradients(m, name).items()]
     return out
 
 
@@ -244,6 +278,7 @@ def derivation(kind: str, report: Report) -> str:
     if m.transposed:
         lines += ["The pages' additions per filter, their `sum(y - 1)`, in the count-map sums:", "",
                   _math(r"\text{additions\_per\_filter}", m.resolve(m.additions("docs"), through="additions"))]
+    lines += _backward_section(m)
     lines += _overlap_section(m)
     lines += _family_section(m)
     lines += _validation_section(m, report)

@@ -39,6 +39,7 @@ from typing import Callable, Iterator, Sequence
 import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 
+from ..core.backward import GRADIENTS, gradient_axis, gradients
 from ..core.conventions import CONVENTIONS
 from ..core.errors import SymconvError
 from ..core.latex import to_latex
@@ -46,7 +47,7 @@ from ..core.model import CostModel, cost_model
 from ..core.names import LAYER_KINDS, canonical_kind
 from ..core.symbols import AXIS_LETTERS, N, additions_per_filter
 from ..numeric.layer import Layer, axis_accepted
-from ..numeric.layer_counts import axis_counts
+from ..numeric.layer_counts import axis_counts, gradient_axis_counts
 from . import texparse
 from .page_scan import Math, scan
 
@@ -182,7 +183,7 @@ def _quantity(lhs: str, model: CostModel) -> tuple[str, int]:
         return "output_size", AXIS_LETTERS[model.ndim].index(m.group(1))
     if re.fullmatch(r"\\text\{" + model.kind + r"\}_\{?ops\}?", text):
         return "total", 0
-    for word in ("multiplications", "additions", "additions_per_filter"):
+    for word in ("multiplications", "additions", "additions_per_filter", *GRADIENTS):
         if text == r"\text{" + word.replace("_", r"\_") + "}":
             return word, 0
     raise SymconvError(f"the left side {lhs.strip()!r} is not a quantity symconv computes for {model.kind}")
@@ -291,6 +292,9 @@ def search_space(kind: str) -> tuple[_Row, ...]:
                 values[symbol] = v
             values[ax.L_out], values[ax.S], values[ax.Z] = counts[a]
         values[additions_per_filter] = math.prod(c[1] for c in counts) - math.prod(c[0] for c in counts)
+        for ax, (_, _, Z_in, Z_tap) in zip(model.axes, gradient_axis_counts(layer, fields[0])):
+            g = gradient_axis(ax)
+            values[g.Z_in], values[g.Z_tap] = Z_in, Z_tap
         rows.append(_Row(layer, (n, ci, *fields[0]), values))
     return tuple(rows)
 
@@ -311,6 +315,8 @@ class _Target:
         m = self.model
         if self.quantity == "additions_per_filter":
             return m.resolve(m.additions("docs"), through="additions")
+        if self.quantity in GRADIENTS:
+            return gradients(m, self.convention)[self.quantity]
         return m.quantity(self.quantity, convention=self.convention, bias=self.bias, axis=self.axis)
 
     def greek(self) -> dict[sp.Symbol, sp.Expr]:
@@ -353,7 +359,8 @@ def _witness(page: sp.Expr, target: _Target) -> str | None:
 def _allowed(model: CostModel) -> set[sp.Symbol]:
     names = set(model.parameters()) | {additions_per_filter, PSI, LAMBDA, GAMMA}
     for a in model.axes:
-        names |= {a.L_out, a.S, a.Z}
+        g = gradient_axis(a)  # also what makes their LaTeX names known to the parser
+        names |= {a.L_out, a.S, a.Z, g.Z_in, g.Z_tap}
     return names
 
 
@@ -364,8 +371,9 @@ def _check_side(model: CostModel, statement: Math, number: int, quantity: str, a
         number, statement.body, kind, label, b, detail, exact, not statement.display)
     try:
         with _budget(BUDGET):
+            allowed = _allowed(model)
             expr = texparse.parse(expr_tex)
-            unknown = sorted(s.name for s in expr.free_symbols - _allowed(model))
+            unknown = sorted(s.name for s in expr.free_symbols - allowed)
             if unknown:
                 return verdict(NOT_UNDERSTOOD, detail=f"unknown name {', '.join(unknown)}")
             return _judge(model, expr, quantity, axis, bias, statement.convention, verdict)

@@ -33,6 +33,16 @@ def axis_counts(layer: Layer, spatial: Sequence[int], S: bool = True, Z: bool = 
     return rows
 
 
+def gradient_axis_counts(layer: Layer, spatial: Sequence[int]) -> list[tuple[int, int, int, int]]:
+    """(L_out, S, Z_in, Z_tap) of every axis of a valid (zero-padded) layer on a spatial input size: what its
+    gradients need (see :mod:`symconv.core.backward`)."""
+    if layer.transposed:
+        fns = (generated.t_L_out, generated.t_S, generated.t_Zin, generated.t_Ztap)
+    else:
+        fns = (generated.p_L_out, generated.p_S, generated.p_Zin, generated.p_Ztap)
+    return [tuple(fn(*layer.axis_arguments(a, L)) for fn in fns) for a, L in enumerate(spatial)]
+
+
 def _data_padding(layer: Layer, spatial: tuple[int, ...]) -> tuple[Layer, tuple[int, ...]]:
     """Reflect/replicate/circular padding pads with real data: the same arithmetic as an unpadded
     layer on the padded input."""
@@ -99,15 +109,10 @@ def count_gradients(layer: Layer, input_shape: Sequence[int], convention: str = 
         return _gradients_sized(layer, tuple(input_shape), conv)
     batch, spatial, _ = layer.check_input(input_shape)
     effective, eff_spatial = _data_padding(layer, spatial)
-    if effective.transposed:
-        fns = (generated.t_L_out, generated.t_S, generated.t_Zin, generated.t_Ztap)
-    else:
-        fns = (generated.p_L_out, generated.p_S, generated.p_Zin, generated.p_Ztap)
     args = [batch, layer.in_channels, layer.out_channels, layer.groups]
-    for a, L in enumerate(eff_spatial):
-        axis_args = effective.axis_arguments(a, L)
-        L_out, S, Z_in, Z_tap = (fn(*axis_args) for fn in fns)
-        args += [L, L_out, layer.kernel_size[a], S, Z_in, Z_tap]
+    for L, k, (L_out, S, Z_in, Z_tap) in zip(eff_spatial, layer.kernel_size, gradient_axis_counts(effective,
+                                                                                                 eff_spatial)):
+        args += [L, L_out, k, S, Z_in, Z_tap]
     return {which: generated.GRADIENTS[(layer.kind, conv, which)](*args)
             for which in ("grad_input", "grad_weight", "grad_bias")}
 
