@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from .model import CostModel
 
 GRADIENTS = ("grad_input", "grad_weight", "grad_bias")
+#: each gradient's name in the pages' LaTeX, as the left side of its equation
+GRADIENT_LATEX = {which: r"\text{" + which.replace("_", r"\_") + "}" for which in GRADIENTS}
 
 
 @dataclass(frozen=True)

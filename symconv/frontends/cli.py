@@ -54,14 +54,10 @@ def _table(values: dict[str, dict[str, int]], rows: Sequence[str]) -> None:
         print(f"{key:<16}" + "".join(f"{v[key]:>20,}" for v in values.values()))
 
 
-_GRADIENTS = (("grad_input", r"\text{grad\_input}"), ("grad_weight", r"\text{grad\_weight}"),
-              ("grad_bias", r"\text{grad\_bias}"))
-
-
 def _count_gradients(args, spec, shape, conventions: list[str], domain) -> None:
     """The gradients a training step asks of the layer, per convention: numbers, or formulas where the sizes are
     names (they hold within the forward count's domain), or LaTeX."""
-    from ..core.backward import gradients
+    from ..core.backward import GRADIENT_LATEX, gradients
     from ..core.latex import equation
     from ..core.model import cost_model
     from ..core.sizes import Formula
@@ -69,13 +65,13 @@ def _count_gradients(args, spec, shape, conventions: list[str], domain) -> None:
     counts = {c: count_gradients(spec, shape, c) for c in conventions}
     print("% backward pass" if args.latex else "backward pass (gradients of the input, the weight and the bias):")
     if domain is None and not args.latex:
-        _table(counts, [which for which, _ in _GRADIENTS])
+        _table(counts, list(GRADIENT_LATEX))
         return
     model = cost_model(spec.kind)
     for convention, values in counts.items():
         print(f"% convention: {convention}" if args.latex else f"convention {convention}:")
         general = gradients(model, convention)
-        for which, lhs in _GRADIENTS:
+        for which, lhs in GRADIENT_LATEX.items():
             if domain is not None:
                 value = Formula(values[which], domain, unit=unit_of(convention)).readable()
                 print(equation(lhs, value) if args.latex else f"  {which:<16} {value}")

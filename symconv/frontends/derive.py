@@ -18,7 +18,7 @@ from typing import Iterable
 import sympy as sp
 
 from ..core import overlap
-from ..core.backward import gradient_axis, gradients
+from ..core.backward import GRADIENT_LATEX, gradient_axis, gradients
 from ..core.conventions import CONVENTIONS
 from ..core.latex import to_latex
 from ..core.model import CostModel, cost_model
@@ -143,8 +143,7 @@ def _backward_section(m: CostModel) -> list[str]:
            "as the forward's multiply-accumulates.", ""]
     for name in CONVENTIONS:
         out += [f"### Backward pass, convention `{name}`", ""]
-        out += [_math(rf"\text{{{which.replace('_', chr(92) + '_')}}}", expr)
-                for which, expr in gradients(m, name).items()]
+        out += [_math(GRADIENT_LATEX[which], expr) for which, expr in gradients(m, name).items()]
     return out
 
 
