@@ -22,7 +22,7 @@ import symconv
 from symconv.core import overlap
 from symconv.core.printing import ScalarPrinter
 from symconv.core.sized import sized_axis, sized_gradient_axis
-from symconv.core.sizes import Formula, parse_size
+from symconv.core.sizes import Formula, parse_size, says_not_one, tidied
 from symconv.frontends import examples
 from symconv.frontends.cli import main
 from symconv.numeric import _scalar_generated as generated
@@ -383,12 +383,15 @@ def test_a_batch_of_one_is_in_the_domain_beside_other_names_where_the_counts_agr
     for n, h in [(1, 1), (1, 2), (2, 7)] + [(1, rng.randint(3, 40)) for _ in range(6)]:
         concrete = symconv.profile(model, (n, 3, h, 8), "exact", all_conventions=True, backward=backward)
         assert {c: result.formula(c)(N=n, H=h) for c in CONVENTIONS} == {c: concrete.total(c) for c in CONVENTIONS}
-    # a batch beside a sequence length: B = 1 joins (as torch writes it, 1 < B), T = 1 stays out with B*T ≠ B
+    # a batch beside a sequence length, each assumed not 1 (torch writes 1 < B, Ne(16*T, 16), B*T ≠ B): both join
     layer = nn.TransformerEncoderLayer(16, 2, 32, batch_first=True)
     formula = symconv.profile(layer, ("B", "T", 16), "exact", backward=backward).formula()
-    assert formula.conditions() == ["T >= 2", "B*T ≠ 1", "B*T ≠ B"]
-    for b, t in ((1, 5), (1, 2), (3, 4)):
+    if not backward:
+        assert formula.conditions() == ["B*T ≠ 1"]
+    for b, t in ((1, 5), (1, 2), (3, 1), (3, 4)):
         assert formula(B=b, T=t) == symconv.profile(layer, (b, t, 16), "exact", backward=backward).total()
+    with pytest.raises(symconv.SymconvError, match="outside the domain"):
+        formula(B=1, T=1)  # torch's own guard, B*T ≠ 1
     # where torch needs more than one value per channel (a BatchNorm in training), one sample of one position
     # stays outside
     trained = symconv.profile(nn.Sequential(nn.Conv1d(2, 4, 3), nn.BatchNorm1d(4)), ("N", 2, "L"), "macs").formula()
@@ -441,6 +444,14 @@ def test_the_domain_reads_as_thresholds_and_equalities():
     # a size of 1 joined with what it needs of the other names: in words, nested where it is
     assert Formula(N * H, (sp.Or(sp.Ne(N, 1), sp.And(sp.Ne(H, 1), H >= 3)),)).conditions() == \
         ["N ≠ 1 or (H >= 3 and H ≠ 1)"]
+    # torch's ways of writing that a size is not 1, and their normal forms
+    B, T, W = parse_size("B"), parse_size("T"), parse_size("W")
+    for written, name in ((sp.Ne(N, 1), N), (sp.Lt(1, N), N), (sp.Ge(N, 2), N), (sp.Ne(16 * T, 16), T),
+                          (sp.Ne(16 * H * N * W, 16 * H * W), N), (sp.Ne(B * T, B), T)):
+        assert says_not_one(written, name), written
+    for written, name in ((sp.Ne(B * T, B), B), (sp.Ne(N * H, 4), N), (sp.Ge(N, 3), N), (sp.Ne(N, 2), N)):
+        assert not says_not_one(written, name), written
+    assert tidied([sp.Ne(sp.Mod(1, B), 0), sp.Lt(1, B), sp.Ne(16 * T, 16)]) == (sp.Gt(B, 1), sp.Ne(T, 1))
 
 
 def test_a_total_that_does_not_depend_on_the_sizes_is_a_formula_too():

@@ -123,17 +123,35 @@ def _residue_text(name: sp.Symbol, m: int, r: int) -> str:
 
 def normalized(cond: sp.Basic) -> sp.Basic:
     """A condition in one form of those torch's tracing writes it in: a linear (in)equation in one name solved
-    for it (``Ne(16*T, 16)``: ``Ne(T, 1)``), an inequality with the name on the left (``1 < T``: ``T > 1``)."""
+    for it (``Ne(16*T, 16)``: ``Ne(T, 1)``), 1 mod a size (``Ne(Mod(1, B), 0)``: ``Ne(B, 1)``, sizes being
+    positive), an inequality with the name on the left (``1 < T``: ``T > 1``)."""
     solved = _solved(cond)
     if solved is not None:
         return type(cond)(*solved)
+    if isinstance(cond, (sp.Eq, sp.Ne)) and cond.rhs == 0 and isinstance(cond.lhs, sp.Mod) and \
+            cond.lhs.args[0] == 1 and cond.lhs.args[1].is_Symbol and cond.lhs.args[1].is_positive:
+        return type(cond)(cond.lhs.args[1], 1)
     return getattr(cond, "canonical", cond)
+
+
+def tidied(conditions: Sequence[sp.Basic]) -> tuple[sp.Basic, ...]:
+    """Conditions in normal form, once each, without ``Ne(x, 1)`` where ``x >= 2`` says it already."""
+    out = tuple(dict.fromkeys(normalized(c) for c in conditions))
+    above_one = {c.lhs for c in out if isinstance(c, (sp.Gt, sp.Ge)) and c in (sp.Gt(c.lhs, 1), sp.Ge(c.lhs, 2))}
+    return tuple(c for c in out if not (isinstance(c, sp.Ne) and c.rhs == 1 and c.lhs in above_one))
 
 
 def says_not_one(cond: sp.Basic, name: sp.Symbol) -> bool:
     """Whether a condition says exactly that a (positive) size is not 1, as torch's tracing assumes where
-    broadcasting would differ: ``Ne(N, 1)``, ``N > 1``, ``N >= 2``, ``Ne(16*T, 16)``."""
-    return normalized(cond) in (sp.Ne(name, 1), sp.Gt(name, 1), sp.Ge(name, 2))
+    broadcasting would differ: ``Ne(N, 1)``, ``N > 1``, ``N >= 2``, ``Ne(16*T, 16)``, or through a product
+    of positive sizes, ``Ne(16*H*N*W, 16*H*W)``."""
+    if normalized(cond) in (sp.Ne(name, 1), sp.Gt(name, 1), sp.Ge(name, 2)):
+        return True
+    if not isinstance(cond, sp.Ne):
+        return False
+    coefficient, factors = sp.factor_list(cond.lhs - cond.rhs)
+    return coefficient != 0 and any(f == name - 1 and e == 1 for f, e in factors) and \
+        all(f == name - 1 or (f.is_Symbol and f.is_positive) for f, _ in factors)
 
 
 def _described(cond: sp.Basic) -> str:

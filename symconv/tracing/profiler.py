@@ -515,10 +515,12 @@ def _widened(model: torch.nn.Module, run: Any, names: tuple[str, ...], dtypes: l
 def _or_equal(condition: Any, name: Any, n: int) -> Any:
     """``condition`` or ``name = n``, as a threshold where it is one (size > n or size = n: size >= n)."""
     import sympy as sp
-    canonical = getattr(condition, "canonical", condition)
-    if canonical in (sp.Gt(name, n), sp.Ge(name, n + 1)):
+
+    from ..core.sizes import normalized
+    form = normalized(condition)
+    if form in (sp.Gt(name, n), sp.Ge(name, n + 1)):
         return sp.Ge(name, n)  # True at n = 1: sizes are positive
-    if canonical == sp.Ne(name, n):
+    if form == sp.Ne(name, n):
         return sp.true
     return sp.Or(condition, sp.Eq(name, n))
 
@@ -531,7 +533,7 @@ def _one_joined(model: torch.nn.Module, run: Any, symbols: list, names: tuple[st
     needs of the other names, beyond what this domain needs anyway."""
     import sympy as sp
 
-    from ..core.sizes import normalized, parse_size, says_not_one
+    from ..core.sizes import normalized, parse_size, says_not_one, tidied
     for name in symbols:
         one = [c for c in domain if says_not_one(c, name)]
         if not one or any(c.xreplace({name: 1}) is sp.false for c in domain if c not in one):
@@ -545,7 +547,7 @@ def _one_joined(model: torch.nn.Module, run: Any, symbols: list, names: tuple[st
             continue  # torch refuses the size: the domain rightly excludes it
         if _same_counts(records, other.counted, {name: 1}, conventions):
             ours = {normalized(c) for c in domain}
-            needed = sp.And(*(c for c in other.domain if normalized(c) not in ours))
+            needed = sp.And(*(c for c in tidied(other.domain) if c not in ours))
             domain = tuple(sp.Or(c, needed) if c in one else c for c in domain)
     return tuple(c for c in domain if c is not sp.true)
 
