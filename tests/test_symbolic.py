@@ -592,6 +592,8 @@ def test_count_cli_prints_the_gradients_of_a_training_step():
     text = _cli_output("count", "ConvTranspose2d(8, 4, 4, stride=2, padding=1)", "--input", "N,8,H,W",
                        "--convention", "exact", "--backward")
     assert "  grad_bias        16*H*N*W - 4" in text.split("backward pass")[1]
+    # Z_tap below the size where every tap is touched, as one line where one fits: 2 taps of 4 at a size of 1
+    assert "32*Min(4, 2*H)*Min(4, 2*W)" in text.split("backward pass")[1]
     text = _cli_output("count", "Conv1d(2, 4, 3)", "--input", "1,2,10", "--backward", "--latex")
     assert r"\text{grad\_bias} = \left(N \times L_{out} - 1\right) \times C_{out} = 28" in text
 

@@ -293,8 +293,21 @@ def sized_gradient_axis(transposed: bool, L: Expr, k: int, s: int, p: int, pr: i
 
     every_tap = _first_size(lambda n: exact(n, 2)[1] == k, 4 * (k * d + p + pr + s + op) + 8)
     Z_in = _with_small_sizes(Z_in, x, threshold, lambda n: exact(n, 1))
-    Z_tap = _with_small_sizes(sp.Integer(k), x, every_tap, lambda n: exact(n, 2))
+    Z_tap = _taps_form(x, k, every_tap, lambda n: exact(n, 2))
     return Z_in.xreplace({x: L}), Z_tap.xreplace({x: L})
+
+
+def _taps_form(x: sp.Symbol, k: int, every_tap: int, exact) -> Expr:
+    """Z_tap: k from ``every_tap`` on; below it Min(k, a·x + b) where one line gives every exact value (it then
+    gives k from ``every_tap`` on too), else the exact values as cases."""
+    values = [(n, v) for n in range(1, every_tap) for L_out, v in [exact(n)] if L_out >= 1]
+    if values:
+        n0, v0 = values[0]
+        for a in range(1, k + 1):
+            b = v0 - a * n0
+            if a * every_tap + b >= k and all(min(k, a * n + b) == v for n, v in values):
+                return sp.Min(k, a * x + b)
+    return _with_small_sizes(sp.Integer(k), x, every_tap, exact)
 
 
 @dataclass(frozen=True)
