@@ -501,9 +501,11 @@ def test_resnet50_formula():
     h, w = parse_size("h"), parse_size("w")
     for c in CONVENTIONS:
         assert result.formula(c).readable().is_polynomial(h, w)
-    for size in (2, 7, 9):
-        concrete = symconv.profile(model, (1, 3, 32 * size, 32 * (size + 1)), "exact", all_conventions=True)
-        assert {c: result.formula(c)(h=size, w=size + 1) for c in CONVENTIONS} == \
+    # torch assumed h, w not 1; each joins beside the other (h = 1 needs w ≠ 1), as README states
+    assert result.formula().conditions() == ["h*w ≠ 1"]
+    for h_size, w_size in ((2, 3), (7, 8), (9, 10), (1, 2), (3, 1)):
+        concrete = symconv.profile(model, (1, 3, 32 * h_size, 32 * w_size), "exact", all_conventions=True)
+        assert {c: result.formula(c)(h=h_size, w=w_size) for c in CONVENTIONS} == \
             {c: concrete.total(c) for c in CONVENTIONS}
 
 
