@@ -30,7 +30,7 @@ from symconv.numeric.layer import Layer, axis_accepted
 from symconv.oracle import grid
 
 from .bruteforce import simulate_gradients
-from .models import Conv2dSame, SkipUp
+from .models import Conv2dSame, SkipUp, Tokens
 
 CONVENTIONS = ("docs", "exact", "macs")
 COUNTERS = (overlap.LatticeCount, overlap.TransposedCoverage, overlap.PlainCoverage, overlap.TapCoverage)
@@ -392,6 +392,13 @@ def test_a_batch_of_one_is_in_the_domain_beside_other_names_where_the_counts_agr
         assert formula(B=b, T=t) == symconv.profile(layer, (b, t, 16), "exact", backward=backward).total()
     with pytest.raises(symconv.SymconvError, match="outside the domain"):
         formula(B=1, T=1)  # torch's own guard, B*T ≠ 1
+    # token ids: torch writes T ≠ 1 as B*Mod(1, T) ≠ 0 too
+    ids = symconv.profile(Tokens(), [("B", "T"), ("B", "T", 8)], "exact", backward=backward,
+                          dtype=[torch.long, None]).formula()
+    assert ids.conditions() == ["B*T ≠ 1"]
+    for b, t in ((2, 1), (1, 7)):
+        assert ids(B=b, T=t) == symconv.profile(Tokens(), [(b, t), (b, t, 8)], "exact", backward=backward,
+                                                dtype=[torch.long, None]).total()
     # where torch needs more than one value per channel (a BatchNorm in training), one sample of one position
     # stays outside
     trained = symconv.profile(nn.Sequential(nn.Conv1d(2, 4, 3), nn.BatchNorm1d(4)), ("N", 2, "L"), "macs").formula()
@@ -447,9 +454,11 @@ def test_the_domain_reads_as_thresholds_and_equalities():
     # torch's ways of writing that a size is not 1, and their normal forms
     B, T, W = parse_size("B"), parse_size("T"), parse_size("W")
     for written, name in ((sp.Ne(N, 1), N), (sp.Lt(1, N), N), (sp.Ge(N, 2), N), (sp.Ne(16 * T, 16), T),
-                          (sp.Ne(16 * H * N * W, 16 * H * W), N), (sp.Ne(B * T, B), T)):
+                          (sp.Ne(16 * H * N * W, 16 * H * W), N), (sp.Ne(B * T, B), T),
+                          (sp.Ne(B * sp.Mod(1, T), 0), T)):
         assert says_not_one(written, name), written
-    for written, name in ((sp.Ne(B * T, B), B), (sp.Ne(N * H, 4), N), (sp.Ge(N, 3), N), (sp.Ne(N, 2), N)):
+    for written, name in ((sp.Ne(B * T, B), B), (sp.Ne(N * H, 4), N), (sp.Ge(N, 3), N), (sp.Ne(N, 2), N),
+                          (sp.Ne((N - 1) * (H - 1), 0), N)):
         assert not says_not_one(written, name), written
     assert tidied([sp.Ne(sp.Mod(1, B), 0), sp.Lt(1, B), sp.Ne(16 * T, 16)]) == (sp.Gt(B, 1), sp.Ne(T, 1))
 

@@ -144,14 +144,15 @@ def tidied(conditions: Sequence[sp.Basic]) -> tuple[sp.Basic, ...]:
 def says_not_one(cond: sp.Basic, name: sp.Symbol) -> bool:
     """Whether a condition says exactly that a (positive) size is not 1, as torch's tracing assumes where
     broadcasting would differ: ``Ne(N, 1)``, ``N > 1``, ``N >= 2``, ``Ne(16*T, 16)``, or through a product
-    of positive sizes, ``Ne(16*H*N*W, 16*H*W)``."""
+    of positive sizes, ``Ne(16*H*N*W, 16*H*W)``, ``Ne(B*Mod(1, T), 0)`` (1 mod T is 0 at T = 1 only)."""
     if normalized(cond) in (sp.Ne(name, 1), sp.Gt(name, 1), sp.Ge(name, 2)):
         return True
     if not isinstance(cond, sp.Ne):
         return False
     coefficient, factors = sp.factor_list(cond.lhs - cond.rhs)
-    return coefficient != 0 and any(f == name - 1 and e == 1 for f, e in factors) and \
-        all(f == name - 1 or (f.is_Symbol and f.is_positive) for f, _ in factors)
+    zero_at_one = (name - 1, sp.Mod(1, name))
+    return coefficient != 0 and sum(f in zero_at_one for f, _ in factors) == 1 and \
+        all(f in zero_at_one or (f.is_Symbol and f.is_positive) for f, _ in factors)
 
 
 def _described(cond: sp.Basic) -> str:
