@@ -54,6 +54,7 @@ def _by_residue(values: list[int], residue: Expr) -> Expr:
     return sp.Piecewise(*((v, sp.Eq(residue, r)) for r, v in enumerate(values[:-1])), (values[-1], True))
 
 
+@lru_cache(maxsize=65536)  # S, Z, Z_in and Z_tap each ask it at every size below their thresholds
 def _exact_output(transposed: bool, n: int, k: int, s: int, p: int, pr: int, d: int, op: int) -> int:
     """L_out of one axis at a numeric input size, by the cost model."""
     model = cost_model(kind_of(1, transposed), asymmetric=not transposed)

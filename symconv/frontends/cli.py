@@ -70,7 +70,7 @@ def _count_gradients(args, spec, shape, conventions: list[str], domain) -> None:
     model = cost_model(spec.kind)
     for convention, values in counts.items():
         print(f"% convention: {convention}" if args.latex else f"convention {convention}:")
-        general = gradients(model, convention)
+        general = gradients(model, convention) if domain is None else {}  # the pages' symbols, for numbers only
         for which, lhs in GRADIENT_LATEX.items():
             if domain is not None:
                 value = Formula(values[which], domain, unit=unit_of(convention)).readable()
