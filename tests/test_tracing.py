@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import copy
 import itertools
 import json
@@ -1056,6 +1057,32 @@ def test_exports(decoder_profile):
     assert rows[-1].endswith(f"{p.total('exact')},{p.total('docs')},{p.total('macs')}")
     assert p.to_latex().startswith(r"\begin{tabular}") and r"$\psi$" in p.to_latex()
     assert p.to_markdown().startswith("| module |")
+
+
+def _product_rows(p) -> list[tuple[int, str, tuple, tuple, int]]:
+    """The table's product rows as (calls, operator, input, output, macs)."""
+    found = []
+    for row in p.rows()[1:-1]:
+        if row[0].strip() == "·":
+            calls, _, what = row[3].rpartition(" × ")
+            found.append((int(calls or 1), what, ast.literal_eval(row[4]), ast.literal_eval(row[5]), int(row[-1].replace(",", ""))))
+    return found
+
+
+def test_alike_calls_share_a_row():
+    # A 2-layer LSTM's training step: each step runs the same four gate products, and their gradients
+    t, batch, features, hidden = 5, 3, 8, 16
+    p = symconv.profile(nn.LSTM(features, hidden, 2, batch_first=True), (batch, t, features), "macs", backward=True)
+    rows = _product_rows(p)
+    assert sum(calls for calls, *_ in rows) == len(p.counted) > len(rows)
+    assert len({row[1:4] for row in rows}) == len(rows)  # no two rows alike
+    for calls, what, source, result, macs in rows:  # a row's total is its calls' m·k·n
+        assert macs == calls * math.prod(source) * result[-1]
+    forward = sorted((calls, source) for calls, what, source, _, _ in rows if "backward" not in what)
+    # layer 0 reads the input (8 features) at each step; its hidden state and layer 1's both inputs are 16 wide
+    assert forward == [(t, (batch, features)), (3 * t, (batch, hidden))]
+    assert sum(macs for *_, macs in rows) == p.total("macs")
+    assert len(p.to_csv().splitlines()) == len(p.rows())  # the exports show the same rows
 
 
 def test_profile_cli_formats_depth_and_files(tmp_path, capsys):

@@ -203,7 +203,9 @@ class Profile:
     def rows(self, depth: int | None = None) -> list[list[str]]:
         """Header, then each module to ``depth`` (indented) followed by the products it ran itself.
 
-        Deeper modules are folded into their ancestors' totals, without their products' rows.
+        Deeper modules are folded into their ancestors' totals, without their products' rows. A module's
+        calls alike in every column but the totals (an RNN's steps, a loop's iterations) share one row,
+        ``20 × matmul``, with their summed totals; ψ, λ and γ stay those of one call.
         """
         head = ["module", "type", "parameters", "operator", "input", "output", "psi", "lambda", "gamma",
                 *(f"{c} ({unit(c)})" for c in self.conventions)]
@@ -216,16 +218,25 @@ class Profile:
             body.append([indent + (info.name.rsplit(".", 1)[-1] if info.name else "(model)"), info.type,
                          _int(info.parameters), "", "", "", "", "", "",
                          *(_int(self._readable(totals[c])) for c in self.conventions)])
-            for r in own.get(info.name, []):
-                c = r.counted
-                first = c.forward.get(self.convention)
-                body.append([indent + "  ·", "", "", c.what + (" (backward)" if r.phase == "backward" else ""),
-                             shape_text(c.input_shape), shape_text(c.output_shape),
-                             *(_int(self._readable(getattr(first, f))) if first else "" for f in ("psi", "lam", "gamma")),
-                             *(_int(self._readable(c.totals[k])) for k in self.conventions)])
+            for (what, *cells), (calls, sums) in self._alike(own.get(info.name, [])).items():
+                body.append([indent + "  ·", "", "", what if calls == 1 else f"{calls} × {what}", *cells,
+                             *(_int(self._readable(sums[k])) for k in self.conventions)])
         body.append(["total", "", "", "", "", "", "", "", "",
                      *(_int(self._readable(self.total(c))) for c in self.conventions)])
         return body
+
+    def _alike(self, records: list[Record]) -> dict[tuple[str, ...], tuple[int, dict[str, Any]]]:
+        """A module's own calls grouped by their row without totals (first calls first): (calls, summed totals)."""
+        groups: dict[tuple[str, ...], tuple[int, dict[str, Any]]] = {}
+        for r in records:
+            c = r.counted
+            first = c.forward.get(self.convention)
+            cells = (c.what + (" (backward)" if r.phase == "backward" else ""), shape_text(c.input_shape),
+                     shape_text(c.output_shape),
+                     *(_int(self._readable(getattr(first, f))) if first else "" for f in ("psi", "lam", "gamma")))
+            calls, sums = groups.get(cells, (0, {}))
+            groups[cells] = (calls + 1, {k: sums.get(k, 0) + c.totals[k] for k in self.conventions})
+        return groups
 
     def table(self, depth: int | None = None) -> str:
         """An aligned text table of :meth:`rows`, then :meth:`summary`."""
