@@ -281,6 +281,48 @@ def test_symbolic_and_concrete_runs_list_the_same_uncounted_operators(build, sha
     assert listed[0] and listed[0] == listed[1]
 
 
+class Recognizer(nn.Module):
+    """A text-line recogniser: convolutions over a line image, then a bidirectional LSTM along its width."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 6, 3))
+        self.rnn = nn.LSTM(6 * 2, 5, 2, bidirectional=True, proj_size=3)
+        self.head = nn.Linear(6, 7)
+
+    def forward(self, x):  # (N, 1, 8, W)
+        features = self.conv(x)  # (N, 6, 2, W/2 - 2)
+        steps = features.flatten(1, 2).permute(2, 0, 1)  # (T, N, 12)
+        return self.head(self.rnn(steps)[0])
+
+
+RECURRENT = [
+    ("LSTM", lambda: nn.LSTM(8, 16, batch_first=True), ("B", "T", 8), ("B", "T")),
+    ("LSTM, 2 layers, bidirectional, projections", lambda: nn.LSTM(6, 7, 2, bidirectional=True, proj_size=4),
+     ("T", "B", 6), ("T", "B")),
+    ("GRU without bias, unbatched", lambda: nn.GRU(5, 6, 3, bias=False), ("T", 5), ("T",)),
+    ("RNN relu, bidirectional", lambda: nn.RNN(4, 5, nonlinearity="relu", bidirectional=True, batch_first=True),
+     (3, "T", 4), ("T",)),
+    ("convolutions, then an LSTM along the width", Recognizer, ("N", 1, 8, "W"), ("N", "W")),
+]
+
+
+@pytest.mark.parametrize("name, build, shape, names", RECURRENT, ids=[m[0] for m in RECURRENT])
+def test_recurrent_layers_keep_the_sequence_length_symbolic(name, build, shape, names):
+    # torch's recurrent layers loop over the steps, which fixed the sequence length at its hint; counted whole,
+    # the formulas hold at every length, checked against concrete profiles (their products counted step by step)
+    model = build()
+    result = symconv.profile(model, shape, "exact", all_conventions=True)
+    assert {s.name for s in result.formula().expr.free_symbols} == set(names)
+    assert not [c for c in result.domain if isinstance(c, sp.Eq)]  # no size fixed
+    _against_concrete_profiles(model, result, shape, names, random.Random(name), 6, 12)
+    assert any(r.op in ("aten.lstm", "aten.gru", "aten.rnn_relu") for r in result.counted)
+    # the first name at 1 is in the domain (the recogniser's batch through its steps: N*(floor(W/2) - 2) ≠ 1)
+    at = {n: 1 if n == names[0] else 9 for n in names}
+    concrete = tuple(at[v] if isinstance(v, str) else v for v in shape)
+    assert result.formula("exact")(**at) == symconv.profile(model, concrete, "exact").total()
+
+
 class LeNet(nn.Module):
     """A Linear after a flatten: it takes one flattened size, which the formula's domain then requires."""
 
@@ -367,9 +409,23 @@ def test_a_batch_or_sequence_of_one_is_in_the_domain_where_a_concrete_profile_ag
             concrete = symconv.profile(model, at_n, "exact", all_conventions=True)
             assert {c: result.formula(c)(**{name: n}) for c in CONVENTIONS} == \
                 {c: concrete.total(c) for c in CONVENTIONS}
-    # a count that holds at its hint only is not widened: an LSTM of 1 step is not one of 256
-    lstm = symconv.profile(nn.LSTM(8, 16), ("T", 2, 8), "macs").formula()
-    assert lstm.conditions() == ["T = 256"]
+    # a count that holds at its hint only is not widened: a loop of 1 step is not one of 256
+    loop = symconv.profile(Steps(), ("T", 2, 8), "macs").formula()
+    assert loop.conditions() == ["T = 256"]
+
+
+class Steps(nn.Module):
+    """A loop over the first size in the model's own code: tracing unrolls it at the hint."""
+
+    def __init__(self):
+        super().__init__()
+        self.cell = nn.Linear(8, 8)
+
+    def forward(self, x):
+        state = x[0]
+        for t in range(x.shape[0]):
+            state = torch.tanh(self.cell(state) + x[t])
+        return state
 
 
 @pytest.mark.parametrize("backward", [False, True])
@@ -460,6 +516,12 @@ def test_the_domain_reads_as_thresholds_and_equalities():
     for written, name in ((sp.Ne(B * T, B), B), (sp.Ne(N * H, 4), N), (sp.Ge(N, 3), N), (sp.Ne(N, 2), N),
                           (sp.Ne((N - 1) * (H - 1), 0), N)):
         assert not says_not_one(written, name), written
+    # a size derived from the input's is positive where it grows with the sizes and the domain makes it positive
+    steps = sp.floor(W / 2) - 2
+    assert says_not_one(sp.Ne(N * steps, steps), N, (W >= 8,))
+    assert not says_not_one(sp.Ne(N * steps, steps), N, (W >= 4,))  # no step at W = 4
+    assert not says_not_one(sp.Ne(N * steps, steps), N)
+    assert not says_not_one(sp.Ne(N * (4 - sp.floor(W / 2)), 4 - sp.floor(W / 2)), N, (W >= 8, W <= 6))
     assert tidied([sp.Ne(sp.Mod(1, B), 0), sp.Lt(1, B), sp.Ne(16 * T, 16)]) == (sp.Gt(B, 1), sp.Ne(T, 1))
 
 
@@ -467,15 +529,15 @@ def test_a_total_that_does_not_depend_on_the_sizes_is_a_formula_too():
     head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
     formula = symconv.profile(head, (2, 4, "H", "W"), "exact").formula()
     assert formula(H=5, W=7) == symconv.profile(head, (2, 4, 5, 7), "exact").total() == 2 * 3 * (2 * 4 - 1 + 1)
-    # an LSTM steps through the sequence: traced at a hint, its count holds at that length only, and says so
-    lstm = nn.LSTM(8, 16)
-    formula = symconv.profile(lstm, ("T", 2, 8), "macs", hints={"T": 7}).formula()
-    assert formula(T=7) == symconv.profile(lstm, (7, 2, 8), "macs").total()
+    # a loop over the sequence in the model's code: traced at a hint, its count holds at that length only, and
+    # says so
+    formula = symconv.profile(Steps(), ("T", 2, 8), "macs", hints={"T": 7}).formula()
+    assert formula(T=7) == symconv.profile(Steps(), (7, 2, 8), "macs").total()
     with pytest.raises(symconv.SymconvError, match="outside the domain"):
         formula(T=9)
     assert formula.conditions() == ["T = 7"]
     # at the default hint, the end of the sizes scanned for thresholds: still an equality, not "T >= 256"
-    assert symconv.profile(lstm, ("T", 2, 8), "macs").formula().conditions() == ["T = 256"]
+    assert symconv.profile(Steps(), ("T", 2, 8), "macs").formula().conditions() == ["T = 256"]
 
 
 class Scaled(nn.Module):

@@ -141,18 +141,50 @@ def tidied(conditions: Sequence[sp.Basic]) -> tuple[sp.Basic, ...]:
     return tuple(c for c in out if not (isinstance(c, sp.Ne) and c.rhs == 1 and c.lhs in above_one))
 
 
-def says_not_one(cond: sp.Basic, name: sp.Symbol) -> bool:
+def says_not_one(cond: sp.Basic, name: sp.Symbol, domain: Sequence[sp.Basic] = ()) -> bool:
     """Whether a condition says exactly that a (positive) size is not 1, as torch's tracing assumes where
     broadcasting would differ: ``Ne(N, 1)``, ``N > 1``, ``N >= 2``, ``Ne(16*T, 16)``, or through a product
-    of positive sizes, ``Ne(16*H*N*W, 16*H*W)``, ``Ne(B*Mod(1, T), 0)`` (1 mod T is 0 at T = 1 only)."""
+    of positive sizes, ``Ne(16*H*N*W, 16*H*W)``, ``Ne(B*Mod(1, T), 0)`` (1 mod T is 0 at T = 1 only). A size
+    derived from the input's, ``N*(floor(W/2) - 2) ≠ floor(W/2) - 2`` (a recurrent layer's steps), is positive
+    where it grows with every name and is positive at the least sizes ``domain`` allows."""
     if normalized(cond) in (sp.Ne(name, 1), sp.Gt(name, 1), sp.Ge(name, 2)):
         return True
     if not isinstance(cond, sp.Ne):
         return False
     coefficient, factors = sp.factor_list(cond.lhs - cond.rhs)
     zero_at_one = (name - 1, sp.Mod(1, name))
+    least: dict[sp.Symbol, int] | None = None
+
+    def positive(f: sp.Basic) -> bool:
+        nonlocal least
+        if f.is_Symbol:
+            return bool(f.is_positive)
+        if name in f.free_symbols or not _nondecreasing(f):
+            return False
+        if least is None:
+            names = sorted(set().union(*(c.free_symbols for c in domain), f.free_symbols), key=lambda s: s.name)
+            least = _lower_bounds(domain, names)
+        return bool(f.xreplace({s: least.get(s, 1) for s in f.free_symbols}) > 0)
+
     return coefficient != 0 and sum(f in zero_at_one for f, _ in factors) == 1 and \
-        all(f in zero_at_one or (f.is_Symbol and f.is_positive) for f, _ in factors)
+        all(f in zero_at_one or positive(f) for f, _ in factors)
+
+
+def _nondecreasing(e: sp.Basic) -> bool:
+    """Whether an expression in sizes grows (or stays) as any size grows: names, numbers, their sums, positive
+    multiples of a name, of a product of names or of such an expression, and floors and ceilings of these."""
+    if e.is_Symbol or e.is_Number:
+        return True
+    if isinstance(e, sp.Add):
+        return all(_nondecreasing(a) for a in e.args)
+    if isinstance(e, sp.Mul):
+        coefficient, rest = e.as_coeff_Mul()
+        if isinstance(rest, sp.Mul):
+            return coefficient > 0 and all(f.is_Symbol for f in rest.args)
+        return coefficient > 0 and _nondecreasing(rest)
+    if isinstance(e, (sp.floor, sp.ceiling)):
+        return _nondecreasing(e.args[0])
+    return False
 
 
 def _described(cond: sp.Basic) -> str:

@@ -403,6 +403,15 @@ class CountingMode(TorchDispatchMode):
 
     # --- recording -----------------------------------------------------------------------------------------
 
+    def record_whole(self, func: Any, args: tuple, kwargs: dict, out: Any) -> None:
+        """A call of an operator that torch decomposes before this mode sees it, counted whole by its rule (the
+        symbolic profile's recurrent layers: their steps' loop would fix the sequence length at its hint)."""
+        try:
+            self._record(_PLANS.get(func) or _plan(func), args, kwargs, out)
+        except Exception as err:
+            _mark_ours(err)
+            raise
+
     def _record(self, plan: _Plan, args: tuple, kwargs: dict, out: Any) -> None:
         if plan.pads:
             self._pads.remember(args, kwargs, out)

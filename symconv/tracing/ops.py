@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
+from functools import lru_cache, partial
 from types import MappingProxyType
 from typing import Any, Callable, Mapping, Sequence
 
@@ -585,3 +585,34 @@ def lstm_layer(x: Shape, w_ih: Shape, w_hh: Shape, b_ih: Shape, b_hh: Shape, hx:
     out = (*x[:-1], w_ih[0])
     return [_matmul("LSTM input·W_ihᵀ", rows, w_ih[1], w_ih[0], has_biases, context, x, out),
             _matmul("LSTM hidden·W_hhᵀ", rows, w_hh[1], w_hh[0], has_biases, context, x, out)]
+
+
+def recurrent(x: Shape, hx: Any, params: Sequence[Shape], has_biases: bool, num_layers: int, dropout: float,
+              train: bool, bidirectional: bool, batch_first: bool, *_, context: Context, kind: str,
+              **__) -> list[Counted]:
+    """A whole nn.LSTM, nn.GRU or nn.RNN on a (T, B, I) input (B, T, I with ``batch_first``), as its unfused path
+    runs it: in each layer and direction, at each of the T steps, the step's input times W_ihᵀ and the hidden
+    state times W_hhᵀ, each plus its bias, and an LSTM's projection times W_hrᵀ, with the rows of all steps
+    together (the gates' pointwise work is not counted). torch decomposes these operators before a dispatch
+    mode sees them; the symbolic profile counts them whole, so that T stays a size (the steps' loop would fix it
+    at its hint)."""
+    rows = x[0] * x[1]
+    directions = 2 if bidirectional else 1
+    stride = len(params) // (num_layers * directions)  # each layer and direction: W_ih, W_hh[, biases][, W_hr]
+    counted = []
+    for group in range(num_layers * directions):
+        w_ih, w_hh, *rest = params[group * stride:(group + 1) * stride]
+        where = f"{kind} layer {group // directions}{' reverse' if group % directions else ''}"
+        counted += [_matmul(f"{where} input·W_ihᵀ", rows, w_ih[1], w_ih[0], has_biases, context, (rows, w_ih[1]),
+                            (rows, w_ih[0])),
+                    _matmul(f"{where} hidden·W_hhᵀ", rows, w_hh[1], w_hh[0], has_biases, context, (rows, w_hh[1]),
+                            (rows, w_hh[0]))]
+        if len(rest) % 2:  # an LSTM's projection of the hidden state, without bias
+            w_hr = rest[-1]
+            counted.append(_matmul(f"{where} projection·W_hrᵀ", rows, w_hr[1], w_hr[0], False, context,
+                                   (rows, w_hr[1]), (rows, w_hr[0])))
+    return [replace(c, note="the T steps' products together") for c in counted]
+
+
+for _packet, _kind in ((aten.lstm, "LSTM"), (aten.gru, "GRU"), (aten.rnn_tanh, "RNN"), (aten.rnn_relu, "RNN")):
+    rule(_packet)(partial(recurrent, kind=_kind))

@@ -458,7 +458,7 @@ def _profile_symbolic(model: torch.nn.Module, shapes: list[tuple], names: tuple[
                 with _eager(), torch.no_grad():
                     _call(twin, run.at_hints(examples), names)
             run.fakeify(twin)
-            with _eager(), run.fake, mode, KeepSizesSymbolic(), torch.set_grad_enabled(backward):
+            with _eager(), run.fake, mode, KeepSizesSymbolic(mode), torch.set_grad_enabled(backward):
                 _step(mode, twin, inputs, names, backward)
         except Exception as err:
             if is_symconv_bug(err):
@@ -481,7 +481,7 @@ _SMALL_SIZES = 8  # sizes from 1 a one-name domain is widened to, where a concre
 def _widened(model: torch.nn.Module, run: Any, names: tuple[str, ...], dtypes: list[torch.dtype],
              conventions: tuple[str, ...], backward: bool, records: list, domain: tuple) -> tuple:
     """The domain of a profile, widened to small sizes it excludes where the profile at that size counts the same
-    products in the same modules, record by record: torch's tracing assumes a size is not 1 where broadcasting
+    in each module and phase (:func:`_same_counts`): torch's tracing assumes a size is not 1 where broadcasting
     would differ, so a batch or a sequence of 1 was excluded though the counts hold.
 
     In one size name, each size up to ``_SMALL_SIZES`` is checked against a concrete profile; in several, see
@@ -535,7 +535,7 @@ def _one_joined(model: torch.nn.Module, run: Any, symbols: list, names: tuple[st
 
     from ..core.sizes import normalized, parse_size, says_not_one, tidied
     for name in symbols:
-        one = [c for c in domain if says_not_one(c, name)]
+        one = [c for c in domain if says_not_one(c, name, domain)]
         if not one or any(c.xreplace({name: 1}) is sp.false for c in domain if c not in one):
             continue  # nothing to join, or 1 excluded all the same
         shapes = [tuple(parse_size(v if isinstance(v, int) else v.xreplace({name: 1})) for v in shape)
@@ -553,19 +553,24 @@ def _one_joined(model: torch.nn.Module, run: Any, symbols: list, names: tuple[st
 
 
 def _same_counts(records: list, others: list, at: dict, conventions: tuple[str, ...]) -> bool:
-    """Whether the counted records, their sizes set ``at`` the given values, are the other profile's counted
-    records: the same products in the same modules, with equal counts (numbers, or formulas whose difference
-    expands to 0)."""
+    """Whether the counted records, their sizes set ``at`` the given values, count what the other profile's
+    records count in each module and phase, under every convention (numbers, or formulas whose difference
+    expands to 0). By module, not record by record: a symbolic profile counts a recurrent layer whole, a
+    concrete one step by step."""
     import sympy as sp
 
-    def equal(a: Any, b: Any) -> bool:
-        a = sp.sympify(a).xreplace(at)
-        return a == b or sp.expand(a - b) == 0
+    def sums(entries: list, values: dict) -> dict:
+        found: dict = {}
+        for r in entries:
+            if r.counted is not None:
+                totals = found.setdefault((r.stack, r.phase), dict.fromkeys(conventions, 0))
+                for c in conventions:
+                    totals[c] += sp.sympify(r.counted.totals[c]).xreplace(values)
+        return found
 
-    ours = [r for r in records if r.counted is not None]
-    return len(ours) == len(others) and all(
-        a.counted.what == b.counted.what and a.stack == b.stack and
-        all(equal(a.counted.totals[c], b.counted.totals[c]) for c in conventions) for a, b in zip(ours, others))
+    ours, theirs = sums(records, at), sums(others, {})
+    return ours.keys() == theirs.keys() and all(
+        sp.expand(ours[key][c] - theirs[key][c]) == 0 for key in ours for c in conventions)
 
 
 def _module_infos(names: dict[int, str], twin: torch.nn.Module) -> dict[str, ModuleInfo]:

@@ -74,21 +74,34 @@ _UPSAMPLING = {("nearest", 1): _aten.upsample_nearest1d, ("nearest", 2): _aten.u
                ("trilinear", 3): _aten.upsample_trilinear3d}
 
 
+#: torch's recurrent layers -> the aten overload (on a padded batch) they call
+_RECURRENT = {torch.lstm: _aten.lstm.input, torch.gru: _aten.gru.input, torch.rnn_tanh: _aten.rnn_tanh.input,
+              torch.rnn_relu: _aten.rnn_relu.input}
+
+
 def _bound(names: tuple[str, ...], args: tuple, kwargs: dict) -> dict[str, Any]:
     """A functional call's arguments by name, positional ones named in order."""
     return {**dict(zip(names, args)), **kwargs}
 
 
 class KeepSizesSymbolic(TorchFunctionMode):
-    """Two functional calls computed as torch computes them, without the size reads that would fix every symbolic
+    """Functional calls computed as torch computes them, without the size reads that would fix every symbolic
     size at its hint:
 
     - ``padding="same"``: an explicit zero pad of the odd remainder (on the right), then a symmetric
       convolution (torch's own path reads the input's sizes);
     - ``F.interpolate`` (``nn.Upsample``) by scale factors of small power-of-two denominators (2, 1.5, 0.5),
       without antialiasing: the output size as the floor of input size times factor in integers (torch's own
-      path multiplies the sizes as floats, which fixes them at their hints), the same kernel.
+      path multiplies the sizes as floats, which fixes them at their hints), the same kernel;
+    - a recurrent layer (``nn.LSTM``, ``nn.GRU``, ``nn.RNN``) in a forward-only profile: its outputs made
+      with their sizes and the layer counted whole by ``recorder`` (torch's own path loops over the steps,
+      which fixes the sequence length at its hint). A training step runs torch's path: its backward pass
+      differentiates the steps.
     """
+
+    def __init__(self, recorder: Any = None) -> None:
+        super().__init__()
+        self.recorder = recorder  # the counting mode, which counts a recurrent layer whole
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = dict(kwargs or {})
@@ -96,7 +109,25 @@ class KeepSizesSymbolic(TorchFunctionMode):
             return self._convolution(func, args, kwargs)
         if func is torch.nn.functional.interpolate:
             return self._interpolation(func, args, kwargs)
+        if func in _RECURRENT and self.recorder is not None and not torch.is_grad_enabled() and not kwargs and \
+                len(args) == 9 and isinstance(args[3], bool) and args[0].dim() == 3:  # the overload on a padded batch
+            return self._recurrent(func, args)
         return func(*args, **kwargs)
+
+    def _recurrent(self, func, args: tuple) -> tuple[torch.Tensor, ...]:
+        x, _, params, has_biases, num_layers, _, _, bidirectional, batch_first = args
+        directions = 2 if bidirectional else 1
+        stride = len(params) // (num_layers * directions)
+        w_hh, w_hr = params[1], params[stride - 1] if (stride - 2 - 2 * has_biases) % 2 else None
+        hidden = w_hh.shape[1] if w_hr is None else w_hr.shape[1]
+        out = hidden if w_hr is None else w_hr.shape[0]
+        steps, batch = (x.shape[1], x.shape[0]) if batch_first else (x.shape[0], x.shape[1])
+        outputs = (x.new_empty((batch, steps, directions * out) if batch_first else (steps, batch, directions * out)),
+                   x.new_empty((num_layers * directions, batch, out)))
+        if func is torch.lstm:
+            outputs += (x.new_empty((num_layers * directions, batch, hidden)),)
+        self.recorder.record_whole(_RECURRENT[func], args, {}, outputs)
+        return outputs
 
     @staticmethod
     def _convolution(func, args: tuple, kwargs: dict) -> Any:
