@@ -296,8 +296,20 @@ class Recognizer(nn.Module):
         return self.head(self.rnn(steps)[0])
 
 
+class LearnedStart(nn.Module):
+    """A GRU whose initial state is a parameter: its gradient runs through the first step too."""
+
+    def __init__(self):
+        super().__init__()
+        self.rnn, self.start = nn.GRU(4, 6, 2), nn.Parameter(torch.zeros(2, 1, 6))
+
+    def forward(self, x):  # (T, B, 4)
+        return self.rnn(x, self.start.expand(-1, x.shape[1], -1).contiguous())[1]
+
+
 RECURRENT = [
     ("LSTM", lambda: nn.LSTM(8, 16, batch_first=True), ("B", "T", 8), ("B", "T")),
+    ("GRU from a learned initial state", LearnedStart, ("T", "B", 4), ("T", "B")),
     ("LSTM, 2 layers, bidirectional, projections", lambda: nn.LSTM(6, 7, 2, bidirectional=True, proj_size=4),
      ("T", "B", 6), ("T", "B")),
     ("GRU without bias, unbatched", lambda: nn.GRU(5, 6, 3, bias=False), ("T", 5), ("T",)),
@@ -307,12 +319,14 @@ RECURRENT = [
 ]
 
 
+@pytest.mark.parametrize("backward", [False, True], ids=["forward", "training step"])
 @pytest.mark.parametrize("name, build, shape, names", RECURRENT, ids=[m[0] for m in RECURRENT])
-def test_recurrent_layers_keep_the_sequence_length_symbolic(name, build, shape, names):
+def test_recurrent_layers_keep_the_sequence_length_symbolic(name, build, shape, names, backward):
     # torch's recurrent layers loop over the steps, which fixed the sequence length at its hint; counted whole,
-    # the formulas hold at every length, checked against concrete profiles (their products counted step by step)
+    # the formulas hold at every length, checked against concrete profiles (their products counted step by step,
+    # forward, and backward as autograd differentiates the steps)
     model = build()
-    result = symconv.profile(model, shape, "exact", all_conventions=True)
+    result = symconv.profile(model, shape, "exact", all_conventions=True, backward=backward)
     assert {s.name for s in result.formula().expr.free_symbols} == set(names)
     assert not [c for c in result.domain if isinstance(c, sp.Eq)]  # no size fixed
     _against_concrete_profiles(model, result, shape, names, random.Random(name), 6, 12)
@@ -320,7 +334,7 @@ def test_recurrent_layers_keep_the_sequence_length_symbolic(name, build, shape, 
     # the first name at 1 is in the domain (the recogniser's batch through its steps: N*(floor(W/2) - 2) ≠ 1)
     at = {n: 1 if n == names[0] else 9 for n in names}
     concrete = tuple(at[v] if isinstance(v, str) else v for v in shape)
-    assert result.formula("exact")(**at) == symconv.profile(model, concrete, "exact").total()
+    assert result.formula("exact")(**at) == symconv.profile(model, concrete, "exact", backward=backward).total()
 
 
 class LeNet(nn.Module):
@@ -523,6 +537,8 @@ def test_the_domain_reads_as_thresholds_and_equalities():
     assert not says_not_one(sp.Ne(N * steps, steps), N)
     assert not says_not_one(sp.Ne(N * (4 - sp.floor(W / 2)), 4 - sp.floor(W / 2)), N, (W >= 8, W <= 6))
     assert tidied([sp.Ne(sp.Mod(1, B), 0), sp.Lt(1, B), sp.Ne(16 * T, 16)]) == (sp.Gt(B, 1), sp.Ne(T, 1))
+    assert tidied([sp.Lt(12, 12 * N), sp.Le(3 - T, 1), sp.Gt(2 * B, 3)]) == (sp.Gt(N, 1), sp.Ge(T, 2), sp.Gt(2 * B, 3))
+    assert says_not_one(sp.Lt(12, 12 * N), N)
 
 
 def test_a_total_that_does_not_depend_on_the_sizes_is_a_formula_too():

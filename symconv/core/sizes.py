@@ -108,6 +108,25 @@ def _solved(cond: sp.Basic) -> tuple[sp.Symbol, sp.Integer] | None:
     return None
 
 
+_FLIPPED = {sp.Gt: sp.Lt, sp.Ge: sp.Le, sp.Lt: sp.Gt, sp.Le: sp.Ge}
+
+
+def _solved_bound(cond: sp.Basic) -> sp.Basic | None:
+    """A linear inequality in one name as a bound on the name (``12 < 12*N``: ``N > 1``); None for any other, or
+    where the bound is not a whole number."""
+    if type(cond) not in _FLIPPED or len(cond.free_symbols) != 1:
+        return None
+    (name,) = cond.free_symbols
+    difference = cond.lhs - cond.rhs
+    if not (difference.is_polynomial(name) and sp.degree(difference, name) == 1):
+        return None
+    slope = difference.coeff(name, 1)
+    root = -difference.coeff(name, 0) / slope
+    if not root.is_Integer:
+        return None
+    return (type(cond) if slope > 0 else _FLIPPED[type(cond)])(name, root)
+
+
 def _residue(cond: sp.Basic, name: sp.Symbol, start: int) -> tuple[int, int] | None:
     """(m, r) where a condition on one name holds, over the _SCAN sizes from ``start``, exactly at the sizes
     ≡ r (mod m), for a modulus m up to 8; None for any other condition."""
@@ -122,12 +141,15 @@ def _residue_text(name: sp.Symbol, m: int, r: int) -> str:
 
 
 def normalized(cond: sp.Basic) -> sp.Basic:
-    """A condition in one form of those torch's tracing writes it in: a linear (in)equation in one name solved
-    for it (``Ne(16*T, 16)``: ``Ne(T, 1)``), 1 mod a size (``Ne(Mod(1, B), 0)``: ``Ne(B, 1)``, sizes being
+    """A condition in one form of those torch's tracing writes it in: a linear (in)equation or inequality in one
+    name solved for it (``Ne(16*T, 16)``: ``Ne(T, 1)``; ``12 < 12*N``: ``N > 1``), 1 mod a size (``Ne(Mod(1, B), 0)``: ``Ne(B, 1)``, sizes being
     positive), an inequality with the name on the left (``1 < T``: ``T > 1``)."""
     solved = _solved(cond)
     if solved is not None:
         return type(cond)(*solved)
+    bound = _solved_bound(cond)
+    if bound is not None:
+        return bound
     if isinstance(cond, (sp.Eq, sp.Ne)) and cond.rhs == 0 and isinstance(cond.lhs, sp.Mod) and \
             cond.lhs.args[0] == 1 and cond.lhs.args[1].is_Symbol and cond.lhs.args[1].is_positive:
         return type(cond)(cond.lhs.args[1], 1)

@@ -403,11 +403,19 @@ class CountingMode(TorchDispatchMode):
 
     # --- recording -----------------------------------------------------------------------------------------
 
-    def record_whole(self, func: Any, args: tuple, kwargs: dict, out: Any) -> None:
+    def record_whole(self, func: Any, args: tuple, kwargs: dict, out: Any, rule: Any = None) -> None:
         """A call of an operator that torch decomposes before this mode sees it, counted whole by its rule (the
-        symbolic profile's recurrent layers: their steps' loop would fix the sequence length at its hint)."""
+        symbolic profile's recurrent layers: their steps' loop would fix the sequence length at its hint), or
+        by ``rule`` (its backward pass)."""
         try:
-            self._record(_PLANS.get(func) or _plan(func), args, kwargs, out)
+            plan = _PLANS.get(func) or _plan(func)
+            if rule is None:
+                self._record(plan, args, kwargs, out)
+                return
+            stack, phase = self.tracker.where()
+            shaped, named = operands(args, kwargs, self.size)
+            self.records += [Record(plan.name, stack, phase, entry)
+                             for entry in rule(*shaped, **named, context=self._context)]
         except Exception as err:
             _mark_ours(err)
             raise
@@ -415,7 +423,8 @@ class CountingMode(TorchDispatchMode):
     def _record(self, plan: _Plan, args: tuple, kwargs: dict, out: Any) -> None:
         if plan.pads:
             self._pads.remember(args, kwargs, out)
-        if plan.adds and (self._products or self._convolution) and self._bias_of_a_product(args, kwargs):
+        if plan.adds and (self._products or self._convolution) and not self._differentiating() and \
+                self._bias_of_a_product(args, kwargs):
             return
         stack, phase = self.tracker.where()
         if plan.rule is None:
@@ -442,6 +451,12 @@ class CountingMode(TorchDispatchMode):
             self._products[storage._cdata] = (storage, len(self.records) - 1)
             if len(self._products) > _RECENT_PRODUCTS:
                 del self._products[next(iter(self._products))]
+
+    def _differentiating(self) -> bool:
+        """Whether the operator runs in the backward pass itself (not in a forward run the backward pass repeats,
+        as activation checkpointing does): its adds sum gradients from two paths, never a product's bias, even
+        where one of them is shaped like a bias (a batch of one)."""
+        return _in_backward() and not self.tracker.current
 
     def _bias_of_a_product(self, args: tuple, kwargs: dict) -> bool:
         """An ``add`` of a bias to the output of a product run without one (or a view of it): counted as that

@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass, field, replace
 from functools import lru_cache, partial
 from types import MappingProxyType
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import torch
 
@@ -587,6 +587,24 @@ def lstm_layer(x: Shape, w_ih: Shape, w_hh: Shape, b_ih: Shape, b_hh: Shape, hx:
             _matmul("LSTM hidden·W_hhᵀ", rows, w_hh[1], w_hh[0], has_biases, context, x, out)]
 
 
+def _recurrent_groups(params: Sequence[Shape], num_layers: int, bidirectional: bool,
+                      kind: str) -> Iterator[tuple[str, int, Shape, Shape, Shape | None]]:
+    """Each layer and direction of a recurrent layer's flat weights: (its name, its layer, W_ih, W_hh, and W_hr
+    where an LSTM projects its hidden state, else None)."""
+    directions = 2 if bidirectional else 1
+    stride = len(params) // (num_layers * directions)  # each layer and direction: W_ih, W_hh[, biases][, W_hr]
+    for group in range(num_layers * directions):
+        w_ih, w_hh, *rest = params[group * stride:(group + 1) * stride]
+        name = f"{kind} layer {group // directions}{' reverse' if group % directions else ''}"
+        yield name, group // directions, w_ih, w_hh, rest[-1] if len(rest) % 2 else None
+
+
+def _steps(counted: Counted, steps: Any) -> Counted:
+    """A product run once at each of ``steps`` steps."""
+    return replace(counted, totals={c: steps * v for c, v in counted.totals.items()}, product=None,
+                   note=f"at each of {steps} steps")
+
+
 def recurrent(x: Shape, hx: Any, params: Sequence[Shape], has_biases: bool, num_layers: int, dropout: float,
               train: bool, bidirectional: bool, batch_first: bool, *_, context: Context, kind: str,
               **__) -> list[Counted]:
@@ -595,24 +613,54 @@ def recurrent(x: Shape, hx: Any, params: Sequence[Shape], has_biases: bool, num_
     state times W_hhᵀ, each plus its bias, and an LSTM's projection times W_hrᵀ, with the rows of all steps
     together (the gates' pointwise work is not counted). torch decomposes these operators before a dispatch
     mode sees them; the symbolic profile counts them whole, so that T stays a size (the steps' loop would fix it
-    at its hint)."""
+    at its hint), and their backward pass with :func:`recurrent_backward`."""
     rows = x[0] * x[1]
-    directions = 2 if bidirectional else 1
-    stride = len(params) // (num_layers * directions)  # each layer and direction: W_ih, W_hh[, biases][, W_hr]
     counted = []
-    for group in range(num_layers * directions):
-        w_ih, w_hh, *rest = params[group * stride:(group + 1) * stride]
-        where = f"{kind} layer {group // directions}{' reverse' if group % directions else ''}"
-        counted += [_matmul(f"{where} input·W_ihᵀ", rows, w_ih[1], w_ih[0], has_biases, context, (rows, w_ih[1]),
+    for name, _, w_ih, w_hh, w_hr in _recurrent_groups(params, num_layers, bidirectional, kind):
+        counted += [_matmul(f"{name} input·W_ihᵀ", rows, w_ih[1], w_ih[0], has_biases, context, (rows, w_ih[1]),
                             (rows, w_ih[0])),
-                    _matmul(f"{where} hidden·W_hhᵀ", rows, w_hh[1], w_hh[0], has_biases, context, (rows, w_hh[1]),
+                    _matmul(f"{name} hidden·W_hhᵀ", rows, w_hh[1], w_hh[0], has_biases, context, (rows, w_hh[1]),
                             (rows, w_hh[0]))]
-        if len(rest) % 2:  # an LSTM's projection of the hidden state, without bias
-            w_hr = rest[-1]
-            counted.append(_matmul(f"{where} projection·W_hrᵀ", rows, w_hr[1], w_hr[0], False, context,
+        if w_hr is not None:  # an LSTM's projection of the hidden state, without bias
+            counted.append(_matmul(f"{name} projection·W_hrᵀ", rows, w_hr[1], w_hr[0], False, context,
                                    (rows, w_hr[1]), (rows, w_hr[0])))
     return [replace(c, note="the T steps' products together") for c in counted]
 
 
+def recurrent_backward(x: Shape, hx: Any, params: Sequence[Shape], has_biases: bool, num_layers: int,
+                       dropout: float, train: bool, bidirectional: bool, batch_first: bool, input_grad: bool,
+                       hidden_grad: bool, *_, context: Context, kind: str, **__) -> list[Counted]:
+    """The backward pass of :func:`recurrent` as autograd runs it through the steps: in each layer and direction,
+    at each step, the gradient of W_ihᵀ and of W_hhᵀ (the step's gates' gradient against its input and its
+    hidden state, summed over the batch), the gradient of the hidden state through W_hh at every step but the
+    first (the first one's initial state is zeros, unless given and requiring grad: ``hidden_grad``), the step's
+    input's through W_ih where it requires grad (``input_grad``; the layers above the first always do), and an
+    LSTM's projection's two gradients (of W_hr, and of the hidden state through it). Each a product without bias;
+    the biases' gradients (sums over the batch) and the gates' pointwise work are not counted."""
+    steps, batch = (x[1], x[0]) if batch_first else (x[0], x[1])
+    counted = []
+    for name, layer, w_ih, w_hh, w_hr in _recurrent_groups(params, num_layers, bidirectional, kind):
+        gates, inner, state = w_ih[0], w_ih[1], w_hh[1]
+        counted += [_steps(_matmul(f"{name} grad W_ih", gates, batch, inner, False, context, (gates, batch),
+                                   (gates, inner)), steps),
+                    _steps(_matmul(f"{name} grad W_hh", gates, batch, state, False, context, (gates, batch),
+                                   (gates, state)), steps),
+                    _steps(_matmul(f"{name} grad hidden", batch, gates, state, False, context, (batch, gates),
+                                   (batch, state)), steps if hidden_grad else steps - 1)]
+        if layer or input_grad:
+            counted.append(_steps(_matmul(f"{name} grad input", batch, gates, inner, False, context,
+                                          (batch, gates), (batch, inner)), steps))
+        if w_hr is not None:
+            out, hidden = w_hr
+            counted += [_steps(_matmul(f"{name} grad W_hr", out, batch, hidden, False, context, (out, batch),
+                                       (out, hidden)), steps),
+                        _steps(_matmul(f"{name} grad hidden through W_hr", batch, out, hidden, False, context,
+                                       (batch, out), (batch, hidden)), steps)]
+    return counted
+
+
+#: the backward passes of the operators counted whole (see :func:`recurrent_backward`)
+WHOLE_BACKWARD: dict[Any, Rule] = {}
 for _packet, _kind in ((aten.lstm, "LSTM"), (aten.gru, "GRU"), (aten.rnn_tanh, "RNN"), (aten.rnn_relu, "RNN")):
     rule(_packet)(partial(recurrent, kind=_kind))
+    WHOLE_BACKWARD[_packet] = partial(recurrent_backward, kind=_kind)

@@ -93,10 +93,9 @@ class KeepSizesSymbolic(TorchFunctionMode):
     - ``F.interpolate`` (``nn.Upsample``) by scale factors of small power-of-two denominators (2, 1.5, 0.5),
       without antialiasing: the output size as the floor of input size times factor in integers (torch's own
       path multiplies the sizes as floats, which fixes them at their hints), the same kernel;
-    - a recurrent layer (``nn.LSTM``, ``nn.GRU``, ``nn.RNN``) in a forward-only profile: its outputs made
-      with their sizes and the layer counted whole by ``recorder`` (torch's own path loops over the steps,
-      which fixes the sequence length at its hint). A training step runs torch's path: its backward pass
-      differentiates the steps.
+    - a recurrent layer (``nn.LSTM``, ``nn.GRU``, ``nn.RNN``): its outputs made with their sizes and the
+      layer counted whole by ``recorder``, and its backward pass too where it has one (torch's own path loops
+      over the steps, which fixes the sequence length at its hint).
     """
 
     def __init__(self, recorder: Any = None) -> None:
@@ -109,12 +108,17 @@ class KeepSizesSymbolic(TorchFunctionMode):
             return self._convolution(func, args, kwargs)
         if func is torch.nn.functional.interpolate:
             return self._interpolation(func, args, kwargs)
-        if func in _RECURRENT and self.recorder is not None and not torch.is_grad_enabled() and not kwargs and \
-                len(args) == 9 and isinstance(args[3], bool) and args[0].dim() == 3:  # the overload on a padded batch
+        if func in _RECURRENT and self.recorder is not None and not kwargs and len(args) == 9 and \
+                isinstance(args[3], bool) and args[0].dim() == 3:  # the overload on a padded batch
+            tensors = (args[0], *args[1], *args[2]) if isinstance(args[1], (tuple, list)) else \
+                (args[0], args[1], *args[2])
+            if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+                return _WholeRecurrent.apply(self, func, args, *tensors)
             return self._recurrent(func, args)
         return func(*args, **kwargs)
 
     def _recurrent(self, func, args: tuple) -> tuple[torch.Tensor, ...]:
+        """A recurrent layer's outputs, made with their sizes, and its count."""
         x, _, params, has_biases, num_layers, _, _, bidirectional, batch_first = args
         directions = 2 if bidirectional else 1
         stride = len(params) // (num_layers * directions)
@@ -128,6 +132,12 @@ class KeepSizesSymbolic(TorchFunctionMode):
             outputs += (x.new_empty((num_layers * directions, batch, hidden)),)
         self.recorder.record_whole(_RECURRENT[func], args, {}, outputs)
         return outputs
+
+    def _recurrent_backward(self, func, args: tuple, input_grad: bool, hidden_grad: bool) -> None:
+        from .ops import WHOLE_BACKWARD
+        packet = _RECURRENT[func]
+        self.recorder.record_whole(packet, (*args, input_grad, hidden_grad), {}, None,
+                                   WHOLE_BACKWARD[packet.overloadpacket])
 
     @staticmethod
     def _convolution(func, args: tuple, kwargs: dict) -> Any:
@@ -247,3 +257,23 @@ class SymbolicRun:
 
     def describe_hints(self) -> str:
         return ", ".join(f"{s.name}={v}" for s, v in self.hints.items())
+
+
+class _WholeRecurrent(torch.autograd.Function):
+    """A recurrent layer counted whole (:class:`KeepSizesSymbolic`), with its backward pass: the gradients of
+    its inputs, weights and initial state made with their sizes, and counted whole too."""
+
+    @staticmethod
+    def forward(ctx: Any, keep: KeepSizesSymbolic, func: Any, args: tuple, *tensors: torch.Tensor) -> Any:
+        ctx.keep, ctx.func, ctx.args = keep, func, args
+        ctx.shapes = [(t.shape, t.dtype) for t in tensors]
+        return keep._recurrent(func, args)
+
+    @staticmethod
+    def backward(ctx: Any, *grads: Any) -> Any:
+        needed = ctx.needs_input_grad[3:]
+        # the input's gradient, and the initial state's (an LSTM's is a pair)
+        ctx.keep._recurrent_backward(ctx.func, ctx.args, needed[0], any(needed[1:len(needed) - len(ctx.args[2])]))
+        made = [grads[0].new_empty(shape, dtype=dtype) if need else None
+                for (shape, dtype), need in zip(ctx.shapes, needed)]
+        return (None, None, None, *made)
