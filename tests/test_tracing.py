@@ -593,6 +593,31 @@ def test_recurrent_layers_of_a_real_run_count_their_products(kind, batch_first):
     assert totals == counted(model.rnn, shape)[1]  # the meta run takes the unfused path: the same products
 
 
+
+def test_onednn_lstm_training_step_counts_as_its_unfused_steps():
+    # oneDNN's LSTM backward computes every gradient, the input's and the initial state's too; with oneDNN off,
+    # torch's unfused path runs the same products step by step (the initial state and the input require grad)
+    class Started(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.LSTM(6, 5, 2, bidirectional=True)
+            self.h0, self.c0 = nn.Parameter(torch.randn(4, 3, 5)), nn.Parameter(torch.randn(4, 3, 5))
+
+        def forward(self, x):
+            out = self.rnn(x, (self.h0, self.c0))[0]
+            return out if x.sum() > 0 else -out  # data-dependent: the run is on real values
+
+    x = torch.ones(4, 3, 6, requires_grad=True)
+    fused = symconv.profile(Started(), x, "exact", all_conventions=True, backward=True)
+    with torch.backends.mkldnn.flags(enabled=False):
+        unfused = symconv.profile(Started(), x, "exact", all_conventions=True, backward=True)
+    ops = [{r.op for r in p.counted if r.phase == "backward"} for p in (fused, unfused)]
+    assert fused.run == unfused.run == "real values"
+    assert ops == [{"aten.mkldnn_rnn_layer_backward"}, {"aten.mm"}]
+    assert {c: fused.total(c, "backward") for c in CONVENTIONS} == {c: unfused.total(c, "backward") for c in CONVENTIONS}
+    assert not [op for op, *_ in fused.not_counted() if "rnn" in op]
+
+
 @pytest.mark.filterwarnings("ignore:The PyTorch API of nested tensors")
 def test_nested_tensors_count_each_sequence_at_its_own_length():
     lengths, E, H, hidden = (3, 4, 5), 16, 4, 40

@@ -12,6 +12,7 @@ Operators without a rule are not counted, and the profiler lists them.
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 import math
 from dataclasses import dataclass, field, replace
 from functools import lru_cache, partial
@@ -600,9 +601,9 @@ def _recurrent_groups(params: Sequence[Shape], num_layers: int, bidirectional: b
 
 
 def _steps(counted: Counted, steps: Any) -> Counted:
-    """A product run once at each of ``steps`` steps."""
-    return replace(counted, totals={c: steps * v for c, v in counted.totals.items()}, product=None,
-                   note=f"at each of {steps} steps")
+    """A product run once at each of ``steps`` steps: its shapes are one step's, its totals all steps'."""
+    return replace(counted, what=f"{counted.what}, each step", totals={c: steps * v for c, v in counted.totals.items()},
+                   product=None, note=f"at each of {steps} steps")
 
 
 def recurrent(x: Shape, hx: Any, params: Sequence[Shape], has_biases: bool, num_layers: int, dropout: float,
@@ -627,36 +628,68 @@ def recurrent(x: Shape, hx: Any, params: Sequence[Shape], has_biases: bool, num_
     return [replace(c, note="the T steps' products together") for c in counted]
 
 
+def _step_gradients(name: str, batches: dict[Any, Any], w_ih: Shape, w_hh: Shape, w_hr: Shape | None,
+                    input_grad: bool, hidden_first: bool, context: Context, merged: bool = False) -> list[Counted]:
+    """The backward products of one layer and direction of a recurrent layer, as autograd runs them through its
+    unfused steps; ``batches`` maps a step's rows to the number of steps with that many (one entry for a padded
+    batch; a packed one shrinks). At each step: the gradient of W_ihᵀ and of W_hhᵀ (the gates' gradient
+    against the step's input and hidden state, summed over its rows), of the hidden state through W_hh (not at
+    the first step unless ``hidden_first``: its initial state is zeros that need none), of the step's input
+    through W_ih where ``input_grad``, and an LSTM's projection's two (of W_hr, and of the hidden state through
+    it). Each a product without bias; the biases' gradients (sums over the rows) and the gates' pointwise work
+    are not counted. ``merged``: the input's products once for all steps together (the rows of every step), as
+    torch's unfused path on CPU tensors computes the input's projection (and oneDNN its gradient)."""
+    gates, inner, state = w_ih[0], w_ih[1], w_hh[1]
+    first = max(batches, key=lambda b: (b if is_int(b) else 0))  # the first step has the most rows
+    rows = sum(b * n for b, n in batches.items())
+    counted = []
+    if merged:
+        counted.append(_matmul(f"{name} grad W_ih", gates, rows, inner, False, context, (gates, rows), (gates, inner)))
+        if input_grad:
+            counted.append(_matmul(f"{name} grad input", rows, gates, inner, False, context, (rows, gates),
+                                   (rows, inner)))
+    for batch, steps in batches.items():
+        products = [("grad W_hh", gates, batch, state, steps),
+                    ("grad hidden", batch, gates, state, steps if hidden_first or batch != first else steps - 1)]
+        if not merged:
+            products.append(("grad W_ih", gates, batch, inner, steps))
+            if input_grad:
+                products.append(("grad input", batch, gates, inner, steps))
+        if w_hr is not None:
+            out, hidden = w_hr
+            products += [("grad W_hr", out, batch, hidden, steps), ("grad hidden through W_hr", batch, out, hidden, steps)]
+        counted += [_steps(_matmul(f"{name} {what}", m, k, n, False, context, (m, k), (m, n)), times)
+                    for what, m, k, n, times in products]
+    return counted
+
+
 def recurrent_backward(x: Shape, hx: Any, params: Sequence[Shape], has_biases: bool, num_layers: int,
                        dropout: float, train: bool, bidirectional: bool, batch_first: bool, input_grad: bool,
                        hidden_grad: bool, *_, context: Context, kind: str, **__) -> list[Counted]:
-    """The backward pass of :func:`recurrent` as autograd runs it through the steps: in each layer and direction,
-    at each step, the gradient of W_ihᵀ and of W_hhᵀ (the step's gates' gradient against its input and its
-    hidden state, summed over the batch), the gradient of the hidden state through W_hh at every step but the
-    first (the first one's initial state is zeros, unless given and requiring grad: ``hidden_grad``), the step's
-    input's through W_ih where it requires grad (``input_grad``; the layers above the first always do), and an
-    LSTM's projection's two gradients (of W_hr, and of the hidden state through it). Each a product without bias;
-    the biases' gradients (sums over the batch) and the gates' pointwise work are not counted."""
+    """The backward pass of :func:`recurrent` as autograd runs it through the steps (:func:`_step_gradients`): the
+    input's gradient where it requires grad (``input_grad``; the layers above the first always do), the initial
+    state's where it does (``hidden_grad``)."""
     steps, batch = (x[1], x[0]) if batch_first else (x[0], x[1])
-    counted = []
-    for name, layer, w_ih, w_hh, w_hr in _recurrent_groups(params, num_layers, bidirectional, kind):
-        gates, inner, state = w_ih[0], w_ih[1], w_hh[1]
-        counted += [_steps(_matmul(f"{name} grad W_ih", gates, batch, inner, False, context, (gates, batch),
-                                   (gates, inner)), steps),
-                    _steps(_matmul(f"{name} grad W_hh", gates, batch, state, False, context, (gates, batch),
-                                   (gates, state)), steps),
-                    _steps(_matmul(f"{name} grad hidden", batch, gates, state, False, context, (batch, gates),
-                                   (batch, state)), steps if hidden_grad else steps - 1)]
-        if layer or input_grad:
-            counted.append(_steps(_matmul(f"{name} grad input", batch, gates, inner, False, context,
-                                          (batch, gates), (batch, inner)), steps))
-        if w_hr is not None:
-            out, hidden = w_hr
-            counted += [_steps(_matmul(f"{name} grad W_hr", out, batch, hidden, False, context, (out, batch),
-                                       (out, hidden)), steps),
-                        _steps(_matmul(f"{name} grad hidden through W_hr", batch, out, hidden, False, context,
-                                       (batch, out), (batch, hidden)), steps)]
-    return counted
+    return [entry for name, layer, w_ih, w_hh, w_hr in _recurrent_groups(params, num_layers, bidirectional, kind)
+            for entry in _step_gradients(name, {batch: steps}, w_ih, w_hh, w_hr, bool(layer or input_grad),
+                                         hidden_grad, context)]
+
+
+@rule(aten.mkldnn_rnn_layer_backward)
+def lstm_layer_backward(x: Shape, w_ih: Shape, w_hh: Shape, b_ih: Shape, b_hh: Shape, hx: Shape, cx: Shape,
+                        output: Shape, hy: Shape, cy: Shape, grad_output: Shape | None, grad_hy: Shape | None,
+                        grad_cy: Shape | None, reverse: bool, mode: int, hidden_size: int, num_layers: int,
+                        has_biases: bool, train: bool, bidirectional: bool, batch_sizes: Sequence[int],
+                        batch_first: bool, *_, context: Context, **__) -> list[Counted]:
+    """The backward pass of one direction of one LSTM layer as oneDNN runs it on real CPU tensors: it computes
+    every gradient, the input's and the initial state's too, counted as torch's unfused path on CPU tensors runs
+    them (:func:`_step_gradients`): the hidden state's products step by step, the input's for all steps at once."""
+    if batch_sizes:  # a packed batch: each step's rows
+        batches = dict(Counter(batch_sizes))
+    else:
+        steps, batch = (x[1], x[0]) if batch_first else (x[0], x[1])
+        batches = {batch: steps}
+    return _step_gradients("LSTM", batches, w_ih, w_hh, None, True, True, context, merged=True)
 
 
 #: the backward passes of the operators counted whole (see :func:`recurrent_backward`)
