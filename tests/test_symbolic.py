@@ -337,6 +337,33 @@ def test_recurrent_layers_keep_the_sequence_length_symbolic(name, build, shape, 
     assert result.formula("exact")(**at) == symconv.profile(model, concrete, "exact", backward=backward).total()
 
 
+class Attention(nn.Module):
+    """Scores with a learned bias through baddbmm, whose own symbolic kernel fails on a symbolic size."""
+
+    def __init__(self):
+        super().__init__()
+        self.key, self.bias = nn.Parameter(torch.randn(2, 5, 7)), nn.Parameter(torch.randn(7))
+
+    def forward(self, x):  # (2, M, 5)
+        return torch.baddbmm(self.bias, x, self.key, beta=0.5, alpha=2.0).softmax(-1)
+
+
+@pytest.mark.parametrize("backward", [False, True], ids=["forward", "training step"])
+@pytest.mark.parametrize("name, build, shape, names", [
+    ("baddbmm", Attention, (2, "M", 5), ("M",)),
+    ("bilinear and nearest rescaling", lambda: nn.Sequential(
+        nn.Conv2d(3, 12, 3, padding=1), nn.PixelShuffle(2), nn.Upsample(scale_factor=2, mode="bilinear"),
+        nn.Conv2d(3, 2, 3), nn.Upsample(scale_factor=2), nn.Conv2d(2, 2, 1)), (1, 3, "H", "W"), ("H", "W")),
+], ids=["baddbmm", "rescaling"])
+def test_operators_whose_symbolic_kernels_fail_run_on_symbolic_sizes(name, build, shape, names, backward):
+    # torch's own symbolic kernels refuse these (baddbmm's expands the bias with symbolic sizes; a rescaling's
+    # gradient takes its sizes as a list of them): their outputs are made from the sizes instead
+    model = build()
+    result = symconv.profile(model, shape, "exact", all_conventions=True, backward=backward)
+    assert {s.name for s in result.formula().expr.free_symbols} == set(names)
+    _against_concrete_profiles(model, result, shape, names, random.Random(name), 5, 12)
+
+
 class LeNet(nn.Module):
     """A Linear after a flatten: it takes one flattened size, which the formula's domain then requires."""
 

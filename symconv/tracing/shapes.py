@@ -338,11 +338,19 @@ def _upsample(n: int):
     return run
 
 
-for _n, _ops in ((1, (aten.upsample_nearest1d, aten.upsample_linear1d)),
-                 (2, (aten.upsample_nearest2d, aten.upsample_bilinear2d, aten.upsample_bicubic2d)),
-                 (3, (aten.upsample_nearest3d, aten.upsample_trilinear3d))):
-    for _op in _ops:
-        fast(_op.default, _op.vec)(_upsample(_n))
+#: torch's rescalings -> their spatial dimensions
+_UPSAMPLINGS = {aten.upsample_nearest1d: 1, aten.upsample_linear1d: 1, aten.upsample_nearest2d: 2,
+                aten.upsample_bilinear2d: 2, aten.upsample_bicubic2d: 2, aten.upsample_nearest3d: 3,
+                aten.upsample_trilinear3d: 3}
+for _op, _n in _UPSAMPLINGS.items():
+    fast(_op.default, _op.vec)(_upsample(_n))
+_UPSAMPLING_GRADIENTS = tuple(getattr(aten, f"{op.__name__}_backward").default for op in _UPSAMPLINGS)
+
+
+@fast(*_UPSAMPLING_GRADIENTS)
+def upsample_backward(grad_out, output_size, input_size, *args):
+    """A rescaling's input gradient: the input's size."""
+    return _empty(tuple(input_size), grad_out)
 
 
 # --- creation ------------------------------------------------------------------------------------------------
@@ -371,7 +379,10 @@ def broadcast(*shapes: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(shapes[0])
     out = []
     for i in range(1, max(map(len, shapes), default=0) + 1):
-        sizes = {s[-i] for s in shapes if len(s) >= i and s[-i] != 1}
+        sizes: list = []  # a list: a symbolic size is not hashable
+        for s in shapes:
+            if len(s) >= i and s[-i] != 1 and all(s[-i] != v for v in sizes):
+                sizes.append(s[-i])
         if len(sizes) > 1:
             raise SymconvError(f"shapes {', '.join(str(tuple(s)) for s in shapes)} do not broadcast")
         out.append(sizes.pop() if sizes else 1)
@@ -471,7 +482,7 @@ def _handler(func) -> Fast | None:
 #: their hints (constant_pad_nd's Python meta kernel calls size()) or need concrete sizes (the upsamplings')
 SYMBOLIC_SAFE = frozenset({aten.constant_pad_nd.default, aten.upsample_linear1d.default,
                            aten.upsample_bilinear2d.default, aten.upsample_bicubic2d.default,
-                           aten.upsample_trilinear3d.default})
+                           aten.upsample_trilinear3d.default, *_UPSAMPLING_GRADIENTS, aten.baddbmm.default})
 
 
 def fast_output(func, args: tuple, kwargs: dict) -> Any:
