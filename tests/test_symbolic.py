@@ -348,20 +348,52 @@ class Attention(nn.Module):
         return torch.baddbmm(self.bias, x, self.key, beta=0.5, alpha=2.0).softmax(-1)
 
 
+class Pyramid(nn.Module):
+    """A feature pyramid's top-down path: the coarse level rescaled to the fine level's size, given as sizes."""
+
+    def __init__(self):
+        super().__init__()
+        self.fine, self.coarse = nn.Conv2d(3, 4, 3, 2, 1), nn.Conv2d(4, 4, 3, 2, 1)
+        self.out = nn.Conv2d(4, 2, 3, padding=1)
+
+    def forward(self, x):
+        fine = self.fine(x)
+        coarse = F.interpolate(self.coarse(fine), size=fine.shape[-2:], mode="nearest")
+        return self.out(fine + F.interpolate(coarse, size=fine.shape[-2:], mode="bilinear"))
+
+
+class Unfolded(nn.Module):
+    """A convolution written as unfold, a product, and fold."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(3 * 9, 3 * 9))
+
+    def forward(self, x):  # (1, 3, H, W)
+        columns = F.unfold(x, 3, padding=1)
+        return F.fold(self.weight @ columns, x.shape[-2:], 3, padding=1)
+
+
 @pytest.mark.parametrize("backward", [False, True], ids=["forward", "training step"])
 @pytest.mark.parametrize("name, build, shape, names", [
     ("baddbmm", Attention, (2, "M", 5), ("M",)),
     ("bilinear and nearest rescaling", lambda: nn.Sequential(
         nn.Conv2d(3, 12, 3, padding=1), nn.PixelShuffle(2), nn.Upsample(scale_factor=2, mode="bilinear"),
         nn.Conv2d(3, 2, 3), nn.Upsample(scale_factor=2), nn.Conv2d(2, 2, 1)), (1, 3, "H", "W"), ("H", "W")),
-], ids=["baddbmm", "rescaling"])
+    ("rescaling to sizes given", Pyramid, ("N", 3, "H", "W"), ("N", "H", "W")),
+    ("1-d max pooling", lambda: nn.Sequential(nn.Conv1d(2, 4, 3), nn.MaxPool1d(3, 2, ceil_mode=True),
+                                              nn.Conv1d(4, 4, 3), nn.MaxPool1d(2), nn.Conv1d(4, 2, 1)),
+     (2, 2, "L"), ("L",)),
+    ("unfold and fold", Unfolded, (1, 3, "H", "W"), ("H", "W")),
+], ids=["baddbmm", "rescaling", "rescaling to sizes", "1-d max pooling", "unfold"])
 def test_operators_whose_symbolic_kernels_fail_run_on_symbolic_sizes(name, build, shape, names, backward):
-    # torch's own symbolic kernels refuse these (baddbmm's expands the bias with symbolic sizes; a rescaling's
-    # gradient takes its sizes as a list of them): their outputs are made from the sizes instead
+    # torch's own symbolic paths refuse these or fix the sizes at their hints (baddbmm's kernel expands the bias
+    # with symbolic sizes; a rescaling's gradient and a rescaling to sizes given take the sizes as a list; 1-d
+    # max pooling and unfold read them as numbers): their outputs are made from the sizes instead
     model = build()
     result = symconv.profile(model, shape, "exact", all_conventions=True, backward=backward)
     assert {s.name for s in result.formula().expr.free_symbols} == set(names)
-    _against_concrete_profiles(model, result, shape, names, random.Random(name), 5, 12)
+    _against_concrete_profiles(model, result, shape, names, random.Random(name), 5, 40)
 
 
 class LeNet(nn.Module):

@@ -142,8 +142,9 @@ def _residue_text(name: sp.Symbol, m: int, r: int) -> str:
 
 def normalized(cond: sp.Basic) -> sp.Basic:
     """A condition in one form of those torch's tracing writes it in: a linear (in)equation or inequality in one
-    name solved for it (``Ne(16*T, 16)``: ``Ne(T, 1)``; ``12 < 12*N``: ``N > 1``), 1 mod a size (``Ne(Mod(1, B), 0)``: ``Ne(B, 1)``, sizes being
-    positive), an inequality with the name on the left (``1 < T``: ``T > 1``)."""
+    name solved for it (``Ne(16*T, 16)``: ``Ne(T, 1)``; ``12 < 12*N``: ``N > 1``), 1 mod a size or a product of
+    sizes (``Ne(Mod(1, B), 0)``: ``Ne(B, 1)``, sizes being positive), a product of sizes above 1 (``1 < H*W``:
+    ``Ne(H*W, 1)``), an inequality with the name on the left (``1 < T``: ``T > 1``)."""
     solved = _solved(cond)
     if solved is not None:
         return type(cond)(*solved)
@@ -151,9 +152,18 @@ def normalized(cond: sp.Basic) -> sp.Basic:
     if bound is not None:
         return bound
     if isinstance(cond, (sp.Eq, sp.Ne)) and cond.rhs == 0 and isinstance(cond.lhs, sp.Mod) and \
-            cond.lhs.args[0] == 1 and cond.lhs.args[1].is_Symbol and cond.lhs.args[1].is_positive:
+            cond.lhs.args[0] == 1 and _sizes_product(cond.lhs.args[1]):
         return type(cond)(cond.lhs.args[1], 1)
+    if isinstance(cond, (sp.Gt, sp.Lt)) and cond.canonical.rhs == 1 and cond.canonical.lhs.is_Mul and \
+            _sizes_product(cond.canonical.lhs) and isinstance(cond.canonical, sp.Gt):
+        return sp.Ne(cond.canonical.lhs, 1)  # a product of sizes is at least 1: above 1 is not 1
     return getattr(cond, "canonical", cond)
+
+
+def _sizes_product(e: sp.Basic) -> bool:
+    """A size, or a product of sizes (positive names)."""
+    factors = e.args if e.is_Mul else (e,)
+    return all(f.is_Symbol and f.is_positive for f in factors)
 
 
 def tidied(conditions: Sequence[sp.Basic]) -> tuple[sp.Basic, ...]:
@@ -320,7 +330,7 @@ class Formula:
                     out.append(_residue_text(name, *residue))
                     continue
             if _decided(cond, lower) is not sp.true:
-                out.append(_described(cond))
+                out.append(_described(normalized(cond)))
         return list(dict.fromkeys(out))
 
     def __str__(self) -> str:

@@ -327,6 +327,28 @@ def pool_backward(grad_out, x, *args):
     return _empty(x.shape, x)
 
 
+@fast(aten.im2col.default)
+def im2col(x, kernel_size, dilation, padding, stride):
+    """``F.unfold``: every block of the kernel's size as a column, (N, C·kh·kw, blocks)."""
+    if x.dim() not in (3, 4):
+        raise SymconvError(f"unfold takes a 3-d or 4-d input, got shape {tuple(x.shape)}")
+    blocks = [_conv_size(x.shape[-2 + a], kernel_size[a], stride[a], padding[a], dilation[a]) for a in range(2)]
+    if not all(b >= 1 for b in blocks):
+        raise SymconvError(f"unfold: kernel {tuple(kernel_size)} leaves no block on input shape {tuple(x.shape)}")
+    return _empty((*x.shape[:-3], x.shape[-3] * kernel_size[0] * kernel_size[1], blocks[0] * blocks[1]), x)
+
+
+@fast(aten.col2im.default)
+def col2im(columns, output_size, kernel_size, dilation, padding, stride):
+    """``F.fold`` (and unfold's gradient): the columns summed back into (N, C, *output_size)."""
+    return _empty((*columns.shape[:-2], columns.shape[-2] // (kernel_size[0] * kernel_size[1]), *output_size),
+                  columns)
+
+
+def _conv_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
 def _upsample(n: int):
     def run(x, output_size, *args):
         scales = [a for a in args if isinstance(a, (list, tuple))]
@@ -482,7 +504,8 @@ def _handler(func) -> Fast | None:
 #: their hints (constant_pad_nd's Python meta kernel calls size()) or need concrete sizes (the upsamplings')
 SYMBOLIC_SAFE = frozenset({aten.constant_pad_nd.default, aten.upsample_linear1d.default,
                            aten.upsample_bilinear2d.default, aten.upsample_bicubic2d.default,
-                           aten.upsample_trilinear3d.default, *_UPSAMPLING_GRADIENTS, aten.baddbmm.default})
+                           aten.upsample_trilinear3d.default, *_UPSAMPLING_GRADIENTS, aten.baddbmm.default,
+                           aten.im2col.default, aten.col2im.default})
 
 
 def fast_output(func, args: tuple, kwargs: dict) -> Any:

@@ -92,7 +92,10 @@ class KeepSizesSymbolic(TorchFunctionMode):
       convolution (torch's own path reads the input's sizes);
     - ``F.interpolate`` (``nn.Upsample``) by scale factors of small power-of-two denominators (2, 1.5, 0.5),
       without antialiasing: the output size as the floor of input size times factor in integers (torch's own
-      path multiplies the sizes as floats, which fixes them at their hints), the same kernel;
+      path multiplies the sizes as floats, which fixes them at their hints), the same kernel; and to sizes
+      given (another tensor's), the same kernel on them (torch's own path refuses symbolic ones);
+    - 1-d max pooling: the 2-d pooling of a height of 1 that torch runs for it, without its checks that read
+      the size as a number;
     - a recurrent layer (``nn.LSTM``, ``nn.GRU``, ``nn.RNN``): its outputs made with their sizes and the
       layer counted whole by ``recorder``, and its backward pass too where it has one (torch's own path loops
       over the steps, which fixes the sequence length at its hint).
@@ -108,6 +111,8 @@ class KeepSizesSymbolic(TorchFunctionMode):
             return self._convolution(func, args, kwargs)
         if func is torch.nn.functional.interpolate:
             return self._interpolation(func, args, kwargs)
+        if func is torch.nn.functional.max_pool1d or func is torch.nn.functional.max_pool1d_with_indices:
+            return self._max_pool1d(func, args, kwargs)
         if func in _RECURRENT and self.recorder is not None and not kwargs and len(args) == 9 and \
                 isinstance(args[3], bool) and args[0].dim() == 3:  # the overload on a padded batch
             tensors = (args[0], *args[1], *args[2]) if isinstance(args[1], (tuple, list)) else \
@@ -156,17 +161,46 @@ class KeepSizesSymbolic(TorchFunctionMode):
                     bound.get("groups", 1))
 
     @staticmethod
+    def _max_pool1d(func, args: tuple, kwargs: dict) -> Any:
+        """The 2-d pooling of a height of 1 that torch's own 1-d pooling runs, without its checks that read the
+        sizes as numbers."""
+        bound = _bound(("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices"),
+                       args, kwargs)
+
+        def one(value: Any, default: Any) -> Any:
+            if isinstance(value, (tuple, list)):
+                value = value[0] if value else default
+            return default if value is None else value
+
+        x, kernel = bound["input"], one(bound["kernel_size"], None)
+        if x.dim() not in (2, 3) or kernel is None:
+            return func(*args, **kwargs)
+        out, indices = _aten.max_pool2d_with_indices.default(
+            x.unsqueeze(-2), [1, kernel], [1, one(bound.get("stride"), kernel)], [0, one(bound.get("padding"), 0)],
+            [1, one(bound.get("dilation"), 1)], bool(bound.get("ceil_mode", False)))
+        out, indices = out.squeeze(-2), indices.squeeze(-2)
+        indexed = func is torch.nn.functional.max_pool1d_with_indices or bound.get("return_indices")
+        return (out, indices) if indexed else out
+
+    @staticmethod
     def _interpolation(func, args: tuple, kwargs: dict) -> Any:
         bound = _bound(("input", "size", "scale_factor", "mode", "align_corners", "recompute_scale_factor",
                         "antialias"), args, kwargs)
         x, scale, mode = bound["input"], bound.get("scale_factor"), bound.get("mode", "nearest")
         spatial = x.dim() - 2
+        kernel = _UPSAMPLING.get((mode, spatial))
+        size = bound.get("size")
+        if size is not None:  # the sizes given (another tensor's, as feature pyramids take them): the kernel's own
+            sizes = list(size) if isinstance(size, (tuple, list)) else [size] * spatial
+            if kernel is None or scale is not None or bound.get("antialias") or len(sizes) != spatial:
+                return func(*args, **kwargs)
+            return kernel.default(x, sizes) if mode == "nearest" else \
+                kernel.default(x, sizes, bool(bound.get("align_corners")))
         factors = list(scale) if isinstance(scale, (tuple, list)) else [scale] * spatial
         # A factor whose float is a fraction of small power-of-two denominator (2, 1.5, 0.5, 0.75): torch's
         # floor(size * factor) in floats is then exactly the integer floor below, at any practical size.
         exact = [Fraction(float(f)) for f in factors] if scale is not None and len(factors) == spatial else []
-        kernel = _UPSAMPLING.get((mode, spatial))
-        if bound.get("size") is not None or not exact or not all(0 < f and f.denominator <= 64 for f in exact) or \
+        if not exact or not all(0 < f and f.denominator <= 64 for f in exact) or \
                 kernel is None or bound.get("antialias") or bound.get("recompute_scale_factor"):
             return func(*args, **kwargs)  # torch's own path (its symbolic kernels need concrete sizes elsewhere)
         sizes = [n * f.numerator // f.denominator for n, f in zip(x.shape[2:], exact)]
