@@ -594,6 +594,7 @@ def test_recurrent_layers_of_a_real_run_count_their_products(kind, batch_first):
 
 
 
+@pytest.mark.filterwarnings("ignore:TF32 acceleration on top of oneDNN")  # torch switching oneDNN off
 def test_onednn_lstm_training_step_counts_as_its_unfused_steps():
     # oneDNN's LSTM backward computes every gradient, the input's and the initial state's too; with oneDNN off,
     # torch's unfused path runs the same products step by step (the initial state and the input require grad)
