@@ -597,7 +597,39 @@ def test_the_domain_reads_as_thresholds_and_equalities():
     assert not says_not_one(sp.Ne(N * (4 - sp.floor(W / 2)), 4 - sp.floor(W / 2)), N, (W >= 8, W <= 6))
     assert tidied([sp.Ne(sp.Mod(1, B), 0), sp.Lt(1, B), sp.Ne(16 * T, 16)]) == (sp.Gt(B, 1), sp.Ne(T, 1))
     assert tidied([sp.Lt(12, 12 * N), sp.Le(3 - T, 1), sp.Gt(2 * B, 3)]) == (sp.Gt(N, 1), sp.Ge(T, 2), sp.Gt(2 * B, 3))
+    # conditions on output sizes that the names' thresholds imply are not printed: each output size only grows
+    # with the names and is positive at their thresholds
+    rows, columns = sp.floor(H / 2 - sp.Rational(1, 2)) + 1, sp.floor(W / 2 - sp.Rational(1, 2)) + 1
+    implied = (rows * columns > 1, sp.Lt(columns, rows * columns), sp.Ne(sp.Mod(1, rows * columns), 0),
+               sp.Ne(N * rows * columns, rows * columns) | sp.Ne(rows, sp.floor(4 * rows * columns / 4)),
+               sp.Ne(rows * columns, 3), (H - 6) * sp.Max(1, W - 6) > 1)
+    assert Formula(N * H * W, (H >= 8, W >= 8, *implied)).conditions() == ["H >= 8", "W >= 8"]
+    assert Formula(N * H * W, (H >= 3, W >= 3, sp.Ne(rows * columns, 4), rows * columns < 9)).conditions() == \
+        ["H >= 3", "W >= 3", "(floor(H/2 - 1/2) + 1)*(floor(W/2 - 1/2) + 1) ≠ 4",
+         "(floor(H/2 - 1/2) + 1)*(floor(W/2 - 1/2) + 1) < 9"]
     assert says_not_one(sp.Lt(12, 12 * N), N)
+
+
+class Tokens2d(nn.Module):
+    """A strided convolution's positions as tokens of a Linear: torch guards on the number of positions."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.linear = nn.Conv2d(3, 4, 3, 2, 1), nn.Linear(4, 5)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return self.linear(y.reshape(y.size(0), 4, -1).transpose(1, 2))
+
+
+@pytest.mark.parametrize("backward", [False, True], ids=["forward", "training step"])
+def test_guards_on_output_sizes_that_the_thresholds_imply_are_not_printed(backward):
+    # torch's guards on the positions (a product of output sizes above 1, not equal to one of its factors…) all
+    # follow from H >= 3 and W >= 3; the batch of one is joined
+    model = Tokens2d()
+    result = symconv.profile(model, ("N", 3, "H", "W"), "exact", all_conventions=True, backward=backward)
+    assert result.formula().conditions() == ["H >= 3", "W >= 3"]
+    _against_concrete_profiles(model, result, ("N", 3, "H", "W"), ("N", "H", "W"), random.Random(7), 5, 12)
 
 
 def test_a_total_that_does_not_depend_on_the_sizes_is_a_formula_too():

@@ -89,6 +89,38 @@ def _decided(condition: sp.Basic, lower: dict[sp.Symbol, int]) -> sp.Basic:
     return decided if decided in (sp.true, sp.false) else condition
 
 
+def _implied(cond: sp.Basic, lower: dict[sp.Symbol, int]) -> bool:
+    """Whether a condition holds at every size from the domain's lower bounds on, read through factors that only
+    grow with the sizes and are positive at the bounds (a size derived from the input's, as an output size): a ≠ b
+    or a > b where a − b is a positive multiple of such factors (1 mod such a factor above 1 is not 0), an or / and
+    of such conditions."""
+    if isinstance(cond, sp.Or):
+        return any(_implied(c, lower) for c in cond.args)
+    if isinstance(cond, sp.And):
+        return all(_implied(c, lower) for c in cond.args)
+    if not isinstance(cond, (sp.Ne, sp.Gt, sp.Ge, sp.Lt, sp.Le)):
+        return False
+    difference = cond.lhs - cond.rhs if isinstance(cond, (sp.Ne, sp.Gt, sp.Ge)) else cond.rhs - cond.lhs
+    # torch writes a product's size over a divisor it cancels, floor(4*a*b/4): expanded, the floor of an integer
+    difference = difference.replace(lambda e: isinstance(e, sp.floor), lambda e: sp.floor(sp.expand(e.args[0])))
+
+    def at_least(f: sp.Basic, bound: int) -> bool:
+        return _nondecreasing(f, lower) and bool(f.xreplace({s: lower.get(s, 1) for s in f.free_symbols}) >= bound)
+
+    if at_least(difference, 1 if isinstance(cond, (sp.Ne, sp.Gt, sp.Lt)) else 0):  # integers: > 0 is >= 1
+        return True
+    coefficient, factors = sp.factor_list(difference)
+    if coefficient == 0 or (not isinstance(cond, sp.Ne) and coefficient < 0):
+        return False
+
+    def nonzero(f: sp.Basic) -> bool:
+        if isinstance(f, sp.Mod) and f.args[0] == 1:
+            return at_least(f.args[1], 2)  # 1 mod m is 1 for m >= 2
+        return at_least(f, 1)
+
+    return all(nonzero(f) if isinstance(cond, sp.Ne) else at_least(f, 1) for f, _ in factors)
+
+
 def _holds_from(cond: sp.Basic, name: sp.Symbol, start: int) -> bool:
     """Whether a condition on one name holds at ``start`` and the _SCAN sizes after it (a threshold, not an
     equality or a parity that happens to hold where the scan ends)."""
@@ -202,20 +234,25 @@ def says_not_one(cond: sp.Basic, name: sp.Symbol, domain: Sequence[sp.Basic] = (
         all(f in zero_at_one or positive(f) for f, _ in factors)
 
 
-def _nondecreasing(e: sp.Basic) -> bool:
+def _nondecreasing(e: sp.Basic, lower: dict[sp.Symbol, int] | None = None) -> bool:
     """Whether an expression in sizes grows (or stays) as any size grows: names, numbers, their sums, positive
-    multiples of a name, of a product of names or of such an expression, and floors and ceilings of these."""
+    multiples of a name, of a product of names or of such an expression, floors, ceilings, maxima and minima of
+    these; with the domain's ``lower`` bounds, also products of such factors that are not negative there."""
     if e.is_Symbol or e.is_Number:
         return True
     if isinstance(e, sp.Add):
-        return all(_nondecreasing(a) for a in e.args)
+        return all(_nondecreasing(a, lower) for a in e.args)
     if isinstance(e, sp.Mul):
         coefficient, rest = e.as_coeff_Mul()
-        if isinstance(rest, sp.Mul):
-            return coefficient > 0 and all(f.is_Symbol for f in rest.args)
-        return coefficient > 0 and _nondecreasing(rest)
-    if isinstance(e, (sp.floor, sp.ceiling)):
-        return _nondecreasing(e.args[0])
+        if coefficient <= 0:
+            return False
+        if not isinstance(rest, sp.Mul):
+            return _nondecreasing(rest, lower)
+        return all(f.is_Symbol or (lower is not None and _nondecreasing(f, lower) and
+                                   bool(f.xreplace({s: lower.get(s, 1) for s in f.free_symbols}) >= 0))
+                   for f in rest.args)
+    if isinstance(e, (sp.floor, sp.ceiling, sp.Max, sp.Min)):
+        return all(_nondecreasing(a, lower) for a in e.args)
     return False
 
 
@@ -329,7 +366,7 @@ class Formula:
                 if residue is not None:  # a parity, as torch writes it: H >= 2*floor(H/2 - 1/2) + 2
                     out.append(_residue_text(name, *residue))
                     continue
-            if _decided(cond, lower) is not sp.true:
+            if _decided(cond, lower) is not sp.true and not _implied(cond, lower):
                 out.append(_described(normalized(cond)))
         return list(dict.fromkeys(out))
 
