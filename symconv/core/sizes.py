@@ -93,9 +93,11 @@ def _implied(cond: sp.Basic, lower: dict[sp.Symbol, int]) -> bool:
     """Whether a condition holds at every size from the domain's lower bounds on, read through factors that only
     grow with the sizes and are positive at the bounds (a size derived from the input's, as an output size): a ≠ b
     or a > b where a − b is a positive multiple of such factors (1 mod such a factor above 1 is not 0), an or / and
-    of such conditions."""
-    if isinstance(cond, sp.Or):
-        return any(_implied(c, lower) for c in cond.args)
+    of such conditions, an or whose conditions on one name hold at every size (T = 1 or T**2 >= 2)."""
+    if isinstance(cond, sp.Or):  # one of its conditions implied, or those on one name true at every size
+        return any(_implied(c, lower) for c in cond.args) or any(
+            _holds_from(sp.Or(*alone), name, lower.get(name, 1)) for name in cond.free_symbols
+            if (alone := [c for c in cond.args if c.free_symbols == {name}]))
     if isinstance(cond, sp.And):
         return all(_implied(c, lower) for c in cond.args)
     if not isinstance(cond, (sp.Ne, sp.Gt, sp.Ge, sp.Lt, sp.Le)):
@@ -176,7 +178,8 @@ def normalized(cond: sp.Basic) -> sp.Basic:
     """A condition in one form of those torch's tracing writes it in: a linear (in)equation or inequality in one
     name solved for it (``Ne(16*T, 16)``: ``Ne(T, 1)``; ``12 < 12*N``: ``N > 1``), 1 mod a size or a product of
     sizes (``Ne(Mod(1, B), 0)``: ``Ne(B, 1)``, sizes being positive), a product of sizes above 1 (``1 < H*W``:
-    ``Ne(H*W, 1)``), an inequality with the name on the left (``1 < T``: ``T > 1``)."""
+    ``Ne(H*W, 1)``) or sizes not all 1 (``B ≠ 1 or T ≠ 1``: ``Ne(B*T, 1)``), an inequality with the name on the
+    left (``1 < T``: ``T > 1``)."""
     solved = _solved(cond)
     if solved is not None:
         return type(cond)(*solved)
@@ -186,9 +189,13 @@ def normalized(cond: sp.Basic) -> sp.Basic:
     if isinstance(cond, (sp.Eq, sp.Ne)) and cond.rhs == 0 and isinstance(cond.lhs, sp.Mod) and \
             cond.lhs.args[0] == 1 and _sizes_product(cond.lhs.args[1]):
         return type(cond)(cond.lhs.args[1], 1)
-    if isinstance(cond, (sp.Gt, sp.Lt)) and cond.canonical.rhs == 1 and cond.canonical.lhs.is_Mul and \
-            _sizes_product(cond.canonical.lhs) and isinstance(cond.canonical, sp.Gt):
-        return sp.Ne(cond.canonical.lhs, 1)  # a product of sizes is at least 1: above 1 is not 1
+    if isinstance(cond, sp.Or) and all(isinstance(c, sp.Ne) and c.rhs == 1 and c.lhs.is_Symbol and c.lhs.is_positive
+                                       for c in cond.args):
+        return sp.Ne(sp.Mul(*(c.lhs for c in cond.args)), 1)  # sizes not all 1: their product is not 1
+    canonical = getattr(cond, "canonical", cond)
+    if (isinstance(canonical, sp.Gt) and canonical.rhs == 1 or isinstance(canonical, sp.Ge) and canonical.rhs == 2) \
+            and canonical.lhs.is_Mul and _sizes_product(canonical.lhs):
+        return sp.Ne(canonical.lhs, 1)  # a product of sizes is at least 1: above 1 is not 1
     return getattr(cond, "canonical", cond)
 
 
@@ -213,6 +220,9 @@ def says_not_one(cond: sp.Basic, name: sp.Symbol, domain: Sequence[sp.Basic] = (
     where it grows with every name and is positive at the least sizes ``domain`` allows."""
     if normalized(cond) in (sp.Ne(name, 1), sp.Gt(name, 1), sp.Ge(name, 2)):
         return True
+    if type(cond) in _FLIPPED and cond.free_symbols == {name}:  # a bound false at 1 only: T**2 >= 2
+        difference = cond.lhs - cond.rhs if isinstance(cond, (sp.Gt, sp.Ge)) else cond.rhs - cond.lhs
+        return _nondecreasing(difference) and not bool(cond.xreplace({name: 1})) and bool(cond.xreplace({name: 2}))
     if not isinstance(cond, sp.Ne):
         return False
     coefficient, factors = sp.factor_list(cond.lhs - cond.rhs)
@@ -236,8 +246,9 @@ def says_not_one(cond: sp.Basic, name: sp.Symbol, domain: Sequence[sp.Basic] = (
 
 def _nondecreasing(e: sp.Basic, lower: dict[sp.Symbol, int] | None = None) -> bool:
     """Whether an expression in sizes grows (or stays) as any size grows: names, numbers, their sums, positive
-    multiples of a name, of a product of names or of such an expression, floors, ceilings, maxima and minima of
-    these; with the domain's ``lower`` bounds, also products of such factors that are not negative there."""
+    multiples of a name, of a product of names or of such an expression, positive powers of a name, floors,
+    ceilings, maxima and minima of these; with the domain's ``lower`` bounds, also products of such factors that
+    are not negative there."""
     if e.is_Symbol or e.is_Number:
         return True
     if isinstance(e, sp.Add):
@@ -253,6 +264,8 @@ def _nondecreasing(e: sp.Basic, lower: dict[sp.Symbol, int] | None = None) -> bo
                    for f in rest.args)
     if isinstance(e, (sp.floor, sp.ceiling, sp.Max, sp.Min)):
         return all(_nondecreasing(a, lower) for a in e.args)
+    if isinstance(e, sp.Pow):  # a positive power of a name
+        return e.base.is_Symbol and bool(e.base.is_positive) and e.exp.is_Integer and e.exp > 0
     return False
 
 

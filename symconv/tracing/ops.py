@@ -66,11 +66,12 @@ def biasless(entry: Counted) -> bool:
 
 def fits_as_bias(entry: Counted, bias: Shape, product: Shape) -> bool:
     """Whether an ``add`` of a tensor of shape ``bias`` to the output of a :func:`biasless` product (or a view of
-    it, of shape ``product``) is that product's bias: one value per output column of a matrix product, one per
-    output channel of a convolution, broadcast over the rest without enlarging the output."""
+    it, of shape ``product``) is that product's bias: one value per output column of a matrix product (a vector,
+    as F.linear adds it: a (1, 1) attention mask on a single key is no bias), one per output channel of a
+    convolution, broadcast over the rest without enlarging the output."""
     if entry.product is not None:
         columns = entry.product[2]
-        return bool(bias) and bias[-1] == columns and all(v == 1 for v in bias[:-1]) and product[-1] == columns
+        return len(bias) == 1 and bias[0] == columns and product[-1] == columns
     return math.prod(bias) == entry.layer.out_channels and len(bias) <= len(product) and \
         all(b == 1 or b == p for b, p in zip(reversed(bias), reversed(product)))
 
