@@ -327,6 +327,11 @@ def _settle(node: sp.Basic, there: dict) -> sp.Basic:
 
 def canonical(expr: sp.Expr, conditions: Sequence[sp.Basic] = ()) -> sp.Expr:
     """The expression simplified within its domain and collected by monomial of the names."""
+    return _canonical(expr, tuple(conditions))
+
+
+@lru_cache(maxsize=4096)  # a table asks it of every cell: a model's repeated blocks have the same totals
+def _canonical(expr: sp.Expr, conditions: tuple[sp.Basic, ...]) -> sp.Expr:
     names = sorted(expr.free_symbols, key=lambda s: s.name)
     there, _ = _shifts(names, _lower_bounds(conditions, names))
     settled = expr.replace(lambda e: isinstance(e, (sp.Piecewise, sp.Min, sp.Max)), lambda e: _settle(e, there))

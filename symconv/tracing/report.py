@@ -14,6 +14,7 @@ import io
 import json
 from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Sequence
 
 from ..core.errors import SymconvError
@@ -43,7 +44,12 @@ def _counted(value: int, convention: str) -> str:
 def _int(value: Any) -> str:
     if value is None:
         return ""
-    return f"{value:,}" if isinstance(value, int) else str(value)
+    return f"{value:,}" if isinstance(value, int) else _formula_text(value)
+
+
+@lru_cache(maxsize=4096)  # a symbolic table prints a model's repeated blocks' formulas again and again
+def _formula_text(value: Any) -> str:
+    return str(value)
 
 
 def shape_text(shape: Any) -> str:
