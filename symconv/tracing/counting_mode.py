@@ -15,10 +15,11 @@ backward pass from the gradient hooks they register (:class:`TrainingStack`).
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from itertools import zip_longest
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from torch.autograd.graph import register_multi_grad_hook
@@ -352,7 +353,7 @@ class CountingMode(TorchDispatchMode):
         self.fast_meta = fast_meta
         self.size = size  # a tensor size as the rules see it (symbolic runs translate SymInts)
         self.records: list[Record] = []
-        self.recording = True  # off while the profiler itself makes tensors (the backward pass's seeds)
+        self.recording = True  # off while the profiler itself makes tensors (see aside)
         self.names = names  # id of each module of the model run -> its fully qualified name
         self.tracker = (TrainingStack if backward else ForwardStack)(model, names)
         self._pads = ZeroPads(size)
@@ -402,6 +403,16 @@ class CountingMode(TorchDispatchMode):
         return out
 
     # --- recording -----------------------------------------------------------------------------------------
+
+    @contextmanager
+    def aside(self) -> Iterator[None]:
+        """Tensors the profiler itself makes (a backward pass's seeds, stand-ins for a layer counted whole): not
+        the model's operators, not recorded."""
+        self.recording = False
+        try:
+            yield
+        finally:
+            self.recording = True
 
     def record_whole(self, func: Any, args: tuple, kwargs: dict, out: Any, rule: Any = None) -> None:
         """A call of an operator that torch decomposes before this mode sees it, counted whole by its rule (the

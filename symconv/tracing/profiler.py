@@ -314,9 +314,8 @@ def _step(mode: CountingMode, twin: torch.nn.Module, inputs: Sequence[Any], name
     if not tensors:
         raise SymconvError("backward=True, but no output of the model requires grad (no parameter "
                            "requires grad and no input does)")
-    mode.recording = False
-    seeds = [torch.ones(tuple(t.shape), dtype=t.dtype, device=t.device) for t in tensors]
-    mode.recording = True
+    with mode.aside():
+        seeds = [torch.ones(tuple(t.shape), dtype=t.dtype, device=t.device) for t in tensors]
     torch.autograd.backward(tensors, seeds)
 
 

@@ -131,10 +131,12 @@ class KeepSizesSymbolic(TorchFunctionMode):
         hidden = w_hh.shape[1] if w_hr is None else w_hr.shape[1]
         out = hidden if w_hr is None else w_hr.shape[0]
         steps, batch = (x.shape[1], x.shape[0]) if batch_first else (x.shape[0], x.shape[1])
-        outputs = (x.new_empty((batch, steps, directions * out) if batch_first else (steps, batch, directions * out)),
-                   x.new_empty((num_layers * directions, batch, out)))
-        if func is torch.lstm:
-            outputs += (x.new_empty((num_layers * directions, batch, hidden)),)
+        with self.recorder.aside():
+            outputs = (x.new_empty((batch, steps, directions * out) if batch_first else
+                                   (steps, batch, directions * out)),
+                       x.new_empty((num_layers * directions, batch, out)))
+            if func is torch.lstm:
+                outputs += (x.new_empty((num_layers * directions, batch, hidden)),)
         self.recorder.record_whole(_RECURRENT[func], args, {}, outputs)
         return outputs
 
@@ -308,6 +310,7 @@ class _WholeRecurrent(torch.autograd.Function):
         needed = ctx.needs_input_grad[3:]
         # the input's gradient, and the initial state's (an LSTM's is a pair)
         ctx.keep._recurrent_backward(ctx.func, ctx.args, needed[0], any(needed[1:len(needed) - len(ctx.args[2])]))
-        made = [grads[0].new_empty(shape, dtype=dtype) if need else None
-                for (shape, dtype), need in zip(ctx.shapes, needed)]
+        with ctx.keep.recorder.aside():
+            made = [grads[0].new_empty(shape, dtype=dtype) if need else None
+                    for (shape, dtype), need in zip(ctx.shapes, needed)]
         return (None, None, None, *made)
