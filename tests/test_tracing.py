@@ -594,6 +594,64 @@ def test_recurrent_layers_of_a_real_run_count_their_products(kind, batch_first):
 
 
 
+def _trilinear_run(args: tuple) -> tuple[int, int, tuple]:
+    """(products, products + additions, output shape) of one _trilinear call as ATen runs it on CPU values, from
+    the operators it runs inside (torch's profiler): a bmm of (b, m, k)·(b, k, n) makes b·m·n·k products and
+    b·m·n·(k − 1) additions, a mul one product per output element, add_ one addition per element, less one per
+    element of the output (its first is into the zeros the output starts from)."""
+    with torch.profiler.profile(record_shapes=True) as prof:
+        out = torch.ops.aten._trilinear(*args)
+    products, additions = 0, -out.numel()
+    arithmetic = {"aten::bmm", "aten::mul", "aten::add_", "aten::sum", "aten::mm", "aten::add"}
+    events = [e for e in prof.events() if e.name in arithmetic]
+    assert events and {e.name for e in events} <= {"aten::bmm", "aten::mul", "aten::add_"}  # nothing unread
+    for e in events:
+        shapes = [tuple(s) for s in e.input_shapes[:2]]
+        if e.name == "aten::bmm":
+            (b, m, k), n = shapes[0], shapes[1][2]
+            products, additions = products + b * m * n * k, additions + b * m * n * (k - 1)
+        elif e.name == "aten::mul":
+            products += math.prod(torch.broadcast_shapes(*shapes))
+        else:
+            additions += math.prod(shapes[0])
+    return products, products + additions, tuple(out.shape)
+
+
+@pytest.mark.parametrize("features, batch, bias", [((5, 6, 7), (3,), True), ((1, 4, 2), (2, 3), False),
+                                                   ((3, 1, 1), (1,), True)])
+def test_bilinear_counts_its_trilinear_products_as_aten_runs_them(features, batch, bias):
+    # the forward and each gradient (of both inputs and the weight) run _trilinear with their own dimensions
+    from torch.utils._python_dispatch import TorchDispatchMode
+    model = nn.Bilinear(*features, bias=bias)
+    x1, x2 = torch.randn(*batch, features[0], requires_grad=True), torch.randn(*batch, features[1], requires_grad=True)
+    calls = []
+
+    class Calls(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func is torch.ops.aten._trilinear.default:
+                calls.append(tuple(a.detach() if isinstance(a, torch.Tensor) else a for a in args))
+            return func(*args, **(kwargs or {}))
+
+    with Calls():
+        model(x1, x2).sum().backward()
+    assert len(calls) == 4
+    profiled = symconv.profile(model, (x1, x2), "exact", all_conventions=True, backward=True)
+    records = [r.counted for r in profiled.counted]
+    assert [r.what for r in records] == ["trilinear product"] * 4
+    for args, counted in zip(calls, records):
+        products, operations, shape = _trilinear_run(args)
+        assert (counted.totals["macs"], counted.totals["exact"], counted.output_shape) == (products, operations, shape)
+        assert counted.totals["docs"] == operations
+    # in symbolic batch sizes too (torch's own symbolic kernel fails on them), against the concrete training step
+    names = ("B", "T")[:len(batch)]
+    symbolic = symconv.profile(model, [(*names, features[0]), (*names, features[1])], "exact", all_conventions=True,
+                               backward=True)
+    concrete = symconv.profile(model, [(*batch, features[0]), (*batch, features[1])], "exact", all_conventions=True,
+                               backward=True)
+    assert {c: symbolic.formula(c)(**dict(zip(names, batch))) for c in CONVENTIONS} == \
+        {c: concrete.total(c) for c in CONVENTIONS}
+
+
 @pytest.mark.filterwarnings("ignore:TF32 acceleration on top of oneDNN")  # torch switching oneDNN off
 def test_onednn_lstm_training_step_counts_as_its_unfused_steps():
     # oneDNN's LSTM backward computes every gradient, the input's and the initial state's too; with oneDNN off,

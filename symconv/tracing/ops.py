@@ -495,6 +495,58 @@ def dot(a: Shape, b: Shape, *_, context: Context) -> list[Counted]:
     return [_matmul("dot product", 1, a[0], 1, False, context, a, ())]
 
 
+def _expanded(shape: Shape, expand: Sequence[int], total: int) -> list[Any]:
+    """An operand's shape with a size of 1 at each of the ``expand`` dimensions, as _trilinear unsqueezes it."""
+    sizes = iter(shape)
+    return [1 if i in expand else next(sizes) for i in range(total)]
+
+
+def _summed_product(left: list[Any], right: list[Any], summed: Sequence[int]) -> tuple[list[Any], Any, Any]:
+    """(shape, products, additions) of ATen's sumproduct_pair on two operands of equal rank: their product summed
+    over ``summed`` (kept as sizes of 1). A summed dimension only one operand has is summed in it first; the rest
+    is one batched product over the dimensions both have (an elementwise product where nothing is summed)."""
+    additions = 0
+    left, right = list(left), list(right)
+    for side in (left, right):
+        other = right if side is left else left
+        alone = [i for i in summed if side[i] != 1 and other[i] == 1]
+        if alone:
+            before = math.prod(side)
+            for i in alone:
+                side[i] = 1
+            additions += before - math.prod(side)
+    out = [1 if i in summed else (l if l != 1 else r) for i, (l, r) in enumerate(zip(left, right))]
+    inner = math.prod(left[i] for i in summed)  # what is left summed: both operands have it
+    return out, math.prod(out) * inner, additions + math.prod(out) * (inner - 1) if summed else additions
+
+
+@rule(aten._trilinear)
+def trilinear(i1: Shape, i2: Shape, i3: Shape, expand1: Sequence[int], expand2: Sequence[int],
+              expand3: Sequence[int], sumdim: Sequence[int], unroll_dim: int = 1, *_,
+              context: Context) -> list[Counted]:
+    """nn.Bilinear's product (and its gradients): the three operands, each unsqueezed at its ``expand``
+    dimensions, multiplied and summed over ``sumdim``, as ATen runs it: for each index of ``unroll_dim``, the
+    first two operands' product summed over the dimensions the third lacks, then that times the third summed over
+    the rest. Each output element's first addition is into the zeros it starts from, not an operation. macs
+    counts the products, exact and docs the products and additions (a bias is added apart, and listed)."""
+    total = len(i1) + len(expand1)
+    a, b, c = (_expanded(x, e, total) for x, e in ((i1, expand1), (i2, expand2), (i3, expand3)))
+    steps = next((x[unroll_dim] for x in (a, b, c) if x[unroll_dim] != 1), 1)
+    a, b, c = ([1 if i == unroll_dim else v for i, v in enumerate(x)] for x in (a, b, c))
+    first = [i for i in sumdim if i != unroll_dim and i in expand3]
+    second = [i for i in sumdim if i != unroll_dim and i not in expand3]
+    pair, products, additions = _summed_product(a, b, first)
+    out, more_products, more_additions = _summed_product(pair, c, second)
+    products, additions = steps * (products + more_products), steps * (additions + more_additions)
+    if unroll_dim in sumdim:  # the steps' results summed into one output
+        additions += (steps - 1) * math.prod(out)
+    result = tuple(v for i, v in enumerate(out if unroll_dim in sumdim else
+                                           [steps if i == unroll_dim else v for i, v in enumerate(out)])
+                   if i not in sumdim)
+    totals = {name: products if name == "macs" else products + additions for name in context.conventions}
+    return [Counted("trilinear product", totals, tuple(i1), result)]
+
+
 def _attention(q: Shape, k: Shape, v: Shape, context: Context) -> list[Counted]:
     """Q·Kᵀ and P·V of (B, H, L, E) queries, (B, Hk, S, E) keys and (B, Hk, S, Ev) values (Hk divides H)."""
     *batch, L, E = q

@@ -116,6 +116,17 @@ def baddbmm(bias, a, b, *, beta=1, alpha=1):
     return _plus_bias("baddbmm", bias, bmm(a, b))
 
 
+@fast(aten._trilinear.default)
+def trilinear(i1, i2, i3, expand1, expand2, expand3, sumdim, unroll_dim=1):
+    """nn.Bilinear's product: the operands unsqueezed at their ``expand`` dimensions, broadcast, summed over
+    ``sumdim`` (torch's own symbolic kernel fails on symbolic sizes)."""
+    from .ops import _expanded  # the operands as the count reads them
+    total = i1.dim() + len(expand1)
+    shapes = [_expanded(tuple(x.shape), e, total) for x, e in ((i1, expand1), (i2, expand2), (i3, expand3))]
+    out = broadcast(*(tuple(shape) for shape in shapes))
+    return _empty(tuple(v for i, v in enumerate(out) if i not in sumdim), i1, _product_dtype(i1, i2, i3))
+
+
 @fast(aten.mv.default)
 def mv(a, v):
     _inner(a.shape[1], v.shape[0], "mv")
@@ -505,7 +516,7 @@ def _handler(func) -> Fast | None:
 SYMBOLIC_SAFE = frozenset({aten.constant_pad_nd.default, aten.upsample_linear1d.default,
                            aten.upsample_bilinear2d.default, aten.upsample_bicubic2d.default,
                            aten.upsample_trilinear3d.default, *_UPSAMPLING_GRADIENTS, aten.baddbmm.default,
-                           aten.im2col.default, aten.col2im.default})
+                           aten.im2col.default, aten.col2im.default, aten._trilinear.default})
 
 
 def fast_output(func, args: tuple, kwargs: dict) -> Any:
