@@ -23,6 +23,7 @@ from symconv.frontends.cli import main
 from symconv.numeric.layer import Layer
 from symconv.oracle import grid
 from symconv.tracing import shapes
+from symconv.tracing.ops import Context, trilinear
 from symconv.tracing.report import readable
 
 from .bruteforce import simulate, simulate_gradients
@@ -594,17 +595,18 @@ def test_recurrent_layers_of_a_real_run_count_their_products(kind, batch_first):
 
 
 
-def _trilinear_run(args: tuple) -> tuple[int, int, tuple]:
-    """(products, products + additions, output shape) of one _trilinear call as ATen runs it on CPU values, from
+def _trilinear_run(args: tuple) -> tuple[int, int, tuple, set[str]]:
+    """(products, products + additions, output shape, the operators run) of one _trilinear call as ATen runs it on CPU values, from
     the operators it runs inside (torch's profiler): a bmm of (b, m, k)·(b, k, n) makes b·m·n·k products and
-    b·m·n·(k − 1) additions, a mul one product per output element, add_ one addition per element, less one per
-    element of the output (its first is into the zeros the output starts from)."""
+    b·m·n·(k − 1) additions, a mul one product per output element, a sum its input's elements less its output's,
+    add_ one addition per element, less one per element of the output (its first is into the zeros the output
+    starts from)."""
     with torch.profiler.profile(record_shapes=True) as prof:
         out = torch.ops.aten._trilinear(*args)
     products, additions = 0, -out.numel()
     arithmetic = {"aten::bmm", "aten::mul", "aten::add_", "aten::sum", "aten::mm", "aten::add"}
     events = [e for e in prof.events() if e.name in arithmetic]
-    assert events and {e.name for e in events} <= {"aten::bmm", "aten::mul", "aten::add_"}  # nothing unread
+    assert events and {e.name for e in events} <= {"aten::bmm", "aten::mul", "aten::add_", "aten::sum"}
     for e in events:
         shapes = [tuple(s) for s in e.input_shapes[:2]]
         if e.name == "aten::bmm":
@@ -612,9 +614,23 @@ def _trilinear_run(args: tuple) -> tuple[int, int, tuple]:
             products, additions = products + b * m * n * k, additions + b * m * n * (k - 1)
         elif e.name == "aten::mul":
             products += math.prod(torch.broadcast_shapes(*shapes))
+        elif e.name == "aten::sum":
+            summed = math.prod(shapes[0][d] for d in e.concrete_inputs[1])
+            additions += math.prod(shapes[0]) - math.prod(shapes[0]) // summed
         else:
             additions += math.prod(shapes[0])
-    return products, products + additions, tuple(out.shape)
+    return products, products + additions, tuple(out.shape), {e.name for e in events}
+
+
+def test_a_trilinear_product_sums_first_what_one_operand_alone_has():
+    # dimensions (a, b, c, d) = (2, 3, 4, 5): (a, b)·(c, d)·(d), summed over b and d, unrolled over c; b is summed in
+    # the first operand alone before its product with the second
+    args = (torch.randn(2, 3), torch.randn(4, 5), torch.randn(5), [2, 3], [0, 1], [0, 1, 2], [1, 3], 2)
+    (counted,) = trilinear(*(tuple(a.shape) if isinstance(a, torch.Tensor) else a for a in args),
+                           context=Context(CONVENTIONS))
+    products, operations, shape, ran = _trilinear_run(args)
+    assert (counted.totals["macs"], counted.totals["exact"], counted.output_shape) == (products, operations, shape)
+    assert "aten::sum" in ran
 
 
 @pytest.mark.parametrize("features, batch, bias", [((5, 6, 7), (3,), True), ((1, 4, 2), (2, 3), False),
@@ -639,7 +655,7 @@ def test_bilinear_counts_its_trilinear_products_as_aten_runs_them(features, batc
     records = [r.counted for r in profiled.counted]
     assert [r.what for r in records] == ["trilinear product"] * 4
     for args, counted in zip(calls, records):
-        products, operations, shape = _trilinear_run(args)
+        products, operations, shape, _ = _trilinear_run(args)
         assert (counted.totals["macs"], counted.totals["exact"], counted.output_shape) == (products, operations, shape)
         assert counted.totals["docs"] == operations
     # in symbolic batch sizes too (torch's own symbolic kernel fails on them), against the concrete training step
