@@ -443,6 +443,20 @@ def test_products_written_into_out_or_in_place_are_counted():
                          matmul_totals(5, 8, 1, False))
 
 
+def test_an_outer_product_added_to_a_matrix_is_a_product_of_inner_size_one():
+    class Hebbian(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(4, 6))
+
+        def forward(self, u, v):  # (4) and (6)
+            trace = self.w.detach().clone().addr_(u, v)  # in place
+            return torch.addr(self.w, u, v, beta=0.5) + torch.addr(self.w, u, v, beta=0) + trace
+
+    _, totals = counted(Hebbian(), (torch.randn(4), torch.randn(6)))
+    assert totals == add(matmul_totals(4, 1, 6, True), matmul_totals(4, 1, 6, True), matmul_totals(4, 1, 6, False))
+
+
 def test_an_add_product_with_beta_zero_adds_nothing():
     class Scores(nn.Module):
         def __init__(self):

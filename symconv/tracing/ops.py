@@ -488,6 +488,14 @@ def addmv(bias: Shape, a: Shape, v: Shape, *_, context: Context, beta: Any = 1, 
     return [_matmul(what, a[0], a[1], 1, added, context, a, (a[0],), _stored(a, v, a[0], 1))]
 
 
+@rule(aten.addr, aten.addr_)
+def addr(bias: Shape, u: Shape, v: Shape, *_, context: Context, beta: Any = 1, **__) -> list[Counted]:
+    """bias + (m)·(n)ᵀ: an outer product, a matrix product of inner size 1 (m·n products, and m·n additions of
+    the bias)."""
+    what, added = _added("outer product", beta)
+    return [_matmul(what, u[0], 1, v[0], added, context, u, (u[0], v[0]))]
+
+
 @rule(aten.dot, aten.vdot)
 def dot(a: Shape, b: Shape, *_, context: Context) -> list[Counted]:
     """(k)·(k): one output of k products."""
