@@ -196,7 +196,7 @@ def normalized(cond: sp.Basic) -> sp.Basic:
     if (isinstance(canonical, sp.Gt) and canonical.rhs == 1 or isinstance(canonical, sp.Ge) and canonical.rhs == 2) \
             and canonical.lhs.is_Mul and _sizes_product(canonical.lhs):
         return sp.Ne(canonical.lhs, 1)  # a product of sizes is at least 1: above 1 is not 1
-    return getattr(cond, "canonical", cond)
+    return canonical
 
 
 def _sizes_product(e: sp.Basic) -> bool:
