@@ -644,9 +644,7 @@ def lstm_layer(x: Shape, w_ih: Shape, w_hh: Shape, b_ih: Shape, b_hh: Shape, hx:
     W_ihᵀ and the hidden state times W_hhᵀ, each plus its bias (the gates' pointwise work is not counted). As
     the unfused path's per-step products, with the rows of all steps together."""
     rows = sum(batch_sizes) if batch_sizes else math.prod(x[:-1])
-    out = (*x[:-1], w_ih[0])
-    return [_matmul("LSTM input·W_ihᵀ", rows, w_ih[1], w_ih[0], has_biases, context, x, out),
-            _matmul("LSTM hidden·W_hhᵀ", rows, w_hh[1], w_hh[0], has_biases, context, x, out)]
+    return _step_products("LSTM", rows, w_ih, w_hh, None, has_biases, context)
 
 
 def _recurrent_groups(params: Sequence[Shape], num_layers: int, bidirectional: bool,
@@ -676,17 +674,19 @@ def recurrent(x: Shape, hx: Any, params: Sequence[Shape], has_biases: bool, num_
     together (the gates' pointwise work is not counted). torch decomposes these operators before a dispatch
     mode sees them; the symbolic profile counts them whole, so that T stays a size (the steps' loop would fix it
     at its hint), and their backward pass with :func:`recurrent_backward`."""
-    rows = x[0] * x[1]
-    counted = []
-    for name, _, w_ih, w_hh, w_hr in _recurrent_groups(params, num_layers, bidirectional, kind):
-        counted += [_matmul(f"{name} input·W_ihᵀ", rows, w_ih[1], w_ih[0], has_biases, context, (rows, w_ih[1]),
-                            (rows, w_ih[0])),
-                    _matmul(f"{name} hidden·W_hhᵀ", rows, w_hh[1], w_hh[0], has_biases, context, (rows, w_hh[1]),
-                            (rows, w_hh[0]))]
-        if w_hr is not None:  # an LSTM's projection of the hidden state, without bias
-            counted.append(_matmul(f"{name} projection·W_hrᵀ", rows, w_hr[1], w_hr[0], False, context,
-                                   (rows, w_hr[1]), (rows, w_hr[0])))
-    return [replace(c, note="the T steps' products together") for c in counted]
+    return [entry for name, _, w_ih, w_hh, w_hr in _recurrent_groups(params, num_layers, bidirectional, kind)
+            for entry in _step_products(name, x[0] * x[1], w_ih, w_hh, w_hr, has_biases, context)]
+
+
+def _step_products(name: str, rows: Any, w_ih: Shape, w_hh: Shape, w_hr: Shape | None, bias: bool,
+                   context: Context) -> list[Counted]:
+    """One layer and direction of a recurrent layer, the rows of all its steps together: input·W_ihᵀ and
+    hidden·W_hhᵀ, each plus its bias where it has one, and an LSTM's projection·W_hrᵀ (without bias)."""
+    products = [("input·W_ihᵀ", w_ih, bias), ("hidden·W_hhᵀ", w_hh, bias)]
+    if w_hr is not None:
+        products.append(("projection·W_hrᵀ", w_hr, False))
+    return [replace(_matmul(f"{name} {what}", rows, w[1], w[0], added, context, (rows, w[1]), (rows, w[0])),
+                    note="the steps' products together") for what, w, added in products]
 
 
 def _step_gradients(name: str, batches: dict[Any, Any], w_ih: Shape, w_hh: Shape, w_hr: Shape | None,

@@ -124,10 +124,10 @@ class KeepSizesSymbolic(TorchFunctionMode):
 
     def _recurrent(self, func, args: tuple) -> tuple[torch.Tensor, ...]:
         """A recurrent layer's outputs, made with their sizes, and its count."""
-        x, _, params, has_biases, num_layers, _, _, bidirectional, batch_first = args
+        from .ops import _recurrent_groups
+        x, _, params, _, num_layers, _, _, bidirectional, batch_first = args
         directions = 2 if bidirectional else 1
-        stride = len(params) // (num_layers * directions)
-        w_hh, w_hr = params[1], params[stride - 1] if (stride - 2 - 2 * has_biases) % 2 else None
+        _, _, _, w_hh, w_hr = next(_recurrent_groups(params, num_layers, bidirectional, ""))
         hidden = w_hh.shape[1] if w_hr is None else w_hr.shape[1]
         out = hidden if w_hr is None else w_hr.shape[0]
         steps, batch = (x.shape[1], x.shape[0]) if batch_first else (x.shape[0], x.shape[1])
