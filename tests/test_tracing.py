@@ -667,11 +667,14 @@ def test_bilinear_counts_its_trilinear_products_as_aten_runs_them(features, batc
     assert len(calls) == 4
     profiled = symconv.profile(model, (x1, x2), "exact", all_conventions=True, backward=True)
     records = [r.counted for r in profiled.counted]
-    assert [r.what for r in records] == ["trilinear product"] * 4
-    for args, counted in zip(calls, records):
+    # the bias, added apart, is the forward product's: one addition per output
+    assert [r.what for r in records] == ["trilinear product" + " + bias" * bias] + ["trilinear product"] * 3
+    for args, counted, added in zip(calls, records, [math.prod(batch) * features[2] * bias, 0, 0, 0]):
         products, operations, shape, _ = _trilinear_run(args)
-        assert (counted.totals["macs"], counted.totals["exact"], counted.output_shape) == (products, operations, shape)
-        assert counted.totals["docs"] == operations
+        assert (counted.totals["macs"], counted.totals["exact"], counted.output_shape) == \
+            (products, operations + added, shape)
+        assert counted.totals["docs"] == operations + added
+    assert not [op for op, *_ in profiled.not_counted() if op == "aten.add"]
     # in symbolic batch sizes too (torch's own symbolic kernel fails on them), against the concrete training step
     names = ("B", "T")[:len(batch)]
     symbolic = symconv.profile(model, [(*names, features[0]), (*names, features[1])], "exact", all_conventions=True,

@@ -36,7 +36,7 @@ from .ops import (RULES, Context, Counted, Sparse, _convolution_layer, biasless,
 aten = torch.ops.aten
 #: a convolution or its backward, whose input may be zero padding merged into the layer
 CONVOLVES = (aten.convolution, aten._convolution, aten.convolution_backward)
-_PRODUCTS = (aten.mm, aten.bmm)  # matrix products without a bias of their own
+_PRODUCTS = (aten.mm, aten.bmm, aten._trilinear)  # products without a bias of their own
 _ADDS = (aten.add, aten.add_)
 _RECENT_PRODUCTS = 8
 

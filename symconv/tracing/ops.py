@@ -81,9 +81,10 @@ def with_bias(entry: Counted, conventions: tuple[str, ...]) -> Counted:
     packed attention projections, a convolution whose bias is added after it, as vmap's batching of an ensemble
     does): the same product with its bias, one addition per output (exact and docs)."""
     note = "bias added by a separate add"
-    if entry.product is not None:
+    if entry.product is not None:  # one more addition per output: what a bias adds to the product's own count
         rows, inner, columns = entry.product
-        return Counted(entry.what + " + bias", {c: count_matmul(rows, inner, columns, True, c) for c in conventions},
+        return Counted(entry.what + " + bias", {c: entry.totals[c] + count_matmul(rows, inner, columns, True, c) -
+                                               count_matmul(rows, inner, columns, False, c) for c in conventions},
                        entry.input_shape, entry.output_shape, note=note)
     layer = replace(entry.layer, bias=True)
     counts = count_layers(layer, entry.input_shape, conventions)
@@ -536,7 +537,8 @@ def trilinear(i1: Shape, i2: Shape, i3: Shape, expand1: Sequence[int], expand2: 
     dimensions, multiplied and summed over ``sumdim``, as ATen runs it: for each index of ``unroll_dim``, the
     first two operands' product summed over the dimensions the third lacks, then that times the third summed over
     the rest. Each output element's first addition is into the zeros it starts from, not an operation. macs
-    counts the products, exact and docs the products and additions (a bias is added apart, and listed)."""
+    counts the products, exact and docs the products and additions (a bias added apart, as nn.Bilinear adds
+    it, is counted as this product's: one addition per output)."""
     total = len(i1) + len(expand1)
     a, b, c = (_expanded(x, e, total) for x, e in ((i1, expand1), (i2, expand2), (i3, expand3)))
     steps = next((x[unroll_dim] for x in (a, b, c) if x[unroll_dim] != 1), 1)
@@ -552,7 +554,9 @@ def trilinear(i1: Shape, i2: Shape, i3: Shape, expand1: Sequence[int], expand2: 
                                            [steps if i == unroll_dim else v for i, v in enumerate(out)])
                    if i not in sumdim)
     totals = {name: products if name == "macs" else products + additions for name in context.conventions}
-    return [Counted("trilinear product", totals, tuple(i1), result)]
+    # a bias (nn.Bilinear's) is added apart: one value per output column, as to a matrix product's output
+    return [Counted("trilinear product", totals, tuple(i1), result,
+                    product=(math.prod(result[:-1]), 1, result[-1]) if result else None)]
 
 
 def _attention(q: Shape, k: Shape, v: Shape, context: Context) -> list[Counted]:
