@@ -443,6 +443,32 @@ def test_products_written_into_out_or_in_place_are_counted():
                          matmul_totals(5, 8, 1, False))
 
 
+class CpuState(nn.Module):
+    """A recurrence written for the CPU: its state made with no device, as torch.zeros(n, 16)."""
+
+    def __init__(self):
+        super().__init__()
+        self.input, self.state = nn.Linear(8, 16), nn.Parameter(torch.randn(16, 16))
+
+    def forward(self, x):  # (N, 8)
+        h = torch.zeros(x.size(0), 16)
+        for _ in range(3):
+            h = torch.tanh(self.input(x) + h @ self.state)
+        return h
+
+
+def test_tensors_the_model_makes_without_a_device_run_beside_the_meta_stand_ins():
+    # they were made on the CPU and met the meta stand-ins: a shape was refused ("needs real values")
+    model = CpuState()
+    result, totals = counted(model, (3, 8))
+    assert result.run == "meta"
+    assert totals == add(*[matmul_totals(3, 8, 16, True), matmul_totals(3, 16, 16, False)] * 3)
+    assert torch.empty(1).device.type == "cpu"  # the default device is the CPU again
+    formula = symconv.profile(model, ("N", 8), "exact", all_conventions=True, backward=True).formula()
+    for n in (1, 5):
+        assert formula(N=n) == symconv.profile(model, (n, 8), "exact", backward=True).total()
+
+
 def test_an_outer_product_added_to_a_matrix_is_a_product_of_inner_size_one():
     class Hebbian(nn.Module):
         def __init__(self):

@@ -11,6 +11,7 @@ whether the run succeeds or fails.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import gc
 import itertools
@@ -290,17 +291,42 @@ def _first_line(err: BaseException) -> str:
 
 
 def _run(model: torch.nn.Module, examples: tuple[torch.Tensor, ...], names: tuple[str, ...],
-         conventions: tuple[str, ...], meta: bool, backward: bool) -> tuple[CountingMode, torch.nn.Module]:
+         conventions: tuple[str, ...], meta: bool, backward: bool,
+         made_on_meta: bool = False) -> tuple[CountingMode, torch.nn.Module]:
     if backward and torch.is_inference_mode_enabled():
         with torch.inference_mode(False):  # under the caller's inference mode no tensor could be saved for backward
-            return _run(model, examples, names, conventions, meta, backward)
+            return _run(model, examples, names, conventions, meta, backward, made_on_meta)
     twin = _copy(model, meta)
     inputs = _inputs_for(examples, meta)
     mode = CountingMode(conventions, twin, {id(m): name for name, m in twin.named_modules()}, fast_meta=meta,
                         backward=backward)
-    with _eager(), mode, torch.set_grad_enabled(backward):
+    with _eager(), mode, torch.set_grad_enabled(backward), _made_on_meta(made_on_meta):
         _step(mode, twin, inputs, names, backward)
     return mode, twin
+
+
+def _made_on_meta(on: bool) -> Any:
+    """Tensors the model makes without a device (``torch.zeros(n, 16)``, a recurrent state written for the CPU)
+    made on the meta device, beside the meta stand-ins they meet."""
+    return torch.device("meta") if on else contextlib.nullcontext()
+
+
+def _device_mixed(err: Exception) -> bool:
+    """A failure of a tensor the model made on the CPU meeting the meta stand-ins."""
+    text = str(err)
+    return "meta" in text and ("expected device" in text or "two devices" in text)
+
+
+def _run_on_meta(model: torch.nn.Module, examples: tuple[torch.Tensor, ...], names: tuple[str, ...],
+                 conventions: tuple[str, ...], backward: bool) -> tuple[CountingMode, torch.nn.Module]:
+    """The run on the meta device; again with the model's own tensors made there too, where a tensor it made on
+    the CPU met the stand-ins (not at first: that costs every torch call a look-up)."""
+    try:
+        return _run(model, examples, names, conventions, True, backward)
+    except Exception as err:
+        if isinstance(err, SymconvError) or is_symconv_bug(err) or not _device_mixed(err):
+            raise
+    return _run(model, examples, names, conventions, True, backward, made_on_meta=True)
 
 
 def _step(mode: CountingMode, twin: torch.nn.Module, inputs: Sequence[Any], names: tuple[str, ...],
@@ -403,7 +429,7 @@ def profile(model: torch.nn.Module,
     # midway: a full collection of torch's many objects costs more than profiling a large model.
     with torch.random.fork_rng(devices=[]), _collection_paused():
         try:
-            mode, twin = _run(model, examples, names, conventions, True, backward)
+            mode, twin = _run_on_meta(model, examples, names, conventions, backward)
             run = META
         except _ValuesNeeded as err:
             if not own:
@@ -457,7 +483,8 @@ def _profile_symbolic(model: torch.nn.Module, shapes: list[tuple], names: tuple[
                 with _eager(), torch.no_grad():
                     _call(twin, run.at_hints(examples), names)
             run.fakeify(twin)
-            with _eager(), run.fake, mode, KeepSizesSymbolic(mode), torch.set_grad_enabled(backward):
+            with _eager(), run.fake, mode, KeepSizesSymbolic(mode), torch.set_grad_enabled(backward), \
+                    _made_on_meta(True):
                 _step(mode, twin, inputs, names, backward)
         except Exception as err:
             if is_symconv_bug(err):
