@@ -18,6 +18,7 @@ from typing import Any, Callable
 import torch
 
 from ..core.errors import SymconvError
+from ..numeric import _scalar_generated as generated
 
 aten = torch.ops.aten
 Fast = Callable[..., Any]
@@ -343,7 +344,9 @@ def im2col(x, kernel_size, dilation, padding, stride):
     """``F.unfold``: every block of the kernel's size as a column, (N, C·kh·kw, blocks)."""
     if x.dim() not in (3, 4):
         raise SymconvError(f"unfold takes a 3-d or 4-d input, got shape {tuple(x.shape)}")
-    blocks = [_conv_size(x.shape[-2 + a], kernel_size[a], stride[a], padding[a], dilation[a]) for a in range(2)]
+    # its blocks are a convolution's output positions: the rule torch checks convolutions by, written once
+    blocks = [generated.p_L_out(x.shape[-2 + a], kernel_size[a], stride[a], padding[a], padding[a], dilation[a])
+              for a in range(2)]
     if not all(b >= 1 for b in blocks):
         raise SymconvError(f"unfold: kernel {tuple(kernel_size)} leaves no block on input shape {tuple(x.shape)}")
     return _empty((*x.shape[:-3], x.shape[-3] * kernel_size[0] * kernel_size[1], blocks[0] * blocks[1]), x)
@@ -354,10 +357,6 @@ def col2im(columns, output_size, kernel_size, dilation, padding, stride):
     """``F.fold`` (and unfold's gradient): the columns summed back into (N, C, *output_size)."""
     return _empty((*columns.shape[:-2], columns.shape[-2] // (kernel_size[0] * kernel_size[1]), *output_size),
                   columns)
-
-
-def _conv_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
-    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
 def _upsample(n: int):
@@ -512,7 +511,8 @@ def _handler(func) -> Fast | None:
 
 
 #: operators whose outputs are made here on symbolic sizes too: torch's own kernels read the sizes and fix them at
-#: their hints (constant_pad_nd's Python meta kernel calls size()) or need concrete sizes (the upsamplings')
+#: their hints (constant_pad_nd's Python meta kernel calls size()), need concrete sizes (the upsamplings' and their
+#: gradients', im2col's and col2im's) or fail on symbolic ones (baddbmm's expands its bias, _trilinear's)
 SYMBOLIC_SAFE = frozenset({aten.constant_pad_nd.default, aten.upsample_linear1d.default,
                            aten.upsample_bilinear2d.default, aten.upsample_bicubic2d.default,
                            aten.upsample_trilinear3d.default, *_UPSAMPLING_GRADIENTS, aten.baddbmm.default,
