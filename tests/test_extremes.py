@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import sys
 from contextlib import redirect_stderr, redirect_stdout
 
 import numpy as np
@@ -150,12 +151,38 @@ def test_shapes_take_integers_of_any_length():
     assert parse_shape(f"1,1,{digits}") == (1, 1, int(digits))
 
 
-def test_large_counts_print_in_full():
+@pytest.fixture
+def unlimited_digits():
+    """Integers of any length convert to text, as the CLI lets them (the test itself writes one)."""
+    limit = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(0)
+    yield
+    sys.set_int_max_str_digits(limit)
+
+
+def test_large_counts_print_in_full(unlimited_digits):
     size = 10 ** 5000 + 7
     status, out, err = run_cli("count", "ConvTranspose1d(1, 1, 3)", "--input", f"1,1,{size}", "--convention", "all")
     assert status == 0, err
     total = symconv.count_layer(Layer.make("ConvTranspose1d", 1, 1, 3), (1, 1, size), "exact").total
     assert f"{total:,}" in out
+
+
+def test_columns_of_large_counts_stay_aligned():
+    size = 99_999_999_999
+    status, out, err = run_cli("count", "Conv2d(3, 8, 3)", "--input", f"1,3,{size},{size}", "--convention", "all")
+    assert status == 0, err
+    rows = out.splitlines()[1:]  # the header, then one row per quantity
+    layer = Layer.make("Conv2d", 3, 8, 3)
+    counts = [symconv.count_layer(layer, (1, 3, size, size), c) for c in ("docs", "exact", "macs")]
+    ends = {len(row) for row in rows}
+    assert len(rows) == 7 and len(ends) == 1  # every row, the header included, ends at the same column
+    for row in rows[1:]:
+        name, *values = row.split()
+        key = "lam" if name == "lambda" else name
+        assert [int(v.replace(",", "")) for v in values] == [getattr(c, key) for c in counts]
+    columns = [rows[0].index(c) + len(c) for c in ("docs", "exact", "macs")]  # each header ends over its numbers
+    assert all(row[end - 1].isdigit() and (end == len(row) or row[end] == " ") for row in rows[1:] for end in columns)
 
 
 def test_transposed_must_be_a_bool():

@@ -48,10 +48,13 @@ def _count(args: argparse.Namespace) -> int:
 
 
 def _table(values: dict[str, dict[str, int]], rows: Sequence[str]) -> None:
-    """Quantities (rows) by convention (columns), with thousands separators."""
-    print(f"{'':<16}" + "".join(f"{c:>20}" for c in values))
+    """Quantities (rows) by convention (columns), with thousands separators; a column widens to its widest
+    number, so that a count of an extreme input stays aligned."""
+    label = max(16, *(len(key) + 1 for key in rows))
+    widths = [max(20, *(len(f"{v[key]:,}") + 2 for key in rows)) for v in values.values()]
+    print(" " * label + "".join(f"{c:>{w}}" for c, w in zip(values, widths)))
     for key in rows:
-        print(f"{key:<16}" + "".join(f"{v[key]:>20,}" for v in values.values()))
+        print(f"{key:<{label}}" + "".join(f"{v[key]:>{w},}" for v, w in zip(values.values(), widths)))
 
 
 def _count_gradients(args, spec, shape, conventions: list[str], domain) -> None:
