@@ -736,6 +736,39 @@ def test_onednn_lstm_training_step_counts_as_its_unfused_steps():
     assert not [op for op, *_ in fused.not_counted() if "rnn" in op]
 
 
+def test_packed_sequences_count_each_step_at_its_batch():
+    # A packed batch runs step t on the b_t sequences still going: every product's rows sum to the tokens, and
+    # a step's hidden-state gradient is needed at every step but each direction's first (its state is zeros)
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+    features, hidden, lengths = 4, 6, (7, 3, 5)
+
+    class Packed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.LSTM(features, hidden, 2, bidirectional=True, batch_first=True)
+            self.out = nn.Linear(2 * hidden, 2)
+
+        def forward(self, x, n):
+            y = self.rnn(pack_padded_sequence(x, n, batch_first=True, enforce_sorted=False))[0]
+            return self.out(pad_packed_sequence(y, batch_first=True)[0])
+
+    x, n = torch.randn(len(lengths), max(lengths), features), torch.tensor(lengths)
+    result, totals = counted(Packed(), (x, n), backward=True)
+    assert result.run == "real values"  # packing reads the lengths
+    tokens, gates = sum(lengths), 4 * hidden
+    batches = [sum(L > t for L in lengths) for t in range(max(lengths))]  # 3, 3, 3, 2, 2, 1, 1
+    forward = add(*[matmul_totals(tokens, width, gates, True) for width in (features, hidden, 2 * hidden, hidden)
+                    for _ in range(2)], matmul_totals(len(lengths) * max(lengths), 2 * hidden, 2, True))
+    assert {c: result.total(c, "forward") for c in CONVENTIONS} == forward
+    first = {"forward": batches[0], "reverse": batches[-1]}  # the batch of each direction's first step
+    hidden_states = sum((tokens - b) * hidden * gates for b in first.values())  # per layer
+    weights = 2 * tokens * gates * (features + hidden + 2 * hidden + hidden)  # W_ih and W_hh, both layers, both ways
+    inputs = 2 * tokens * 2 * hidden * gates  # the second layer's input (the first's output); x needs none
+    linear = 2 * len(lengths) * max(lengths) * 2 * hidden * 2  # its weight's and its input's gradients
+    assert result.total("macs", "backward") == weights + inputs + 2 * hidden_states + linear
+    assert result.total("macs") == totals["macs"] == forward["macs"] + weights + inputs + 2 * hidden_states + linear
+
+
 @pytest.mark.filterwarnings("ignore:The PyTorch API of nested tensors")
 def test_nested_tensors_count_each_sequence_at_its_own_length():
     lengths, E, H, hidden = (3, 4, 5), 16, 4, 40
