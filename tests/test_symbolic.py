@@ -22,7 +22,7 @@ import symconv
 from symconv.core import overlap
 from symconv.core.printing import ScalarPrinter
 from symconv.core.sized import sized_axis, sized_gradient_axis
-from symconv.core.sizes import Formula, parse_size, says_not_one, tidied
+from symconv.core.sizes import Formula, normalized, parse_size, says_not_one, tidied
 from symconv.frontends import examples
 from symconv.frontends.cli import main
 from symconv.numeric import _scalar_generated as generated
@@ -610,6 +610,46 @@ def test_the_domain_reads_as_thresholds_and_equalities():
         ["H >= 3", "W >= 3", "(floor(H/2 - 1/2) + 1)*(floor(W/2 - 1/2) + 1) ≠ 4",
          "(floor(H/2 - 1/2) + 1)*(floor(W/2 - 1/2) + 1) < 9"]
     assert says_not_one(sp.Lt(12, 12 * N), N) and says_not_one(T ** 2 >= 2, T) and not says_not_one(T <= 300, T)
+
+
+def test_conditions_read_in_normal_form_and_mean_what_they_said():
+    # torch's guards, written many ways, each read as the one condition it is; every reading checked against the
+    # condition itself at every size from 1 to 5 of each name
+    B, H, N, T, W = (parse_size(n) for n in "BHNTW")
+    readings = [
+        (sp.Or(H > 1, sp.Ne(W, 1)), sp.Ne(H * W, 1)), (sp.Or(sp.Ne(N, 1), sp.Ne(H * W, H)), sp.Ne(N * W, 1)),
+        (sp.Or(H > 1, sp.Ne(H * sp.Mod(1, W), 0)), sp.Ne(H * W, 1)), (H ** 2 * W ** 2 >= 2, sp.Ne(H * W, 1)),
+        (sp.Lt(W, H * W), sp.Ne(H, 1)), (sp.Ge(8 * N * W, 8 * N), sp.true), (sp.Gt(8 * N, 8 * N * W), sp.false),
+        (sp.Le(8 * N * W, 8 * N), sp.Eq(W, 1)), (sp.Eq(H * W, H), sp.Eq(W, 1)),
+        (sp.Ne(16 * H * N * W, 16 * N), sp.Ne(H * W, 1)), (sp.Ne(8 * sp.Mod(1, N * W), 0), sp.Ne(N * W, 1)),
+        (sp.Or(sp.Gt(B, 1), sp.Ne(B * T, 1)), sp.Ne(B * T, 1)),
+    ]
+    unread = [sp.Ne(N * (H - 2), 1), sp.Or(H > 3, sp.Ne(W, 1)), sp.Ne((N - 1) * (H - 1), 0), sp.Ne(sp.floor(H / 2), 1)]
+    for written, reading in readings + [(c, c) for c in unread]:
+        assert normalized(written) == reading, written
+        names = sorted(written.free_symbols, key=str)
+        for values in itertools.product(range(1, 6), repeat=len(names)):
+            at = dict(zip(names, values))
+            assert bool(written.xreplace(at)) == bool(sp.sympify(reading).xreplace(at)), (written, at)
+    # in a profile: convolutions, batch norm and attention over an image's pixels, batch 1
+    class PixelAttention(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.norm = nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8)
+            self.attention = nn.MultiheadAttention(8, 2, batch_first=True)
+
+        def forward(self, x):
+            y = self.norm(self.conv(x)).flatten(2).transpose(1, 2)
+            return self.attention(y, y, y)[0]
+
+    model = PixelAttention()
+    assert symconv.profile(model, (1, 3, "H", "W"), "exact").formula().conditions() == ["H*W ≠ 1"]
+    # a training step in three names: one row of pixels (H = 1) joins the domain, as a concrete profile agrees
+    step = symconv.profile(model, ("N", 3, "H", "W"), "exact", all_conventions=True, backward=True)
+    assert "H ≠ 1" not in step.formula().conditions() and "H >= 2" not in step.formula().conditions()
+    for n, h, w in ((2, 1, 5), (1, 1, 4)):
+        concrete = symconv.profile(model, (n, 3, h, w), "exact", all_conventions=True, backward=True)
+        assert {c: step.formula(c)(N=n, H=h, W=w) for c in CONVENTIONS} == {c: concrete.total(c) for c in CONVENTIONS}
 
 
 class Causal(nn.Module):

@@ -174,35 +174,80 @@ def _residue_text(name: sp.Symbol, m: int, r: int) -> str:
     return f"{name.name} {('even', 'odd')[r]}" if m == 2 else f"{name.name} ≡ {r} (mod {m})"
 
 
+@lru_cache(maxsize=4096)  # a domain's conditions are read again at each step of widening it and of printing it
 def normalized(cond: sp.Basic) -> sp.Basic:
     """A condition in one form of those torch's tracing writes it in: a linear (in)equation or inequality in one
-    name solved for it (``Ne(16*T, 16)``: ``Ne(T, 1)``; ``12 < 12*N``: ``N > 1``), 1 mod a size or a product of
-    sizes (``Ne(Mod(1, B), 0)``: ``Ne(B, 1)``, sizes being positive), a product of sizes above 1 (``1 < H*W``:
-    ``Ne(H*W, 1)``) or sizes not all 1 (``B ≠ 1 or T ≠ 1``: ``Ne(B*T, 1)``), an inequality with the name on the
-    left (``1 < T``: ``T > 1``)."""
+    name solved for it (``Ne(16*T, 16)``: ``Ne(T, 1)``; ``12 < 12*N``: ``N > 1``); a product of sizes not 1,
+    however it is written (``Ne(Mod(1, B), 0)``: ``Ne(B, 1)``; ``Ne(H*W, H)``, ``Ne(H*Mod(1, W), 0)``,
+    ``W < H*W``: ``Ne(W, 1)``, ``Ne(W, 1)``, ``Ne(H, 1)``; ``1 < H*W``, ``H**2*W**2 >= 2``: ``Ne(H*W, 1)``) and
+    what holds at every size as true (``8*N*W >= 8*N``); sizes not all 1 (``B ≠ 1 or T ≠ 1``, ``H > 1 or
+    W ≠ 1``: ``Ne(B*T, 1)``, ``Ne(H*W, 1)``); an inequality with the name on the left (``1 < T``: ``T > 1``)."""
     solved = _solved(cond)
     if solved is not None:
         return type(cond)(*solved)
     bound = _solved_bound(cond)
     if bound is not None:
         return bound
-    if isinstance(cond, (sp.Eq, sp.Ne)) and cond.rhs == 0 and isinstance(cond.lhs, sp.Mod) and \
-            cond.lhs.args[0] == 1 and _sizes_product(cond.lhs.args[1]):
-        return type(cond)(cond.lhs.args[1], 1)
-    if isinstance(cond, sp.Or) and all(isinstance(c, sp.Ne) and c.rhs == 1 and c.lhs.is_Symbol and c.lhs.is_positive
-                                       for c in cond.args):
-        return sp.Ne(sp.Mul(*(c.lhs for c in cond.args)), 1)  # sizes not all 1: their product is not 1
+    if isinstance(cond, (sp.Eq, sp.Ne)):
+        found = _one_where(cond.lhs - cond.rhs)
+        if found is not None:
+            return type(cond)(found[0], 1)
+    if type(cond) in _FLIPPED:
+        greater, lesser = (cond.lhs, cond.rhs) if isinstance(cond, (sp.Gt, sp.Ge)) else (cond.rhs, cond.lhs)
+        found = _one_where(greater - lesser)
+        if found is not None:  # P - 1 >= 0 at every size: above it where P is not 1, never below it
+            sizes, sign = found
+            strict = isinstance(cond, (sp.Gt, sp.Lt))
+            if sign > 0:
+                return sp.Ne(sizes, 1) if strict else sp.true
+            return sp.false if strict else sp.Eq(sizes, 1)
+    if isinstance(cond, sp.Or):
+        products = [_not_one(normalized(c)) for c in cond.args]
+        if all(p is not None for p in products):  # not all 1 in each part: not all 1 among them all
+            return sp.Ne(sp.Mul(*set().union(*(p.free_symbols for p in products))), 1)
     canonical = getattr(cond, "canonical", cond)
-    if (isinstance(canonical, sp.Gt) and canonical.rhs == 1 or isinstance(canonical, sp.Ge) and canonical.rhs == 2) \
-            and canonical.lhs.is_Mul and _sizes_product(canonical.lhs):
-        return sp.Ne(canonical.lhs, 1)  # a product of sizes is at least 1: above 1 is not 1
+    if isinstance(canonical, (sp.Gt, sp.Ge)) and canonical.rhs == (1 if isinstance(canonical, sp.Gt) else 2):
+        sizes = _bases(canonical.lhs)
+        if sizes is not None and not sizes.is_Symbol:
+            return sp.Ne(sizes, 1)  # a product of sizes is at least 1: above 1 is not 1
     return canonical
 
 
-def _sizes_product(e: sp.Basic) -> bool:
-    """A size, or a product of sizes (positive names)."""
-    factors = e.args if e.is_Mul else (e,)
-    return all(f.is_Symbol and f.is_positive for f in factors)
+def _bases(e: sp.Basic) -> sp.Expr | None:
+    """The product of the sizes in a product of positive powers of sizes (``H**2*W``: ``H*W``, 1 exactly where
+    it is), else None."""
+    bases = []
+    for f in (e.args if e.is_Mul else (e,)):
+        base = f.base if isinstance(f, sp.Pow) and f.exp.is_Integer and f.exp > 0 else f
+        if not (base.is_Symbol and base.is_positive):
+            return None
+        bases.append(base)
+    return sp.Mul(*bases)
+
+
+def _one_where(difference: sp.Expr) -> tuple[sp.Expr, int] | None:
+    """(P, sign) where ``difference`` is ``sign`` times a positive multiple (by a number and powers of sizes) of
+    ``P - 1`` or of ``Mod(1, P)``, P a product of sizes: 0 exactly where P is 1, of that sign elsewhere; else
+    None."""
+    if not difference.free_symbols or not all(s.is_positive for s in difference.free_symbols) or \
+            difference.has(sp.Piecewise):  # not a polynomial in anything
+        return None
+    coefficient, factors = sp.factor_list(difference)
+    rest = [(f, k) for f, k in factors if _bases(f) is None]
+    if coefficient == 0 or len(rest) != 1 or rest[0][1] != 1:
+        return None
+    f = rest[0][0]
+    sizes = _bases(f.args[1]) if isinstance(f, sp.Mod) and f.args[0] == 1 else _bases(f + 1)
+    return None if sizes is None else (sizes, 1 if coefficient > 0 else -1)
+
+
+def _not_one(cond: sp.Basic) -> sp.Expr | None:
+    """The product of sizes a normalized condition says is not 1 (``Ne(H*W, 1)``, ``H > 1``, ``N >= 2``), else
+    None."""
+    if isinstance(cond, sp.Ne) and cond.rhs == 1 or isinstance(cond, sp.Gt) and cond.rhs == 1 or \
+            isinstance(cond, sp.Ge) and cond.rhs == 2:
+        return cond.lhs if _bases(cond.lhs) == cond.lhs else None
+    return None
 
 
 def tidied(conditions: Sequence[sp.Basic]) -> tuple[sp.Basic, ...]:
@@ -385,7 +430,9 @@ class Formula:
                     out.append(_residue_text(name, *residue))
                     continue
             if _decided(cond, lower) is not sp.true and not _implied(cond, lower):
-                out.append(_described(normalized(cond)))
+                form = normalized(cond)
+                if form is not sp.true:  # true at every size, written otherwise: 8*N*W >= 8*N
+                    out.append(_described(form))
         return list(dict.fromkeys(out))
 
     def __str__(self) -> str:
