@@ -241,6 +241,12 @@ def _one_where(difference: sp.Expr) -> tuple[sp.Expr, int] | None:
     return None if sizes is None else (sizes, 1 if coefficient > 0 else -1)
 
 
+def product_not_one(cond: sp.Basic) -> sp.Expr | None:
+    """The product of sizes a condition says is not 1, however torch wrote it (``Ne(N*W, 1)``, ``H > 1 or
+    W ≠ 1``), else None: such a condition is false exactly where every size of the product is 1."""
+    return _not_one(normalized(cond))
+
+
 def _not_one(cond: sp.Basic) -> sp.Expr | None:
     """The product of sizes a normalized condition says is not 1 (``Ne(H*W, 1)``, ``H > 1``, ``N >= 2``), else
     None."""

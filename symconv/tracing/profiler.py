@@ -559,9 +559,11 @@ def _one_joined(model: torch.nn.Module, run: Any, symbols: list, names: tuple[st
     needs of the other names, beyond what this domain needs anyway."""
     import sympy as sp
 
-    from ..core.sizes import normalized, parse_size, says_not_one, tidied
+    from ..core.sizes import normalized, parse_size, product_not_one, says_not_one, tidied
     for name in symbols:
-        one = [c for c in domain if says_not_one(c, name, domain)]
+        # false only where the name is 1: what joining 1 widens (a product with other names, N*W ≠ 1, too)
+        one = [c for c in domain if says_not_one(c, name, domain) or
+               name in getattr(product_not_one(c), "free_symbols", ())]
         if not one or any(c.xreplace({name: 1}) is sp.false for c in domain if c not in one):
             continue  # nothing to join, or 1 excluded all the same
         shapes = [tuple(parse_size(v if isinstance(v, int) else v.xreplace({name: 1})) for v in shape)
