@@ -620,7 +620,8 @@ def test_conditions_read_in_normal_form_and_mean_what_they_said():
         (sp.Lt(W, H * W), sp.Ne(H, 1)), (sp.Ge(8 * N * W, 8 * N), sp.true), (sp.Gt(8 * N, 8 * N * W), sp.false),
         (sp.Le(8 * N * W, 8 * N), sp.Eq(W, 1)), (sp.Eq(H * W, H), sp.Eq(W, 1)),
         (sp.Ne(16 * H * N * W, 16 * N), sp.Ne(H * W, 1)), (sp.Ne(8 * sp.Mod(1, N * W), 0), sp.Ne(N * W, 1)),
-        (sp.Or(sp.Gt(B, 1), sp.Ne(B * T, 1)), sp.Ne(B * T, 1)),
+        (sp.Or(sp.Gt(B, 1), sp.Ne(B * T, 1)), sp.Ne(B * T, 1)), (sp.Ne(T ** 2, 1), sp.Ne(T, 1)),
+        (sp.Lt(T, T ** 2), sp.Ne(T, 1)), (sp.Ne(T ** 2 + T, 2), sp.Ne(T, 1)),
     ]
     unread = [sp.Ne(N * (H - 2), 1), sp.Or(H > 3, sp.Ne(W, 1)), sp.Ne((N - 1) * (H - 1), 0), sp.Ne(sp.floor(H / 2), 1)]
     for written, reading in readings + [(c, c) for c in unread]:
@@ -758,6 +759,34 @@ def test_resnet50_formula():
         concrete = symconv.profile(model, (1, 3, 32 * h_size, 32 * w_size), "exact", all_conventions=True)
         assert {c: result.formula(c)(h=h_size, w=w_size) for c in CONVENTIONS} == \
             {c: concrete.total(c) for c in CONVENTIONS}
+
+
+def test_sizes_assumed_not_1_by_torch_kernels_alone_stay_in_the_domain():
+    # torch's fake kernels of pointwise operators and of batch norm guard every size not 1 while broadcasting,
+    # even between operands of one shape: ResNet-50's formula left out every size up to 32 (each stage's output
+    # assumed not 1), though it holds there, as CIFAR-sized inputs and 1×1 show
+    model = examples.resnet50()
+    formula = symconv.profile(model, (1, 3, "H", "W"), "macs").formula()
+    assert formula.conditions() == []
+    for h, w in ((32, 32), (20, 40), (1, 1), (65, 3)):
+        assert formula(H=h, W=w) == symconv.profile(model, (1, 3, h, w), "macs").total()
+    # sizes that do meet a 1 are still compared: a per-channel bias broadcast over the image keeps the sizes
+    # symbolic, and a shape of another length is no condition on them (a transformer layer's bias of 48)
+    biased = symconv.profile(nn.Sequential(nn.Conv2d(3, 4, 3, bias=False), Shifted(4)), (1, 3, "H", "W"), "exact")
+    assert biased.formula().conditions() == ["H >= 3", "W >= 3"]
+    assert not [c for c in symconv.profile(nn.TransformerEncoderLayer(16, 2, 48, batch_first=True).eval(),
+                                           (2, "L", 16), "exact").domain if 48 in c.atoms(sp.Integer)]
+
+
+class Shifted(nn.Module):
+    """A learned per-channel shift, added by broadcasting: a pointwise add of (C, 1, 1) to (N, C, H, W)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.shift = nn.Parameter(torch.zeros(channels, 1, 1))
+
+    def forward(self, x):
+        return x + self.shift
 
 
 def test_the_domain_refuses_sizes_the_model_cannot_take():

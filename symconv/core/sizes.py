@@ -226,14 +226,14 @@ def _bases(e: sp.Basic) -> sp.Expr | None:
 
 
 def _one_where(difference: sp.Expr) -> tuple[sp.Expr, int] | None:
-    """(P, sign) where ``difference`` is ``sign`` times a positive multiple (by a number and powers of sizes) of
-    ``P - 1`` or of ``Mod(1, P)``, P a product of sizes: 0 exactly where P is 1, of that sign elsewhere; else
-    None."""
+    """(P, sign) where ``difference`` is ``sign`` times a positive multiple (by factors positive at every size:
+    numbers, powers of sizes, ``T + 1``) of ``P - 1`` or of ``Mod(1, P)``, P a product of sizes: 0 exactly where
+    P is 1, of that sign elsewhere (``T**2 - 1``: T); else None."""
     if not difference.free_symbols or not all(s.is_positive for s in difference.free_symbols) or \
             difference.has(sp.Piecewise):  # not a polynomial in anything
         return None
     coefficient, factors = sp.factor_list(difference)
-    rest = [(f, k) for f, k in factors if _bases(f) is None]
+    rest = [(f, k) for f, k in factors if not f.is_positive]
     if coefficient == 0 or len(rest) != 1 or rest[0][1] != 1:
         return None
     f = rest[0][0]

@@ -106,6 +106,7 @@ class _Plan:
     multiplies: bool  # a matrix product without a bias of its own
     recorded: bool    # an operator, not a metadata query or a profiler annotation
     tensors: tuple[int, ...]  # the positions of its tensor (and tensor list) arguments
+    symbolic_safe: bool  # its output is made by the shapes module on symbolic sizes too
 
 
 _PLANS: dict[Any, _Plan] = {}
@@ -117,7 +118,7 @@ def _plan(func) -> _Plan:
                          packet in CONVOLVES, packet in _PRODUCTS,
                          str(packet) not in _NOT_OPERATORS,
                          tuple(i for i, a in enumerate(func._schema.arguments)
-                               if not a.kwarg_only and _holds_tensors(a.type)))
+                               if not a.kwarg_only and _holds_tensors(a.type)), shapes.symbolic_safe(func))
     return _PLANS[func]
 
 
@@ -387,7 +388,7 @@ class CountingMode(TorchDispatchMode):
         out = NotImplemented
         try:
             plan = _PLANS.get(func) or _plan(func)
-            if (self.fast_meta or func in shapes.SYMBOLIC_SAFE) and _all_meta(plan, args, kwargs):
+            if (self.fast_meta or plan.symbolic_safe) and _all_meta(plan, args, kwargs):
                 out = shapes.fast_output(func, args, kwargs)
         except Exception as err:
             _mark_ours(err)

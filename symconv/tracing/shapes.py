@@ -406,19 +406,45 @@ def _small(value: Any) -> Any:
 
 
 def broadcast(*shapes: tuple[int, ...]) -> tuple[int, ...]:
-    """torch's broadcasting of shapes (``torch.broadcast_shapes`` runs a Python reference that imports SymPy)."""
-    if all(s == shapes[0] for s in shapes[1:]):  # the common case: operands of one shape
+    """torch's broadcasting of shapes (``torch.broadcast_shapes`` runs a Python reference that imports SymPy).
+
+    A symbolic size is compared (a condition on the sizes) only where it meets another size that is not 1:
+    one size broadcast against 1s is that size, whether or not it is 1 itself.
+    """
+    # the common case: operands of one shape (lengths first: a tuple compares its sizes before its length, and a
+    # symbolic size compared with another dimension's would be a condition on the sizes, L ≠ 48)
+    if all(len(s) == len(shapes[0]) and s == shapes[0] for s in shapes[1:]):
         return tuple(shapes[0])
     out = []
     for i in range(1, max(map(len, shapes), default=0) + 1):
-        sizes: list = []  # a list: a symbolic size is not hashable
+        sizes: list = []  # the distinct sizes other than 1 (a list: a symbolic size is not hashable)
         for s in shapes:
-            if len(s) >= i and s[-i] != 1 and all(s[-i] != v for v in sizes):
+            if len(s) >= i and not (type(s[-i]) is int and s[-i] == 1) and _distinct(s[-i], sizes):
                 sizes.append(s[-i])
+        if len(sizes) > 1:  # sizes that differ as written: each must be 1 or equal to the others
+            sizes = [v for v in sizes if v != 1]
+            sizes = [v for k, v in enumerate(sizes) if all(v != w for w in sizes[:k])]
         if len(sizes) > 1:
             raise SymconvError(f"shapes {', '.join(str(tuple(s)) for s in shapes)} do not broadcast")
         out.append(sizes.pop() if sizes else 1)
     return tuple(reversed(out))
+
+
+def _distinct(size: Any, sizes: list) -> bool:
+    """Whether a size differs from each of ``sizes`` as written (the same symbolic expression is no other size;
+    no condition on the sizes is made)."""
+    for other in sizes:
+        if type(size) is int and type(other) is int:
+            if size == other:
+                return False
+        elif size is other or _known_equal(size, other):
+            return False
+    return True
+
+
+def _known_equal(a: Any, b: Any) -> bool:
+    from torch.fx.experimental.symbolic_shapes import statically_known_true  # symbolic sizes only: SymPy
+    return statically_known_true(a == b)
 
 
 _DTYPES_LIMIT = 1024
@@ -512,11 +538,22 @@ def _handler(func) -> Fast | None:
 
 #: operators whose outputs are made here on symbolic sizes too: torch's own kernels read the sizes and fix them at
 #: their hints (constant_pad_nd's Python meta kernel calls size()), need concrete sizes (the upsamplings' and their
-#: gradients', im2col's and col2im's) or fail on symbolic ones (baddbmm's expands its bias, _trilinear's)
+#: gradients', im2col's and col2im's), fail on symbolic ones (baddbmm's expands its bias, _trilinear's) or assume
+#: sizes are not 1 where nothing depends on it (batch norm's decomposition broadcasts its statistics over every
+#: size, guarding each not 1: a formula would leave out the sizes of 1 it holds at)
 SYMBOLIC_SAFE = frozenset({aten.constant_pad_nd.default, aten.upsample_linear1d.default,
                            aten.upsample_bilinear2d.default, aten.upsample_bicubic2d.default,
                            aten.upsample_trilinear3d.default, *_UPSAMPLING_GRADIENTS, aten.baddbmm.default,
-                           aten.im2col.default, aten.col2im.default, aten._trilinear.default})
+                           aten.im2col.default, aten.col2im.default, aten._trilinear.default,
+                           aten.native_batch_norm.default, aten._native_batch_norm_legit.default,
+                           aten._native_batch_norm_legit_no_training.default, aten.native_batch_norm_backward.default})
+
+
+def symbolic_safe(func) -> bool:
+    """Whether ``func``'s output is made here on symbolic sizes too: SYMBOLIC_SAFE, and every pointwise operator
+    (torch's fake kernels guard each size not 1 while broadcasting, even between operands of one shape; here
+    operands of one shape broadcast to it, and only sizes that meet a 1 are guarded)."""
+    return func in SYMBOLIC_SAFE or torch.Tag.pointwise in func.tags
 
 
 def fast_output(func, args: tuple, kwargs: dict) -> Any:
