@@ -770,12 +770,41 @@ def test_sizes_assumed_not_1_by_torch_kernels_alone_stay_in_the_domain():
     assert formula.conditions() == []
     for h, w in ((32, 32), (20, 40), (1, 1), (65, 3)):
         assert formula(H=h, W=w) == symconv.profile(model, (1, 3, h, w), "macs").total()
+    # a mobile block: hardswish (which torch does not tag pointwise), a squeeze-and-excitation product broadcast
+    # over the image, batch norm and a mean; and max pooling, whose own limit stays (two 2×2 pools need 4)
+    for model, shape, least in ((MobileBlock().eval(), ("N", 3, "H", "W"), {}),
+                                (nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.MaxPool2d(2), nn.MaxPool2d(2)),
+                                 (1, 3, "H", "W"), {"H": 4, "W": 4})):
+        formula = symconv.profile(model, shape, "exact").formula()
+        assert formula.conditions() == [f"{name} >= {size}" for name, size in least.items()]
+        for n, h, w in ((1, 1, 1), (2, 4, 1), (1, 9, 6), (1, 4, 5)):
+            at = {"N": n, "H": h, "W": w}
+            if all(at[name] >= size for name, size in least.items()):
+                sizes = tuple(at.get(v, v) if isinstance(v, str) else v for v in shape)
+                assert formula(**{k: v for k, v in at.items() if k in shape}) == \
+                    symconv.profile(model, sizes, "exact").total()
     # sizes that do meet a 1 are still compared: a per-channel bias broadcast over the image keeps the sizes
     # symbolic, and a shape of another length is no condition on them (a transformer layer's bias of 48)
     biased = symconv.profile(nn.Sequential(nn.Conv2d(3, 4, 3, bias=False), Shifted(4)), (1, 3, "H", "W"), "exact")
     assert biased.formula().conditions() == ["H >= 3", "W >= 3"]
     assert not [c for c in symconv.profile(nn.TransformerEncoderLayer(16, 2, 48, batch_first=True).eval(),
                                            (2, "L", 16), "exact").domain if 48 in c.atoms(sp.Integer)]
+
+
+class MobileBlock(nn.Module):
+    """A strided convolution, hardswish, a depthwise convolution scaled by squeeze-and-excitation, a pointwise
+    convolution and batch norm, averaged over the image."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.depthwise = nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.Conv2d(8, 8, 3, padding=1, groups=8)
+        self.squeeze, self.excite = nn.Conv2d(8, 2, 1), nn.Conv2d(2, 8, 1)
+        self.pointwise, self.norm = nn.Conv2d(8, 16, 1), nn.BatchNorm2d(16)
+
+    def forward(self, x):
+        z = self.depthwise(F.hardswish(self.stem(x)))
+        scale = torch.sigmoid(self.excite(F.relu(self.squeeze(F.adaptive_avg_pool2d(z, 1)))))
+        return self.norm(self.pointwise(z * scale)).mean((2, 3))
 
 
 class Shifted(nn.Module):

@@ -1356,7 +1356,11 @@ def test_fast_normalisation_reduction_and_product_shapes_equal_torchs():
         (aten.add.Tensor, _meta(3, dtype=torch.float16), torch.tensor(2.0)),
         (aten.div.Tensor, _meta(3, dtype=torch.int64), _meta(3, dtype=torch.int64)),
         (aten.eq.Tensor, x, x), (aten.where.self, _meta(5, 6, dtype=torch.bool), x, _meta(6)),
-        (aten.relu.default, x), (aten.gelu.default, x), (aten.sigmoid.default, x),
+        (aten.relu.default, x), (aten.gelu.default, x), (aten.sigmoid.default, x), (aten.hardswish.default, x),
+        (aten.hardswish_backward.default, x, x), (aten.avg_pool3d.default, _meta(1, 2, 4, 5, 6), [2, 2, 2]),
+        (aten._log_softmax_backward_data.default, x, x, 1, torch.float32), (aten.mean.default, x),
+        (aten.native_layer_norm_backward.default, x, x, [5, 6], _meta(2, 4, 1, 1), _meta(2, 4, 1, 1),
+         _meta(5, 6), _meta(5, 6), [True, True, True]),
     ]
     assert sum(_compare(op, *args) for op, *args in checks) == len(checks)
     with pytest.raises(symconv.SymconvError):

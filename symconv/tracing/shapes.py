@@ -411,9 +411,7 @@ def broadcast(*shapes: tuple[int, ...]) -> tuple[int, ...]:
     A symbolic size is compared (a condition on the sizes) only where it meets another size that is not 1:
     one size broadcast against 1s is that size, whether or not it is 1 itself.
     """
-    # the common case: operands of one shape (lengths first: a tuple compares its sizes before its length, and a
-    # symbolic size compared with another dimension's would be a condition on the sizes, L ≠ 48)
-    if all(len(s) == len(shapes[0]) and s == shapes[0] for s in shapes[1:]):
+    if all(_same_shape(s, shapes[0]) for s in shapes[1:]):  # the common case: operands of one shape
         return tuple(shapes[0])
     out = []
     for i in range(1, max(map(len, shapes), default=0) + 1):
@@ -428,6 +426,20 @@ def broadcast(*shapes: tuple[int, ...]) -> tuple[int, ...]:
             raise SymconvError(f"shapes {', '.join(str(tuple(s)) for s in shapes)} do not broadcast")
         out.append(sizes.pop() if sizes else 1)
     return tuple(reversed(out))
+
+
+def _same_shape(a: tuple, b: tuple) -> bool:
+    """Whether two shapes are equal as written (no condition on the sizes is made: ``(1, 8, H, W) == (1, 8, 1, 1)``
+    would compare H with 1, and a tuple compares its sizes before its length, L with 48)."""
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b):
+        if type(x) is int and type(y) is int:
+            if x != y:
+                return False
+        elif not (x is y or _known_equal(x, y)):
+            return False
+    return True
 
 
 def _distinct(size: Any, sizes: list) -> bool:
@@ -536,17 +548,31 @@ def _handler(func) -> Fast | None:
     return _HANDLERS[func]
 
 
+# hardswish is pointwise, though torch does not tag it so (its fake kernel decomposes it, guarding every size)
+for _op in (aten.hardswish.default, aten.hardswish_.default, aten.hardswish_backward.default):
+    FAST[_op] = _pointwise_handler(_op)
+
+
 #: operators whose outputs are made here on symbolic sizes too: torch's own kernels read the sizes and fix them at
 #: their hints (constant_pad_nd's Python meta kernel calls size()), need concrete sizes (the upsamplings' and their
 #: gradients', im2col's and col2im's), fail on symbolic ones (baddbmm's expands its bias, _trilinear's) or assume
 #: sizes are not 1 where nothing depends on it (batch norm's decomposition broadcasts its statistics over every
-#: size, guarding each not 1: a formula would leave out the sizes of 1 it holds at)
-SYMBOLIC_SAFE = frozenset({aten.constant_pad_nd.default, aten.upsample_linear1d.default,
-                           aten.upsample_bilinear2d.default, aten.upsample_bicubic2d.default,
-                           aten.upsample_trilinear3d.default, *_UPSAMPLING_GRADIENTS, aten.baddbmm.default,
-                           aten.im2col.default, aten.col2im.default, aten._trilinear.default,
-                           aten.native_batch_norm.default, aten._native_batch_norm_legit.default,
-                           aten._native_batch_norm_legit_no_training.default, aten.native_batch_norm_backward.default})
+#: size, guarding each not 1; layer norm's, softmax's, the reductions' and the pools' check their input's layout,
+#: guarding sizes not 1 or at least 2): a formula would leave out the sizes of 1 it holds at
+SYMBOLIC_SAFE = frozenset({
+    aten.constant_pad_nd.default, aten.upsample_linear1d.default, aten.upsample_bilinear2d.default,
+    aten.upsample_bicubic2d.default, aten.upsample_trilinear3d.default, *_UPSAMPLING_GRADIENTS,
+    aten.baddbmm.default, aten.im2col.default, aten.col2im.default, aten._trilinear.default,
+    aten.native_batch_norm.default, aten._native_batch_norm_legit.default,
+    aten._native_batch_norm_legit_no_training.default, aten.native_batch_norm_backward.default,
+    aten.native_layer_norm.default, aten.native_layer_norm_backward.default, aten.native_group_norm.default,
+    aten.native_group_norm_backward.default, aten._softmax.default, aten._log_softmax.default,
+    aten._safe_softmax.default, aten._softmax_backward_data.default, aten._log_softmax_backward_data.default,
+    aten.native_dropout.default, aten.mean.dim, aten.mean.default, aten.sum.dim_IntList, aten.sum.default,
+    aten.amax.default, aten.amin.default, aten._adaptive_avg_pool2d.default, aten._adaptive_avg_pool3d.default,
+    aten.adaptive_max_pool2d.default, aten.adaptive_max_pool3d.default, aten.max_pool2d_with_indices.default,
+    aten.max_pool3d_with_indices.default, aten.avg_pool2d.default, aten.avg_pool3d.default,
+    aten.hardswish.default, aten.hardswish_.default, aten.hardswish_backward.default})
 
 
 def symbolic_safe(func) -> bool:
