@@ -28,6 +28,7 @@ from symconv.frontends.cli import main
 from symconv.numeric import _scalar_generated as generated
 from symconv.numeric.layer import Layer, axis_accepted
 from symconv.oracle import grid
+from symconv.tracing.symbolic import SymbolicRun
 
 from .bruteforce import simulate_gradients
 from .models import Conv2dSame, SkipUp, Tokens
@@ -789,6 +790,18 @@ def test_sizes_assumed_not_1_by_torch_kernels_alone_stay_in_the_domain():
     assert biased.formula().conditions() == ["H >= 3", "W >= 3"]
     assert not [c for c in symconv.profile(nn.TransformerEncoderLayer(16, 2, 48, batch_first=True).eval(),
                                            (2, "L", 16), "exact").domain if 48 in c.atoms(sp.Integer)]
+
+
+def test_a_guard_on_several_conditions_is_read_as_each():
+    # a kernel's check of two sizes at once (torch writes floor(H/4) >= 1 and floor(W/4) >= 1) is two conditions,
+    # each read alone: thresholds, not a conjunction printed as written
+    run = SymbolicRun([(1, "H", "W")])
+    (x,) = run.inputs([torch.empty(0)])
+    h, w = x.shape[-2:]
+    assert bool((h // 4 >= 1) & (w >= 2))
+    H, W = parse_size("H"), parse_size("W")
+    assert len(run.domain()) == 2 and not [c for c in run.domain() if isinstance(c, sp.And)]
+    assert Formula(H * W, tuple(run.domain())).conditions() == ["H >= 4", "W >= 2"]
 
 
 class MobileBlock(nn.Module):

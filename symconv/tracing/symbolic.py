@@ -283,12 +283,14 @@ class SymbolicRun:
                     store[name] = torch.nn.Parameter(fake, t.requires_grad) if store is module._parameters else fake
 
     def domain(self) -> list[sp.Basic]:
-        """What tracing assumed of the sizes (torch's guards), in the user's names."""
+        """What tracing assumed of the sizes (torch's guards), in the user's names; a guard on several conditions at
+        once (a kernel's ``floor(H/4) >= 1 and floor(W/4) >= 1``) as each of them, so that each is read alone."""
         out = []
         for guard in self.env.guards:
             condition = self.translate(guard.expr)
-            if condition is not sp.true and condition not in out:
-                out.append(condition)
+            for part in condition.args if isinstance(condition, sp.And) else (condition,):
+                if part is not sp.true and part not in out:
+                    out.append(part)
         return out
 
     def describe_hints(self) -> str:
