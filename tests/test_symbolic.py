@@ -784,6 +784,19 @@ def test_sizes_assumed_not_1_by_torch_kernels_alone_stay_in_the_domain():
                 sizes = tuple(at.get(v, v) if isinstance(v, str) else v for v in shape)
                 assert formula(**{k: v for k, v in at.items() if k in shape}) == \
                     symconv.profile(model, sizes, "exact").total()
+    # convolutions: a strided one after a "same" one, then a transposed one (torch's kernels guarded the strided
+    # output and the batch not 1, which left out L = 5, 6, 7), and a 3-d one (a layout check of its output)
+    chain = nn.Sequential(nn.Conv1d(2, 4, 4, padding="same"), nn.ReLU(), nn.Conv1d(4, 4, 5, stride=3),
+                          nn.ConvTranspose1d(4, 2, 5, stride=3, dilation=2))
+    formula = symconv.profile(chain, ("N", 2, "L"), "exact").formula()
+    assert formula.conditions() == ["L >= 5"]
+    for n, length in ((1, 5), (2, 6), (1, 7), (3, 20)):
+        assert formula(N=n, L=length) == symconv.profile(chain, (n, 2, length), "exact").total()
+    volume = symconv.profile(nn.Conv3d(2, 4, 3), (1, 2, "D", "H", "W"), "exact").formula()
+    assert volume.conditions() == ["D >= 3", "H >= 3", "W >= 3"]
+    assert volume(D=3, H=3, W=3) == symconv.profile(nn.Conv3d(2, 4, 3), (1, 2, 3, 3, 3), "exact").total()
+    with pytest.raises(symconv.SymconvError, match="does not fit a convolution"):
+        symconv.profile(nn.Sequential(nn.Conv2d(2, 4, 3), nn.Conv2d(3, 4, 3)), (1, 2, "H", "W"))
     # sizes that do meet a 1 are still compared: a per-channel bias broadcast over the image keeps the sizes
     # symbolic, and a shape of another length is no condition on them (a transformer layer's bias of 48)
     biased = symconv.profile(nn.Sequential(nn.Conv2d(3, 4, 3, bias=False), Shifted(4)), (1, 3, "H", "W"), "exact")

@@ -61,8 +61,31 @@ def convolution(x, w, bias, stride, padding, dilation, transposed, output_paddin
     if x.dtype != w.dtype:  # torch's meta kernel lets it through; its CPU and GPU kernels refuse it
         raise SymconvError(f"a convolution of a {str(x.dtype).removeprefix('torch.')} input with "
                            f"{str(w.dtype).removeprefix('torch.')} weights, which torch refuses to run")
-    return _empty(_convolution_shape(tuple(x.shape), tuple(w.shape), bias is not None, tuple(stride), tuple(padding),
-                                     tuple(dilation), bool(transposed), tuple(output_padding), int(groups)), x)
+    arguments = (tuple(x.shape), tuple(w.shape), bias is not None, tuple(stride), tuple(padding), tuple(dilation),
+                 bool(transposed), tuple(output_padding), int(groups))
+    if all(type(v) is int for v in (*arguments[0], *arguments[7])):
+        return _empty(_convolution_shape(*arguments), x)
+    return _empty(_symbolic_convolution_shape(*arguments), x)
+
+
+def _symbolic_convolution_shape(x: tuple, w: tuple, bias: bool, stride: tuple, padding: tuple, dilation: tuple,
+                                transposed: bool, output_padding: tuple, groups: int) -> tuple:
+    """A convolution's output shape on symbolic sizes, by the core's output-size rules: its one condition on the
+    sizes is torch's, every output size at least 1 (the count checks the layer itself)."""
+    ndim = len(w) - 2
+    in_channels = w[0] if transposed else w[1] * groups
+    if len(x) not in (ndim + 1, ndim + 2) or x[-ndim - 1] != in_channels:
+        raise SymconvError(f"input shape {x} does not fit a convolution of weight shape {w} and groups={groups}")
+    out = []
+    for a in range(ndim):
+        if transposed:
+            size = generated.t_L_out(x[a - ndim], w[2 + a], stride[a], padding[a], dilation[a], output_padding[a])
+        else:
+            size = generated.p_L_out(x[a - ndim], w[2 + a], stride[a], padding[a], padding[a], dilation[a])
+        if size < 1:
+            raise SymconvError(f"output size {size} < 1 on axis {a} for input shape {x}")
+        out.append(size)
+    return x[:len(x) - ndim - 1] + (w[1] * groups if transposed else w[0], *out)
 
 
 @fast(aten.convolution_backward.default)
@@ -572,7 +595,8 @@ SYMBOLIC_SAFE = frozenset({
     aten.amax.default, aten.amin.default, aten._adaptive_avg_pool2d.default, aten._adaptive_avg_pool3d.default,
     aten.adaptive_max_pool2d.default, aten.adaptive_max_pool3d.default, aten.max_pool2d_with_indices.default,
     aten.max_pool3d_with_indices.default, aten.avg_pool2d.default, aten.avg_pool3d.default,
-    aten.hardswish.default, aten.hardswish_.default, aten.hardswish_backward.default})
+    aten.hardswish.default, aten.hardswish_.default, aten.hardswish_backward.default, aten.convolution.default,
+    aten.convolution_backward.default})
 
 
 def symbolic_safe(func) -> bool:
