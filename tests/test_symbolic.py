@@ -22,7 +22,7 @@ import symconv
 from symconv.core import overlap
 from symconv.core.printing import ScalarPrinter
 from symconv.core.sized import sized_axis, sized_gradient_axis
-from symconv.core.sizes import Formula, normalized, parse_size, says_not_one, tidied
+from symconv.core.sizes import Formula, any_of, as_residues, normalized, parse_size, says_not_one, tidied
 from symconv.frontends import examples
 from symconv.frontends.cli import main
 from symconv.numeric import _scalar_generated as generated
@@ -803,6 +803,28 @@ def test_sizes_assumed_not_1_by_torch_kernels_alone_stay_in_the_domain():
     assert biased.formula().conditions() == ["H >= 3", "W >= 3"]
     assert not [c for c in symconv.profile(nn.TransformerEncoderLayer(16, 2, 48, batch_first=True).eval(),
                                            (2, "L", 16), "exact").domain if 48 in c.atoms(sp.Integer)]
+
+
+def test_a_parameter_that_repeats_with_the_size_is_read_as_residues():
+    # where a layer's parameter follows the size (output_padding from output_size=, TensorFlow's "same" padding),
+    # each value it takes holds at residues of the size: H odd reads Eq(Mod(H, 2), 1), not an equation in floors
+    H = parse_size("H")
+    half = sp.floor(H / 2 - sp.Rational(1, 2))
+    readings = [(sp.Eq(H - 2 * half, 1), sp.Eq(sp.Mod(H, 2), 1)), (sp.Eq(H - 2 * half - 1, 1), sp.Eq(sp.Mod(H, 2), 0)),
+                (sp.Eq(4 * sp.ceiling(H / 4) - H, 1), sp.Eq(sp.Mod(H, 4), 3)),
+                (sp.Eq(sp.Mod(H + 1, 3), 0), sp.Eq(sp.Mod(H, 3), 2)), (sp.Eq(H - 2 * half, 3), sp.false),
+                (sp.Eq(sp.Mod(2 * H, 2), 0), sp.true)]
+    kept = [sp.Eq(H, 5), sp.Eq(sp.floor(H / 2), 3), sp.Eq(3 * H - 3 * sp.floor(H / 3), 1)]  # not repeating
+    for written, reading in readings + [(c, c) for c in kept]:
+        assert as_residues(written) == reading, written
+        assert all(bool(written.xreplace({H: n})) == bool(reading.xreplace({H: n})) for n in range(1, 41)), written
+    assert any_of([sp.Eq(sp.Mod(H, 2), 0), sp.Eq(sp.Mod(H, 2), 1)]) is sp.true
+    model = Conv2dSame(3, 8, (3, 4), stride=2, bias=False)
+    total = symconv.profile(model, (1, 3, "H", "W"), "exact").formula()
+    pieces = total.expr.atoms(sp.Piecewise)
+    assert pieces and all(not c.atoms(sp.floor, sp.ceiling) and c.atoms(sp.Mod) for p in pieces for _, c in p.args)
+    for h, w in ((5, 8), (6, 7), (1, 1), (12, 13)):
+        assert total(H=h, W=w) == symconv.profile(model, (1, 3, h, w), "exact").total()
 
 
 def test_a_guard_on_several_conditions_is_read_as_each():

@@ -170,6 +170,47 @@ def _residue(cond: sp.Basic, name: sp.Symbol, start: int) -> tuple[int, int] | N
                  if all(h == (n % m == r) for n, h in zip(sizes, holds))), None)
 
 
+def as_residues(cond: sp.Basic) -> sp.Basic:
+    """An equation in one name whose sides repeat with it (floors of it over whole numbers: an output_padding or a
+    padding that follows the size, ``Eq(H - 2*floor(H/2 - 1/2), 1)``) as the residues where it holds
+    (``Eq(Mod(H, 2), 1)``), proven by writing the name as period·q + r; any other condition as it is."""
+    if not isinstance(cond, sp.Eq) or len(cond.free_symbols) != 1:
+        return cond
+    (name,) = cond.free_symbols
+    difference = cond.lhs - cond.rhs
+    period = 1
+    for atom in difference.atoms(sp.floor, sp.ceiling, sp.Mod):
+        inner, modulus = atom.args if isinstance(atom, sp.Mod) else (atom.args[0], sp.Integer(1))
+        step = sp.diff(inner, name) / modulus  # the atom's argument grows by this per unit of the name
+        if not step.is_Rational:
+            return cond
+        period = sp.ilcm(period, step.q)
+    if period == 1 or period > 8:
+        return cond
+    q = sp.Symbol("q", integer=True, nonnegative=True)
+    holds = []
+    for r in range(period):
+        value = sp.expand(difference.xreplace({name: period * q + r}))
+        if value.free_symbols:  # a part that grows with the name: not periodic
+            return cond
+        holds.append(value == 0)
+    if all(holds):
+        return sp.true
+    return sp.Or(*(sp.Eq(sp.Mod(name, period), r) for r in range(period) if holds[r]))
+
+
+def any_of(conditions: Sequence[sp.Basic]) -> sp.Basic:
+    """Where one of the conditions holds: true where, among them, residues of a name (``Eq(Mod(H, 2), r)``) cover
+    every residue."""
+    union = sp.Or(*conditions)
+    residues: dict[sp.Basic, set[int]] = {}
+    for c in union.args if isinstance(union, sp.Or) else (union,):
+        if isinstance(c, sp.Eq) and isinstance(c.lhs, sp.Mod) and c.lhs.args[0].is_Symbol and c.rhs.is_Integer:
+            residues.setdefault(c.lhs, set()).add(int(c.rhs))
+    covered = any(found == set(range(int(mod.args[1]))) for mod, found in residues.items())
+    return sp.true if covered else union
+
+
 def _residue_text(name: sp.Symbol, m: int, r: int) -> str:
     return f"{name.name} {('even', 'odd')[r]}" if m == 2 else f"{name.name} ≡ {r} (mod {m})"
 

@@ -287,8 +287,10 @@ def _by_each_value(count: Callable[[tuple, Context], list[Counted]], stride, dil
     of them.
     """
     import sympy as sp
+
+    from ..core.sizes import any_of, as_residues
     if not all(is_int(o) for o in output_padding):
-        choices = [[(o, sp.true)] if is_int(o) else [(v, sp.Eq(o, v)) for v in range(max(s, d))]
+        choices = [[(o, sp.true)] if is_int(o) else [(v, as_residues(sp.Eq(o, v))) for v in range(max(s, d))]
                    for o, s, d in zip(output_padding, stride, dilation)]
         combos = [(tuple(v for v, _ in combo), context, tuple(where for _, where in combo))
                   for combo in itertools.product(*choices)]
@@ -298,7 +300,7 @@ def _by_each_value(count: Callable[[tuple, Context], list[Counted]], stride, dil
         choices = [_pads_taken(left, right) for left, right in context.pad]
         combos = [(tuple(output_padding), replace(context, pad=tuple(pair for pair, _ in combo)),
                    tuple(where for _, where in combo)) for combo in itertools.product(*choices)]
-        within = tuple(sp.Or(*(where for _, where in axis)) for axis in choices if len(axis) > 1)
+        within = tuple(any_of([where for _, where in axis]) for axis in choices if len(axis) > 1)
         note = "zero padding follows the input size: counted at each amount it takes"
     results = [(count(op, ctx), where) for op, ctx, where in combos]
     return [_piecewise([(entries[i], where) for entries, where in results], note, within)
@@ -309,7 +311,8 @@ def _pads_taken(left: Any, right: Any) -> list[tuple[tuple[int, int], Any]]:
     """The (left, right) amounts of one axis' merged zero padding over the sizes scanned, each with where the
     formulas take it."""
     import sympy as sp
-    from ..core.sizes import _SCAN
+
+    from ..core.sizes import _SCAN, as_residues
     left, right = sp.sympify(left), sp.sympify(right)
     names = left.free_symbols | right.free_symbols
     if not names:
@@ -318,7 +321,7 @@ def _pads_taken(left: Any, right: Any) -> list[tuple[tuple[int, int], Any]]:
         raise SymconvError(f"zero padding ({left}, {right}) depends on several sizes: give concrete sizes")
     (name,) = names
     taken = dict.fromkeys((int(left.xreplace({name: n})), int(right.xreplace({name: n}))) for n in range(1, _SCAN + 1))
-    return [(pair, sp.And(sp.Eq(left, pair[0]), sp.Eq(right, pair[1]))) for pair in taken]
+    return [(pair, sp.And(as_residues(sp.Eq(left, pair[0])), as_residues(sp.Eq(right, pair[1])))) for pair in taken]
 
 
 def _piecewise(pieces: list[tuple[Counted, tuple]], note: str, domain: tuple = ()) -> Counted:
