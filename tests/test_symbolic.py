@@ -827,6 +827,35 @@ def test_a_parameter_that_repeats_with_the_size_is_read_as_residues():
         assert total(H=h, W=w) == symconv.profile(model, (1, 3, h, w), "exact").total()
 
 
+class PaddedBy(nn.Module):
+    """A convolution whose padding the model computes from another input's size."""
+
+    def __init__(self, padding, transposed: bool = False):
+        super().__init__()
+        self.padding, self.transposed = padding, transposed
+        self.weight = nn.Parameter(torch.randn(2, 4, 3, 3) if transposed else torch.randn(4, 2, 3, 3))
+
+    def forward(self, x, y):
+        conv = F.conv_transpose2d if self.transposed else F.conv2d
+        return conv(x, self.weight, padding=self.padding(y.shape[-1]))
+
+
+@pytest.mark.parametrize("backward", [False, True], ids=["forward", "training step"])
+def test_a_padding_computed_from_the_sizes_is_counted_at_each_amount(backward):
+    # zero padding of a plain convolution, as a merged F.pad is; a crash in the count before (int of a formula)
+    model = PaddedBy(lambda n: n % 2)
+    formula = symconv.profile(model, [(1, 2, 9, 9), (1, "L")], "exact", backward=backward).formula()
+    assert formula.conditions() == []
+    for n in (3, 4, 300, 1):
+        assert formula(L=n) == symconv.profile(model, [(1, 2, 9, 9), (1, n)], "exact", backward=backward).total()
+    # amounts that grow with the size (the scan would not see them all), and a transposed convolution's padding
+    # (it crops the output: no zero padding of the input), refused in one line
+    for refused, match in ((PaddedBy(lambda n: n // 8), "grows with the sizes"),
+                           (PaddedBy(lambda n: n % 2, transposed=True), "transposed convolution")):
+        with pytest.raises(symconv.SymconvError, match=match):
+            symconv.profile(refused, [(1, 2, 9, 9), (1, "L")], "exact", backward=backward)
+
+
 def test_a_guard_on_several_conditions_is_read_as_each():
     # a kernel's check of two sizes at once (torch writes floor(H/4) >= 1 and floor(W/4) >= 1) is two conditions,
     # each read alone: thresholds, not a conjunction printed as written

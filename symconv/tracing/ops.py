@@ -245,6 +245,20 @@ def _describe_pad(pad: tuple[tuple[int, int], ...]) -> str:
     return "zero padding " + ", ".join(f"({l}, {r})" for l, r in pad) + " merged from constant_pad_nd"
 
 
+def _padding_merged(padding: Sequence[Any], transposed: bool, x: Shape, context: Context) -> tuple[tuple, Context]:
+    """A plain convolution's padding computed from the sizes, as zero padding merged into its input (counted at
+    each amount it takes, as a merged ``F.pad`` is); numbers as they are."""
+    if all(is_int(p) for p in padding):
+        return tuple(padding), context
+    if transposed:  # a transposed convolution's padding crops its output: no zero padding of its input
+        raise SymconvError(f"padding {tuple(padding)} follows the sizes on a transposed convolution: profile it at "
+                           f"concrete sizes")
+    merged = context.pad or ((0, 0),) * len(padding)
+    pad = tuple((left + p, right + p) for (left, right), p in zip(merged, padding))
+    return (0,) * len(padding), replace(context, pad=pad,
+                                        input_shape=context.input_shape if context.pad is not None else tuple(x))
+
+
 def _varying(output_padding: Sequence[Any], context: Context) -> bool:
     """Whether a convolution's output_padding or merged zero padding is a formula in the sizes."""
     return not all(is_int(o) for o in output_padding) or \
@@ -259,6 +273,7 @@ def convolution(x: Shape, w: Shape, bias: Shape | None, stride, padding, dilatio
     Zero padding applied just before (``constant_pad_nd`` with value 0) is merged
     into the layer's padding, so the exact convention skips products with it.
     """
+    padding, context = _padding_merged(padding, transposed, x, context)
     if _varying(output_padding, context):
         return _by_each_value(lambda op, ctx: convolution(x, w, bias, stride, padding, dilation, transposed, op,
                                                           groups, context=ctx),
@@ -320,7 +335,12 @@ def _pads_taken(left: Any, right: Any) -> list[tuple[tuple[int, int], Any]]:
     if len(names) > 1:
         raise SymconvError(f"zero padding ({left}, {right}) depends on several sizes: give concrete sizes")
     (name,) = names
-    taken = dict.fromkeys((int(left.xreplace({name: n})), int(right.xreplace({name: n}))) for n in range(1, _SCAN + 1))
+    def at(n: int) -> tuple[int, int]:
+        return int(left.xreplace({name: n})), int(right.xreplace({name: n}))
+
+    taken = dict.fromkeys(at(n) for n in range(1, _SCAN + 1))
+    if any(at(n) not in taken for n in range(4 * _SCAN, 4 * _SCAN + 8)):  # amounts the scan did not reach
+        raise SymconvError(f"zero padding ({left}, {right}) grows with the sizes: give concrete sizes")
     return [(pair, sp.And(as_residues(sp.Eq(left, pair[0])), as_residues(sp.Eq(right, pair[1])))) for pair in taken]
 
 
@@ -368,6 +388,7 @@ def convolution_backward(grad_out: Shape, x: Shape, w: Shape, bias_sizes, stride
                          output_padding, groups, output_mask, *, context: Context) -> list[Counted]:
     """The gradients a training step asks of a convolution (``output_mask``): grad_input, grad_weight,
     grad_bias, each counted as :mod:`symconv.core.backward` defines it."""
+    padding, context = _padding_merged(padding, transposed, x, context)
     if _varying(output_padding, context):
         return _by_each_value(lambda op, ctx: convolution_backward(
             grad_out, x, w, bias_sizes, stride, padding, dilation, transposed, op, groups, output_mask, context=ctx),

@@ -63,7 +63,7 @@ def convolution(x, w, bias, stride, padding, dilation, transposed, output_paddin
                            f"{str(w.dtype).removeprefix('torch.')} weights, which torch refuses to run")
     arguments = (tuple(x.shape), tuple(w.shape), bias is not None, tuple(stride), tuple(padding), tuple(dilation),
                  bool(transposed), tuple(output_padding), int(groups))
-    if all(type(v) is int for v in (*arguments[0], *arguments[7])):
+    if all(type(v) is int for i in (0, 3, 4, 5, 7) for v in arguments[i]):  # no symbolic size or parameter
         return _empty(_convolution_shape(*arguments), x)
     return _empty(_symbolic_convolution_shape(*arguments), x)
 
