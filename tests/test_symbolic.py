@@ -856,6 +856,28 @@ def test_a_padding_computed_from_the_sizes_is_counted_at_each_amount(backward):
             symconv.profile(refused, [(1, 2, 9, 9), (1, "L")], "exact", backward=backward)
 
 
+class BranchedAt300(nn.Module):
+    """A layer the model runs only on inputs longer than 300."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.extra = nn.Conv1d(2, 2, 3), nn.Conv1d(2, 2, 1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return self.extra(y) if x.shape[-1] > 300 else y
+
+
+def test_a_bound_beyond_the_sizes_scanned_is_printed():
+    # traced at L = 256, the model's branch holds up to L = 300: the domain said only L >= 3 (the condition held at
+    # every size scanned), while evaluation refused L = 400
+    formula = symconv.profile(BranchedAt300(), (1, 2, "L"), "exact").formula()
+    assert formula.conditions() == ["L >= 3", "L <= 300"]
+    assert formula(L=300) == symconv.profile(BranchedAt300(), (1, 2, 300), "exact").total()
+    with pytest.raises(symconv.SymconvError, match=r"L <= 300 does not hold \(domain: L >= 3, L <= 300\)"):
+        formula(L=400)
+
+
 def test_a_guard_on_several_conditions_is_read_as_each():
     # a kernel's check of two sizes at once (torch writes floor(H/4) >= 1 and floor(W/4) >= 1) is two conditions,
     # each read alone: thresholds, not a conjunction printed as written

@@ -123,10 +123,15 @@ def _implied(cond: sp.Basic, lower: dict[sp.Symbol, int]) -> bool:
     return all(nonzero(f) if isinstance(cond, sp.Ne) else at_least(f, 1) for f, _ in factors)
 
 
+_FAR = 10 ** 9  # sizes far beyond the scan, where a threshold still holds and an upper bound no longer does
+
+
 def _holds_from(cond: sp.Basic, name: sp.Symbol, start: int) -> bool:
-    """Whether a condition on one name holds at ``start`` and the _SCAN sizes after it (a threshold, not an
-    equality or a parity that happens to hold where the scan ends)."""
-    return all(bool(cond.xreplace({name: n})) for n in range(start, start + _SCAN + 1))
+    """Whether a condition on one name holds at ``start``, the _SCAN sizes after it and far beyond (a threshold,
+    not an equality, a parity that happens to hold where the scan ends, or a bound above the scan: a branch taken
+    up to L = 300)."""
+    sizes = (*range(start, start + _SCAN + 1), *range(_FAR, _FAR + 8))
+    return all(bool(cond.xreplace({name: n})) for n in sizes)
 
 
 def _solved(cond: sp.Basic) -> tuple[sp.Symbol, sp.Integer] | None:
