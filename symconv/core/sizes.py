@@ -248,7 +248,7 @@ def normalized(cond: sp.Basic) -> sp.Basic:
                 return sp.Ne(sizes, 1) if strict else sp.true
             return sp.false if strict else sp.Eq(sizes, 1)
     if isinstance(cond, sp.Or):
-        products = [_not_one(normalized(c)) for c in cond.args]
+        products = [product_not_one(c) for c in cond.args]
         if all(p is not None for p in products):  # not all 1 in each part: not all 1 among them all
             return sp.Ne(sp.Mul(*set().union(*(p.free_symbols for p in products))), 1)
     canonical = getattr(cond, "canonical", cond)

@@ -452,34 +452,23 @@ def broadcast(*shapes: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def _same_shape(a: tuple, b: tuple) -> bool:
-    """Whether two shapes are equal as written (no condition on the sizes is made: ``(1, 8, H, W) == (1, 8, 1, 1)``
-    would compare H with 1, and a tuple compares its sizes before its length, L with 48)."""
-    if len(a) != len(b):
-        return False
-    for x, y in zip(a, b):
-        if type(x) is int and type(y) is int:
-            if x != y:
-                return False
-        elif not (x is y or _known_equal(x, y)):
-            return False
-    return True
+    """Whether two shapes are equal as written (``(1, 8, H, W) == (1, 8, 1, 1)`` would compare H with 1, and a
+    tuple compares its sizes before its length, L with 48)."""
+    return len(a) == len(b) and all(_same_size(x, y) for x, y in zip(a, b))
 
 
 def _distinct(size: Any, sizes: list) -> bool:
-    """Whether a size differs from each of ``sizes`` as written (the same symbolic expression is no other size;
-    no condition on the sizes is made)."""
-    for other in sizes:
-        if type(size) is int and type(other) is int:
-            if size == other:
-                return False
-        elif size is other or _known_equal(size, other):
-            return False
-    return True
+    """Whether a size differs from each of ``sizes`` as written."""
+    return not any(_same_size(size, other) for other in sizes)
 
 
-def _known_equal(a: Any, b: Any) -> bool:
+def _same_size(a: Any, b: Any) -> bool:
+    """Whether two sizes are equal as written: equal ints, or the same symbolic expression (no condition on the
+    sizes is made)."""
+    if type(a) is int and type(b) is int:
+        return a == b
     from torch.fx.experimental.symbolic_shapes import statically_known_true  # symbolic sizes only: SymPy
-    return statically_known_true(a == b)
+    return a is b or statically_known_true(a == b)
 
 
 _DTYPES_LIMIT = 1024
