@@ -577,6 +577,14 @@ def test_the_domain_reads_as_thresholds_and_equalities():
             symconv.profile(EvenOnly(), (1, 3, h, 6), "exact")
     H, N = parse_size("H"), parse_size("N")
     assert Formula(H, (sp.Eq(sp.Mod(H + 1, 4), 0),)).conditions() == ["H ≡ 3 (mod 4)"]
+    # a condition undefined below the least size (1 mod floor(H/4) at H < 4), whichever order torch wrote them in
+    for domain in ((sp.Ne(sp.Mod(1, sp.floor(H / 4)), 0), sp.floor(H / 4) >= 1),
+                   (sp.floor(H / 4) >= 1, sp.Ne(sp.Mod(1, sp.floor(H / 4)), 0))):
+        assert Formula(H, domain).conditions() == ["H >= 8"]
+        assert Formula(H, domain)(H=8) == 8
+        for h in (1, 3, 4, 7):
+            with pytest.raises(symconv.SymconvError, match="outside the domain"):
+                Formula(H, domain)(H=h)
     # a size of 1 joined with what it needs of the other names: in words, nested where it is
     assert Formula(N * H, (sp.Or(sp.Ne(N, 1), sp.And(sp.Ne(H, 1), H >= 3)),)).conditions() == \
         ["N ≠ 1 or (H >= 3 and H ≠ 1)"]

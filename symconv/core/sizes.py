@@ -126,12 +126,26 @@ def _implied(cond: sp.Basic, lower: dict[sp.Symbol, int]) -> bool:
 _FAR = 10 ** 9  # sizes far beyond the scan, where a threshold still holds and an upper bound no longer does
 
 
+def holds_at(cond: sp.Basic, name: sp.Symbol, n: int) -> bool:
+    """Whether a condition on one name holds at size ``n`` (see :func:`_holds`)."""
+    return _holds(cond, {name: n})
+
+
+def _holds(cond: sp.Basic, values: dict[sp.Symbol, int]) -> bool:
+    """Whether a condition holds at the given sizes; not where it is undefined there (1 mod floor(H/4) at H < 4,
+    which the domain excludes by another of its conditions)."""
+    try:
+        return bool(cond.xreplace(values))
+    except ZeroDivisionError:
+        return False
+
+
 def _holds_from(cond: sp.Basic, name: sp.Symbol, start: int) -> bool:
     """Whether a condition on one name holds at ``start``, the _SCAN sizes after it and far beyond (a threshold,
     not an equality, a parity that happens to hold where the scan ends, or a bound above the scan: a branch taken
     up to L = 300)."""
     sizes = (*range(start, start + _SCAN + 1), *range(_FAR, _FAR + 8))
-    return all(bool(cond.xreplace({name: n})) for n in sizes)
+    return all(holds_at(cond, name, n) for n in sizes)
 
 
 def _solved(cond: sp.Basic) -> tuple[sp.Symbol, sp.Integer] | None:
@@ -170,7 +184,7 @@ def _residue(cond: sp.Basic, name: sp.Symbol, start: int) -> tuple[int, int] | N
     """(m, r) where a condition on one name holds, over the _SCAN sizes from ``start``, exactly at the sizes
     ≡ r (mod m), for a modulus m up to 8; None for any other condition."""
     sizes = range(start, start + _SCAN + 1)
-    holds = [bool(cond.xreplace({name: n})) for n in sizes]
+    holds = [holds_at(cond, name, n) for n in sizes]
     return next(((m, r) for m in range(2, 9) for r in range(m)
                  if all(h == (n % m == r) for n, h in zip(sizes, holds))), None)
 
@@ -319,7 +333,7 @@ def says_not_one(cond: sp.Basic, name: sp.Symbol, domain: Sequence[sp.Basic] = (
         return True
     if type(cond) in _FLIPPED and cond.free_symbols == {name}:  # a bound false at 1 only: T**2 >= 2
         difference = cond.lhs - cond.rhs if isinstance(cond, (sp.Gt, sp.Ge)) else cond.rhs - cond.lhs
-        return _nondecreasing(difference) and not bool(cond.xreplace({name: 1})) and bool(cond.xreplace({name: 2}))
+        return _nondecreasing(difference) and not holds_at(cond, name, 1) and holds_at(cond, name, 2)
     if not isinstance(cond, sp.Ne):
         return False
     coefficient, factors = sp.factor_list(cond.lhs - cond.rhs)
@@ -381,7 +395,7 @@ def _described(cond: sp.Basic) -> str:
 
 def _threshold(conditions: Sequence[sp.Basic], name: sp.Symbol) -> int | None:
     """The least size from which every condition holds for good, if there is one within _SCAN."""
-    first = next((n for n in range(1, _SCAN + 1) if all(bool(c.xreplace({name: n})) for c in conditions)), None)
+    first = next((n for n in range(1, _SCAN + 1) if all(holds_at(c, name, n) for c in conditions)), None)
     return first if first is not None and all(_holds_from(c, name, first) for c in conditions) else None
 
 
@@ -506,7 +520,7 @@ class Formula:
                 raise SymconvError(f"{s.name}={v!r} must be a positive integer")
             values[s] = v
         for cond in self.domain:
-            if not bool(cond.xreplace(values)):
+            if not _holds(cond, values):
                 shown = ", ".join(f"{k.name}={v}" for k, v in values.items())
                 raise SymconvError(f"{shown} is outside the domain of the formula: {cond} does not hold "
                                    f"(domain: {', '.join(self.conditions())})")

@@ -514,6 +514,8 @@ def _widened(model: torch.nn.Module, run: Any, names: tuple[str, ...], dtypes: l
     :func:`_one_joined`.
     """
     import sympy as sp
+
+    from ..core.sizes import holds_at
     symbols = sorted({s for shape in run.sizes for v in shape if not isinstance(v, int) for s in v.free_symbols},
                      key=lambda s: s.name)
     if len(symbols) > 1:
@@ -522,7 +524,7 @@ def _widened(model: torch.nn.Module, run: Any, names: tuple[str, ...], dtypes: l
         return domain
     (name,) = symbols
     for n in range(1, _SMALL_SIZES + 1):
-        if all(bool(c.xreplace({name: n})) for c in domain):
+        if all(holds_at(c, name, n) for c in domain):
             continue
         shapes = [tuple(v if isinstance(v, int) else int(v.xreplace({name: n})) for v in shape) for shape in run.sizes]
         if any(v < 1 for shape in shapes for v in shape):
@@ -534,7 +536,7 @@ def _widened(model: torch.nn.Module, run: Any, names: tuple[str, ...], dtypes: l
         except SymconvError:
             continue  # torch refuses the size: the domain rightly excludes it
         if _same_counts(records, other.counted, {name: n}, conventions):
-            domain = tuple(c if bool(c.xreplace({name: n})) else _or_equal(c, name, n) for c in domain)
+            domain = tuple(c if holds_at(c, name, n) else _or_equal(c, name, n) for c in domain)
     return tuple(c for c in domain if c is not sp.true)
 
 
