@@ -577,6 +577,14 @@ def test_the_domain_reads_as_thresholds_and_equalities():
             symconv.profile(EvenOnly(), (1, 3, h, 6), "exact")
     H, N = parse_size("H"), parse_size("N")
     assert Formula(H, (sp.Eq(sp.Mod(H + 1, 4), 0),)).conditions() == ["H ≡ 3 (mod 4)"]
+    # what a size of several names above 1 implies goes unsaid, and nothing else
+    positions = (sp.floor(H / 2) + 1) * (sp.floor(N / 2) + 1)
+    implied = (sp.Ne(N * positions, 1), sp.Or(sp.Ne(N, 1), sp.Ne(sp.Mod(1, positions), 0)), sp.Ne(positions, 1),
+               sp.Ne(2 * N * positions, 2 * positions) | sp.Ne(sp.Mod(1, positions), 0))
+    assert Formula(N * H, (positions > 1, *implied)).conditions() == ["(floor(H/2) + 1)*(floor(N/2) + 1) > 1"]
+    assert Formula(N * H, (positions > 1, sp.Ne(positions, 4), sp.Ne(N * positions, 6))).conditions() == \
+        ["(floor(H/2) + 1)*(floor(N/2) + 1) > 1", "(floor(H/2) + 1)*(floor(N/2) + 1) ≠ 4",
+         "N*(floor(H/2) + 1)*(floor(N/2) + 1) ≠ 6"]
     # a condition undefined below the least size (1 mod floor(H/4) at H < 4), whichever order torch wrote them in
     for domain in ((sp.Ne(sp.Mod(1, sp.floor(H / 4)), 0), sp.floor(H / 4) >= 1),
                    (sp.floor(H / 4) >= 1, sp.Ne(sp.Mod(1, sp.floor(H / 4)), 0))):
@@ -707,12 +715,48 @@ class Tokens2d(nn.Module):
 
 @pytest.mark.parametrize("backward", [False, True], ids=["forward", "training step"])
 def test_guards_on_output_sizes_that_the_thresholds_imply_are_not_printed(backward):
-    # torch's guards on the positions (a product of output sizes above 1, not equal to one of its factors…) all
-    # follow from H >= 3 and W >= 3; the batch of one is joined
+    # torch's guards on the positions (a product of output sizes not 1, not equal to one of its factors, 1 mod it
+    # not 0…) all follow from there being more than one position; the batch of one is joined. A training step's
+    # also assume each output size is not 1 (autograd's own checks, README)
     model = Tokens2d()
     result = symconv.profile(model, ("N", 3, "H", "W"), "exact", all_conventions=True, backward=backward)
-    assert result.formula().conditions() == ["H >= 3", "W >= 3"]
-    _against_concrete_profiles(model, result, ("N", 3, "H", "W"), ("N", "H", "W"), random.Random(7), 5, 12)
+    positions = "(floor(H/2 - 1/2) + 1)*(floor(W/2 - 1/2) + 1) > 1"
+    assert result.formula().conditions() == (["H >= 3", "W >= 3"] if backward else [positions])
+    formulas = _against_concrete_profiles(model, result, ("N", 3, "H", "W"), ("N", "H", "W"), random.Random(7), 5,
+                                          12)
+    if not backward:  # heights and widths of 1 and 2: the view of the map as positions assumed them not 1 before
+        for n, h, w in ((1, 1, 3), (2, 2, 5), (1, 4, 1), (3, 2, 3)):
+            profile = symconv.profile(model, (n, 3, h, w), "exact", all_conventions=True)
+            assert {c: f(N=n, H=h, W=w) for c, f in formulas.items()} == \
+                {c: profile.total(c) for c in CONVENTIONS}, (n, h, w)
+        with pytest.raises(symconv.SymconvError, match="outside the domain"):
+            formulas["exact"](N=1, H=2, W=2)  # one position: the products' own guards
+
+
+class PatchTokens(nn.Module):
+    """A patch embedding's positions as the tokens of a transformer layer, as a ViT makes them."""
+
+    def __init__(self):
+        super().__init__()
+        self.patch, self.head = nn.Conv2d(3, 16, 4, stride=4), nn.Linear(16, 10)
+        self.layer = nn.TransformerEncoderLayer(16, 2, 32, batch_first=True)
+
+    def forward(self, x):
+        return self.head(self.layer(self.patch(x).flatten(2).transpose(1, 2)).mean(1))
+
+
+def test_patch_tokens_hold_from_one_row_of_patches():
+    # flattening the patches views a contiguous map, which assumes nothing of its sizes (torch's own view
+    # assumed floor(H/4) ≠ 1 and floor(W/4) ≠ 1: H >= 8, W >= 8); the attention assumes more than one token
+    model = PatchTokens().eval()
+    result = symconv.profile(model, (2, 3, "H", "W"), "exact", all_conventions=True)
+    assert result.formula().conditions() == ["H >= 4", "W >= 4", "floor(H/4)*floor(W/4) > 1"]
+    formulas = {c: result.formula(c) for c in CONVENTIONS}
+    for h, w in ((4, 8), (7, 9), (13, 5), (16, 16)):
+        profile = symconv.profile(model, (2, 3, h, w), "exact", all_conventions=True)
+        assert {c: f(H=h, W=w) for c, f in formulas.items()} == {c: profile.total(c) for c in CONVENTIONS}, (h, w)
+    with pytest.raises(symconv.SymconvError, match="outside the domain"):
+        formulas["exact"](H=7, W=5)  # one token
 
 
 def test_a_total_that_does_not_depend_on_the_sizes_is_a_formula_too():

@@ -1312,6 +1312,31 @@ def _compare(op, *args, **kwargs):
     return 1
 
 
+def test_fast_view_of_symbolic_sizes_equals_torchs_and_assumes_nothing():
+    import sympy as sp
+
+    from symconv.tracing.symbolic import SymbolicRun
+
+    def written(sizes):  # sizes as expressions, read without a condition on them
+        return [sp.expand(v.node.expr) if isinstance(v, torch.SymInt) else v for v in sizes]
+
+    run = SymbolicRun([(2, 8, "H", "W")])
+    (x,) = run.inputs([torch.empty(0)])
+    with run.fake:
+        h, w = x.shape[2], x.shape[3]
+        for size in ([2, 8, h * w], [2, -1, w], [16, h, w], [2, 8, -1], [-1], [h, 2, 8, w, 1]):
+            guards = len(run.env.guards)
+            ours = shapes.view(x, size)
+            assert len(run.env.guards) == guards, size  # no condition on the sizes
+            theirs = torch.ops.aten.view.default(x, size)
+            assert (written(ours.shape), written(ours.stride())) == (written(theirs.shape), written(theirs.stride()))
+        # not contiguous, or not the input's elements: torch's own kernel answers
+        assert shapes.view(x.transpose(2, 3), [2, 8, h * w]) is NotImplemented
+        assert shapes.view(x, [4, 8, h * w]) is NotImplemented
+        assert shapes.view(x, [4, -1, w]) is NotImplemented
+    assert shapes.view(_meta(2, 8, 3, 5), [2, 8, 15]) is NotImplemented  # concrete sizes: torch's kernel
+
+
 def test_fast_convolution_and_pooling_shapes_equal_torchs_meta_kernels():
     aten = torch.ops.aten
     checked = 0

@@ -393,6 +393,42 @@ def _described(cond: sp.Basic) -> str:
     return f"{lhs} {'=' if isinstance(cond, sp.Eq) else '≠'} {rhs}"
 
 
+def _follows(cond: sp.Basic, fact: sp.Basic, lower: dict[sp.Symbol, int]) -> bool:
+    """Whether a condition holds wherever ``fact``, a size P of several names above 1, does and the names are
+    at least their ``lower`` bounds: P written as 2 + t (t >= 0) and each name as its bound + n (n >= 0), it
+    is decided true, or is a difference of positive sign, a polynomial in those of nonnegative coefficients
+    (``N*P ≠ 1``, ``1 mod P ≠ 0``, ``P ≠ 1``)."""
+    size = normalized(fact).lhs
+    if not isinstance(size, sp.Mul) or not size.free_symbols <= cond.free_symbols:
+        return False
+    extra = sp.Symbol("t_", integer=True, nonnegative=True)
+    there, _ = _shifts(sorted(cond.free_symbols, key=lambda s: s.name), lower)
+    try:
+        decided = cond.subs(size, extra + 2).xreplace(there)
+    except (ZeroDivisionError, TypeError):
+        return False
+    if decided is sp.true:
+        return True
+    if isinstance(decided, sp.Or):
+        return any(_positive_sign(c) for c in decided.args)
+    return _positive_sign(decided)
+
+
+def _positive_sign(cond: sp.Basic) -> bool:
+    """A ≠, > or >= whose difference is a polynomial in nonnegative names with nonnegative coefficients and a
+    positive constant term (so it never is 0)."""
+    if not isinstance(cond, (sp.Ne, sp.Gt, sp.Ge, sp.Lt, sp.Le)):
+        return False
+    difference = sp.expand(cond.lhs - cond.rhs if isinstance(cond, (sp.Ne, sp.Gt, sp.Ge)) else cond.rhs - cond.lhs)
+    if isinstance(cond, sp.Ne):
+        difference = difference if difference.as_coeff_Add()[0] > 0 else -difference
+    if not difference.is_polynomial() or not all(s.is_nonnegative for s in difference.free_symbols):
+        return False
+    poly = sp.Poly(difference, *difference.free_symbols) if difference.free_symbols else None
+    coefficients = poly.coeffs() if poly is not None else [difference]
+    return all(c >= 0 for c in coefficients) and difference.as_coeff_Add()[0] > 0
+
+
 def _threshold(conditions: Sequence[sp.Basic], name: sp.Symbol) -> int | None:
     """The least size from which every condition holds for good, if there is one within _SCAN."""
     first = next((n for n in range(1, _SCAN + 1) if all(holds_at(c, name, n) for c in conditions)), None)
@@ -482,6 +518,10 @@ class Formula:
         # the domain holds at the hints, so a name's other conditions hold where an equation fixes it
         fixed = dict(found for c in self.domain if isinstance(c, sp.Eq) and (found := _solved(c)))
         out = [f"{s.name} >= {b}" for s, b in lower.items() if b > 1 and s not in fixed]
+        # a size derived from several names above 1 (the positions of a feature map, as tokens): what follows
+        # from it goes unsaid
+        above = [c for c in self.domain if len(c.free_symbols) > 1 and isinstance(form := normalized(c), (sp.Gt, sp.Ge))
+                 and form in (sp.Gt(form.lhs, 1), sp.Ge(form.lhs, 2))]
         for cond in self.domain:
             name = next(iter(cond.free_symbols)) if len(cond.free_symbols) == 1 else None
             if name in fixed:
@@ -495,7 +535,8 @@ class Formula:
                 if residue is not None:  # a parity, as torch writes it: H >= 2*floor(H/2 - 1/2) + 2
                     out.append(_residue_text(name, *residue))
                     continue
-            if _decided(cond, lower) is not sp.true and not _implied(cond, lower):
+            if _decided(cond, lower) is not sp.true and not _implied(cond, lower) and \
+                    not any(_follows(cond, fact, lower) for fact in above if fact is not cond):
                 form = normalized(cond)
                 if form is not sp.true:  # true at every size, written otherwise: 8*N*W >= 8*N
                     out.append(_described(form))

@@ -408,6 +408,49 @@ def upsample_backward(grad_out, output_size, input_size, *args):
     return _empty(tuple(input_size), grad_out)
 
 
+# --- views ---------------------------------------------------------------------------------------------------
+
+def _product(sizes: Any) -> Any:
+    out = 1
+    for size in sizes:
+        out = out * size
+    return out
+
+
+def _contiguous_strides(shape: Any) -> list:
+    strides, step = [], 1
+    for size in reversed(shape):
+        strides.append(step)
+        step = step * size
+    return strides[::-1]
+
+
+@fast(aten.view.default, aten._unsafe_view.default)
+def view(x, size):
+    """A view of a contiguous tensor of symbolic sizes: its elements in order, in the new shape (of as many
+    elements as written, one size left for it to work out). torch's own kernel checks the strides size by size,
+    assuming each is not 1, which a view of any size needs not; other views are torch's."""
+    shape = tuple(x.shape)
+    if all(type(v) is int for v in (*shape, *size)):
+        return NotImplemented
+    new = list(size)
+    holes = [i for i, v in enumerate(new) if type(v) is int and v == -1]
+    if len(holes) > 1 or not all(_same_size(a, b) for a, b in zip(x.stride(), _contiguous_strides(shape))):
+        return NotImplemented
+    if holes:  # the input's sizes the others do not take, as written (a quotient would be a floor of a product)
+        left = list(shape)
+        for i, v in enumerate(new):
+            found = next((k for k, w in enumerate(left) if _same_size(v, w)), None) if i != holes[0] else -1
+            if found is None:
+                return NotImplemented
+            if found >= 0:
+                del left[found]
+        new[holes[0]] = _product(left)
+    if not _same_size(_product(new), _product(shape)):
+        return NotImplemented  # torch's kernel says what is wrong
+    return torch.as_strided(x, new, _contiguous_strides(new), x.storage_offset())
+
+
 # --- creation ------------------------------------------------------------------------------------------------
 
 @fast(aten.empty.memory_format)
@@ -569,8 +612,8 @@ for _op in (aten.hardswish.default, aten.hardswish_.default, aten.hardswish_back
 #: their hints (constant_pad_nd's Python meta kernel calls size()), need concrete sizes (the upsamplings' and their
 #: gradients', im2col's and col2im's), fail on symbolic ones (baddbmm's expands its bias, _trilinear's) or assume
 #: sizes are not 1 where nothing depends on it (batch norm's decomposition broadcasts its statistics over every
-#: size, guarding each not 1; layer norm's, softmax's, the reductions' and the pools' check their input's layout,
-#: guarding sizes not 1 or at least 2): a formula would leave out the sizes of 1 it holds at
+#: size, guarding each not 1; layer norm's, softmax's, the reductions', the pools' and a view's check their
+#: input's layout, guarding sizes not 1 or at least 2): a formula would leave out the sizes of 1 it holds at
 SYMBOLIC_SAFE = frozenset({
     aten.constant_pad_nd.default, aten.upsample_linear1d.default, aten.upsample_bilinear2d.default,
     aten.upsample_bicubic2d.default, aten.upsample_trilinear3d.default, *_UPSAMPLING_GRADIENTS,
@@ -585,7 +628,7 @@ SYMBOLIC_SAFE = frozenset({
     aten.adaptive_max_pool2d.default, aten.adaptive_max_pool3d.default, aten.max_pool2d_with_indices.default,
     aten.max_pool3d_with_indices.default, aten.avg_pool2d.default, aten.avg_pool3d.default,
     aten.hardswish.default, aten.hardswish_.default, aten.hardswish_backward.default, aten.convolution.default,
-    aten.convolution_backward.default})
+    aten.convolution_backward.default, aten.view.default, aten._unsafe_view.default})
 
 
 def symbolic_safe(func) -> bool:
