@@ -733,6 +733,35 @@ def test_guards_on_output_sizes_that_the_thresholds_imply_are_not_printed(backwa
             formulas["exact"](N=1, H=2, W=2)  # one position: the products' own guards
 
 
+class StridedSteps(nn.Module):
+    """A strided 1-d convolution's output steps as the rows of a Linear (a permute, then a reshape: a copy)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.linear = nn.Conv1d(4, 8, 3, stride=2), nn.Linear(8, 2)
+
+    def forward(self, x):
+        return self.linear(self.conv(x).permute(0, 2, 1).reshape(-1, 8))
+
+
+@pytest.mark.parametrize("backward", [False, True], ids=["forward", "training step"])
+def test_sizes_below_the_least_one_are_joined_where_they_count_the_same(backward):
+    # torch's copy assumes the output length floor((L - 3)/2) + 1 is not 1 (L >= 5); profiled again at L = 4 and
+    # L = 3, in N, the model counts the same and needs nothing of N: the domain reads from where torch runs it
+    model = StridedSteps()
+    result = symconv.profile(model, ("N", 4, "L"), "exact", all_conventions=True, backward=backward)
+    assert result.formula().conditions() == ["L >= 3"]
+    formulas = {c: result.formula(c) for c in CONVENTIONS}
+    for n, length in ((1, 3), (2, 3), (1, 4), (3, 4), (2, 9)):
+        profile = symconv.profile(model, (n, 4, length), "exact", all_conventions=True, backward=backward)
+        assert {c: f(N=n, L=length) for c, f in formulas.items()} == {c: profile.total(c) for c in CONVENTIONS}
+    for length in (1, 2):  # the kernel is longer than the input
+        with pytest.raises(symconv.SymconvError, match="outside the domain"):
+            formulas["exact"](N=1, L=length)
+        with pytest.raises(symconv.SymconvError):
+            symconv.profile(model, (1, 4, length), "exact")
+
+
 class PatchTokens(nn.Module):
     """A patch embedding's positions as the tokens of a transformer layer, as a ViT makes them."""
 

@@ -96,8 +96,8 @@ def _implied(cond: sp.Basic, lower: dict[sp.Symbol, int]) -> bool:
     of such conditions, an or whose conditions on one name hold at every size (T = 1 or T**2 >= 2)."""
     if isinstance(cond, sp.Or):  # one of its conditions implied, or those on one name true at every size
         return any(_implied(c, lower) for c in cond.args) or any(
-            _holds_from(sp.Or(*alone), name, lower.get(name, 1)) for name in cond.free_symbols
-            if (alone := [c for c in cond.args if c.free_symbols == {name}]))
+            _holds_from(sp.Or(*alone), name, lower.get(name, 1)) or _implied_above(cond, name, lower)
+            for name in cond.free_symbols if (alone := [c for c in cond.args if c.free_symbols == {name}]))
     if isinstance(cond, sp.And):
         return all(_implied(c, lower) for c in cond.args)
     if not isinstance(cond, (sp.Ne, sp.Gt, sp.Ge, sp.Lt, sp.Le)):
@@ -121,6 +121,17 @@ def _implied(cond: sp.Basic, lower: dict[sp.Symbol, int]) -> bool:
         return at_least(f, 1)
 
     return all(nonzero(f) if isinstance(cond, sp.Ne) else at_least(f, 1) for f, _ in factors)
+
+
+def _implied_above(cond: sp.Or, name: sp.Symbol, lower: dict[sp.Symbol, int]) -> bool:
+    """Whether an or holds through its equations naming the sizes of ``name`` from its least one up (``L = 3 or
+    L = 4 or …``, sizes joined to a domain) and, above them, through one of its other conditions."""
+    named = {int(c.rhs) for c in cond.args if isinstance(c, sp.Eq) and c.lhs == name and c.rhs.is_Integer}
+    above = lower.get(name, 1)
+    while above in named:
+        above += 1
+    rest = [c for c in cond.args if not (isinstance(c, sp.Eq) and c.lhs == name)]
+    return above > lower.get(name, 1) and any(_implied(c, {**lower, name: above}) for c in rest)
 
 
 _FAR = 10 ** 9  # sizes far beyond the scan, where a threshold still holds and an upper bound no longer does
@@ -348,7 +359,7 @@ def says_not_one(cond: sp.Basic, name: sp.Symbol, domain: Sequence[sp.Basic] = (
             return False
         if least is None:
             names = sorted(set().union(*(c.free_symbols for c in domain), f.free_symbols), key=lambda s: s.name)
-            least = _lower_bounds(domain, names)
+            least = least_sizes(domain, names)
         return bool(f.xreplace({s: least.get(s, 1) for s in f.free_symbols}) > 0)
 
     return coefficient != 0 and sum(f in zero_at_one for f, _ in factors) == 1 and \
@@ -435,7 +446,7 @@ def _threshold(conditions: Sequence[sp.Basic], name: sp.Symbol) -> int | None:
     return first if first is not None and all(_holds_from(c, name, first) for c in conditions) else None
 
 
-def _lower_bounds(conditions: Sequence[sp.Basic], names: Sequence[sp.Symbol]) -> dict[sp.Symbol, int]:
+def least_sizes(conditions: Sequence[sp.Basic], names: Sequence[sp.Symbol]) -> dict[sp.Symbol, int]:
     """Each name's least size: where all its one-name conditions hold for good (H >= 3 and H ≠ 3: 4), else the
     largest threshold among them (an equality or a parity is then kept as written)."""
     return dict(_bounds(tuple(conditions), tuple(names)))
@@ -480,7 +491,7 @@ def canonical(expr: sp.Expr, conditions: Sequence[sp.Basic] = ()) -> sp.Expr:
 @lru_cache(maxsize=4096)  # a table asks it of every cell: a model's repeated blocks have the same totals
 def _canonical(expr: sp.Expr, conditions: tuple[sp.Basic, ...]) -> sp.Expr:
     names = sorted(expr.free_symbols, key=lambda s: s.name)
-    there, _ = _shifts(names, _lower_bounds(conditions, names))
+    there, _ = _shifts(names, least_sizes(conditions, names))
     settled = expr.replace(lambda e: isinstance(e, (sp.Piecewise, sp.Min, sp.Max)), lambda e: _settle(e, there))
     expanded = sp.expand(settled)
     atoms = sorted((a for a in expanded.atoms(sp.Symbol, sp.floor, sp.ceiling, sp.Mod, sp.Min, sp.Max)
@@ -514,7 +525,7 @@ class Formula:
     def conditions(self) -> list[str]:
         """The domain in words: one-name conditions as thresholds (``H >= 29``) or, where an equation fixes the
         name, as that size alone (``H = 12``); others as written."""
-        lower = _lower_bounds(self.domain, self.names)
+        lower = least_sizes(self.domain, self.names)
         # the domain holds at the hints, so a name's other conditions hold where an equation fixes it
         fixed = dict(found for c in self.domain if isinstance(c, sp.Eq) and (found := _solved(c)))
         out = [f"{s.name} >= {b}" for s, b in lower.items() if b > 1 and s not in fixed]

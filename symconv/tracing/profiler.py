@@ -461,8 +461,9 @@ def profile(model: torch.nn.Module,
 
 def _profile_symbolic(model: torch.nn.Module, shapes: list[tuple], names: tuple[str, ...],
                       dtypes: list[torch.dtype], conventions: tuple[str, ...], backward: bool,
-                      hints: dict[str, int] | None) -> Profile:
-    """The profile as formulas in the size names, from a run on fake tensors with symbolic sizes."""
+                      hints: dict[str, int] | None, below: bool = True) -> Profile:
+    """The profile as formulas in the size names, from a run on fake tensors with symbolic sizes (its domain
+    widened below the names' least sizes, :func:`_small_joined`, where ``below``)."""
     from .symbolic import KeepSizesSymbolic, SymbolicRun
     run = SymbolicRun(shapes, hints)
     examples = [torch.empty(0, dtype=dtype) for dtype in dtypes]
@@ -495,7 +496,7 @@ def _profile_symbolic(model: torch.nn.Module, shapes: list[tuple], names: tuple[
     for record in mode.records:
         if record.counted is not None:
             domain += [c for c in record.counted.domain if c not in domain]
-    domain = _widened(model, run, names, dtypes, conventions, backward, mode.records, tuple(domain))
+    domain = _widened(model, run, names, dtypes, conventions, backward, mode.records, tuple(domain), below)
     return Profile(mode.records, conventions, SYMBOLIC, _module_infos(mode.names, twin), type(twin).__name__,
                    tuple(tuple(str(v) for v in s) for s in shapes), backward, domain, run.describe_hints(),
                    input_names=names)
@@ -505,13 +506,13 @@ _SMALL_SIZES = 8  # sizes from 1 a one-name domain is widened to, where a concre
 
 
 def _widened(model: torch.nn.Module, run: Any, names: tuple[str, ...], dtypes: list[torch.dtype],
-             conventions: tuple[str, ...], backward: bool, records: list, domain: tuple) -> tuple:
+             conventions: tuple[str, ...], backward: bool, records: list, domain: tuple, below: bool) -> tuple:
     """The domain of a profile, widened to small sizes it excludes where the profile at that size counts the same
     in each module and phase (:func:`_same_counts`): torch's tracing assumes a size is not 1 where broadcasting
     would differ, so a batch or a sequence of 1 was excluded though the counts hold.
 
     In one size name, each size up to ``_SMALL_SIZES`` is checked against a concrete profile; in several, see
-    :func:`_one_joined`.
+    :func:`_one_joined` and :func:`_small_joined`.
     """
     import sympy as sp
 
@@ -519,7 +520,9 @@ def _widened(model: torch.nn.Module, run: Any, names: tuple[str, ...], dtypes: l
     symbols = sorted({s for shape in run.sizes for v in shape if not isinstance(v, int) for s in v.free_symbols},
                      key=lambda s: s.name)
     if len(symbols) > 1:
-        return _one_joined(model, run, symbols, names, dtypes, conventions, backward, records, domain)
+        domain = _one_joined(model, run, symbols, names, dtypes, conventions, backward, records, domain)
+        return _small_joined(model, run, symbols, names, dtypes, conventions, backward, records, domain) if below \
+            else domain
     if not symbols:
         return domain
     (name,) = symbols
@@ -561,25 +564,67 @@ def _one_joined(model: torch.nn.Module, run: Any, symbols: list, names: tuple[st
     needs of the other names, beyond what this domain needs anyway."""
     import sympy as sp
 
-    from ..core.sizes import normalized, parse_size, product_not_one, says_not_one, tidied
+    from ..core.sizes import product_not_one, says_not_one
     for name in symbols:
         # false only where the name is 1: what joining 1 widens (a product with other names, N*W ≠ 1, too)
         one = [c for c in domain if says_not_one(c, name, domain) or
                name in getattr(product_not_one(c), "free_symbols", ())]
         if not one or any(c.xreplace({name: 1}) is sp.false for c in domain if c not in one):
             continue  # nothing to join, or 1 excluded all the same
-        shapes = [tuple(parse_size(v if isinstance(v, int) else v.xreplace({name: 1})) for v in shape)
-                  for shape in run.sizes]
-        hints = {s.name: v for s, v in run.hints.items() if s != name}
-        try:
-            other = _profile_symbolic(model, shapes, names, dtypes, conventions, backward, hints)
-        except SymconvError:
-            continue  # torch refuses the size: the domain rightly excludes it
-        if _same_counts(records, other.counted, {name: 1}, conventions):
-            ours = {normalized(c) for c in domain}
-            needed = sp.And(*(c for c in tidied(other.domain) if c not in ours))
+        needed = _needed_at(model, run, name, 1, names, dtypes, conventions, backward, records, domain)
+        if needed is not None:
             domain = tuple(sp.Or(c, needed) if c in one else c for c in domain)
     return tuple(c for c in domain if c is not sp.true)
+
+
+def _small_joined(model: torch.nn.Module, run: Any, symbols: list, names: tuple[str, ...],
+                  dtypes: list[torch.dtype], conventions: tuple[str, ...], backward: bool, records: list,
+                  domain: tuple) -> tuple:
+    """The domain of a profile in several size names, with the sizes below a name's least one (3 or more) joined
+    from the least down, as long as the model, profiled again at that size (in the other names), counts the
+    same: torch's views and broadcasts assume a size derived from the input's is not 1 (a strided convolution's
+    output length, ``L >= 5`` where the model runs from ``L = 3``). A size is joined where that profile needs
+    nothing of the other names beyond what this domain needs anyway: the domain then reads as a lower threshold,
+    where joining sizes with conditions of their own would nest alternatives no reader follows. The first size
+    torch refuses, or counted otherwise, or needing more, ends the search (sizes below it seldom fare better,
+    and each try is a profile)."""
+    import sympy as sp
+
+    from ..core.sizes import holds_at, least_sizes
+    for name in symbols:
+        least = least_sizes(domain, symbols)[name]
+        if least < 3:
+            continue  # 1 alone is _one_joined's
+        for n in range(least - 1, max(least - _SMALL_SIZES, 1) - 1, -1):
+            needed = _needed_at(model, run, name, n, names, dtypes, conventions, backward, records, domain)
+            if needed is not sp.true:
+                break
+            domain = tuple(sp.Or(c, sp.Eq(name, n)) if name in c.free_symbols and
+                           not (c.free_symbols == {name} and holds_at(c, name, n)) else c for c in domain)
+    return tuple(c for c in domain if c is not sp.true)
+
+
+def _needed_at(model: torch.nn.Module, run: Any, name: Any, n: int, names: tuple[str, ...],
+               dtypes: list[torch.dtype], conventions: tuple[str, ...], backward: bool, records: list,
+               domain: tuple) -> Any:
+    """What the other names need for the profile's counts to hold with ``name`` at size ``n``: the model profiled
+    again there (in the other names, at the same hints, that profile's domain widened in turn), where it counts
+    the same, its domain beyond what ``domain`` needs anyway; None where torch refuses that size or the counts
+    differ."""
+    import sympy as sp
+
+    from ..core.sizes import normalized, parse_size, tidied
+    shapes = [tuple(parse_size(v if isinstance(v, int) else v.xreplace({name: n})) for v in shape)
+              for shape in run.sizes]
+    hints = {s.name: v for s, v in run.hints.items() if s != name}
+    try:
+        other = _profile_symbolic(model, shapes, names, dtypes, conventions, backward, hints, below=False)
+    except SymconvError:
+        return None  # torch refuses the size: the domain rightly excludes it
+    if not _same_counts(records, other.counted, {name: n}, conventions):
+        return None
+    ours = {normalized(c) for c in domain}
+    return sp.And(*(c for c in tidied(other.domain) if c not in ours))
 
 
 def _same_counts(records: list, others: list, at: dict, conventions: tuple[str, ...]) -> bool:
