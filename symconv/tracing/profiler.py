@@ -529,18 +529,26 @@ def _widened(model: torch.nn.Module, run: Any, names: tuple[str, ...], dtypes: l
     for n in range(1, _SMALL_SIZES + 1):
         if all(holds_at(c, name, n) for c in domain):
             continue
-        shapes = [tuple(v if isinstance(v, int) else int(v.xreplace({name: n})) for v in shape) for shape in run.sizes]
-        if any(v < 1 for shape in shapes for v in shape):
-            continue
-        try:
-            other = profile(model, dict(zip(names, shapes)) if names else shapes, conventions[0],
-                            all_conventions=len(conventions) > 1, backward=backward,
-                            dtype=dict(zip(names, dtypes)) if names else dtypes)
-        except SymconvError:
-            continue  # torch refuses the size: the domain rightly excludes it
-        if _same_counts(records, other.counted, {name: n}, conventions):
+        other = _concrete_at(model, run, {name: n}, names, dtypes, conventions, backward)
+        if other is not None and _same_counts(records, other.counted, {name: n}, conventions):
             domain = tuple(c if holds_at(c, name, n) else _or_equal(c, name, n) for c in domain)
     return tuple(c for c in domain if c is not sp.true)
+
+
+def _concrete_at(model: torch.nn.Module, run: Any, values: dict, names: tuple[str, ...], dtypes: list[torch.dtype],
+                 conventions: tuple[str, ...], backward: bool) -> Profile | None:
+    """The concrete profile with names set to ``values`` and the others at their hints; None where torch refuses
+    those sizes."""
+    at = {**run.hints, **values}
+    shapes = [tuple(v if isinstance(v, int) else int(v.xreplace(at)) for v in shape) for shape in run.sizes]
+    if any(v < 1 for shape in shapes for v in shape):
+        return None
+    try:
+        return profile(model, dict(zip(names, shapes)) if names else shapes, conventions[0],
+                       all_conventions=len(conventions) > 1, backward=backward,
+                       dtype=dict(zip(names, dtypes)) if names else dtypes)
+    except SymconvError:
+        return None  # torch refuses the sizes: the domain rightly excludes them
 
 
 def _or_equal(condition: Any, name: Any, n: int) -> Any:
@@ -577,6 +585,9 @@ def _one_joined(model: torch.nn.Module, run: Any, symbols: list, names: tuple[st
     return tuple(c for c in domain if c is not sp.true)
 
 
+_SMALL_RANGE = 64  # the least sizes below which _small_joined looks for sizes to join
+
+
 def _small_joined(model: torch.nn.Module, run: Any, symbols: list, names: tuple[str, ...],
                   dtypes: list[torch.dtype], conventions: tuple[str, ...], backward: bool, records: list,
                   domain: tuple) -> tuple:
@@ -590,11 +601,13 @@ def _small_joined(model: torch.nn.Module, run: Any, symbols: list, names: tuple[
     and each try is a profile)."""
     import sympy as sp
 
-    from ..core.sizes import holds_at, least_sizes
+    from ..core.sizes import holds_at
     for name in symbols:
-        least = least_sizes(domain, symbols)[name]
+        own = [c for c in domain if c.free_symbols == {name}]
+        # the least size its own conditions allow (scanned from 1, not proven for good: a search starts there)
+        least = next((n for n in range(1, _SMALL_RANGE + 1) if all(holds_at(c, name, n) for c in own)), 1)
         if least < 3:
-            continue  # 1 alone is _one_joined's
+            continue  # 1 alone is _one_joined's; no size within the range: nothing small to join
         for n in range(least - 1, max(least - _SMALL_SIZES, 1) - 1, -1):
             needed = _needed_at(model, run, name, n, names, dtypes, conventions, backward, records, domain)
             if needed is not sp.true:
@@ -614,6 +627,8 @@ def _needed_at(model: torch.nn.Module, run: Any, name: Any, n: int, names: tuple
     import sympy as sp
 
     from ..core.sizes import normalized, parse_size, tidied
+    if _concrete_at(model, run, {name: n}, names, dtypes, conventions, backward) is None:
+        return None  # torch refuses the size at the others' hints: a concrete run says so in milliseconds
     shapes = [tuple(parse_size(v if isinstance(v, int) else v.xreplace({name: n})) for v in shape)
               for shape in run.sizes]
     hints = {s.name: v for s, v in run.hints.items() if s != name}
