@@ -762,6 +762,37 @@ def test_sizes_below_the_least_one_are_joined_where_they_count_the_same(backward
             symconv.profile(model, (1, 4, length), "exact")
 
 
+class PaddedToSkip(nn.Module):
+    """A U-Net's step up: the upsampled map zero-padded to its skip's size (by the difference of the sizes, 0 or 1
+    here), then convolved with it."""
+
+    def __init__(self):
+        super().__init__()
+        self.inc = nn.Conv2d(3, 8, 3, padding=1)
+        self.down = nn.Sequential(nn.MaxPool2d(2), nn.Conv2d(8, 16, 3, padding=1))
+        self.up, self.conv = nn.ConvTranspose2d(16, 8, 2, stride=2), nn.Conv2d(16, 8, 3, padding=1)
+
+    def forward(self, x):
+        skip = self.inc(x)
+        y = self.up(self.down(skip))
+        dy, dx = skip.size(2) - y.size(2), skip.size(3) - y.size(3)
+        return self.conv(torch.cat([skip, F.pad(y, [dx // 2, dx - dx // 2, dy // 2, dy - dy // 2])], 1))
+
+
+@pytest.mark.parametrize("backward", [False, True], ids=["forward", "training step"])
+def test_a_pad_to_the_skips_size_holds_at_odd_sizes(backward):
+    # the pad's gradient crops by the same amounts, negated: looking at it as a zero pad tested them >= 0, which
+    # holds at even sizes only (the training step read "H even, W even"); a training step's other limit is
+    # autograd's own (README)
+    model = PaddedToSkip()
+    result = symconv.profile(model, (1, 3, "H", "W"), "exact", all_conventions=True, backward=backward)
+    assert result.formula().conditions() == (["H >= 4", "W >= 4"] if backward else ["H >= 2", "W >= 2"])
+    formulas = {c: result.formula(c) for c in CONVENTIONS}
+    for h, w in ((5, 7), (4, 9), (8, 6), (11, 11)):
+        profile = symconv.profile(model, (1, 3, h, w), "exact", all_conventions=True, backward=backward)
+        assert {c: f(H=h, W=w) for c, f in formulas.items()} == {c: profile.total(c) for c in CONVENTIONS}, (h, w)
+
+
 class PatchTokens(nn.Module):
     """A patch embedding's positions as the tokens of a transformer layer, as a ViT makes them."""
 

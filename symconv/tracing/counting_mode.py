@@ -423,7 +423,9 @@ class CountingMode(TorchDispatchMode):
             raise
 
     def _record(self, plan: _Plan, args: tuple, kwargs: dict, out: Any) -> None:
-        if plan.pads:
+        # A pad in the backward pass (a pad's gradient, cropping) feeds no convolution's input: not looked at, so
+        # that a symbolic run does not test its amounts (negated, they hold only where they are 0: even sizes)
+        if plan.pads and not self._differentiating():
             self._pads.remember(args, kwargs, out)
         if plan.adds and (self._products or self._convolution) and not self._differentiating() and \
                 self._bias_of_a_product(args, kwargs):
