@@ -446,6 +446,33 @@ def _threshold(conditions: Sequence[sp.Basic], name: sp.Symbol) -> int | None:
     return first if first is not None and all(_holds_from(c, name, first) for c in conditions) else None
 
 
+def _settled(domain: tuple[sp.Basic, ...], names: tuple[sp.Symbol, ...]) -> tuple[tuple, dict[sp.Symbol, int]]:
+    """The domain with the parts of its conditions on several names that the names' least sizes settle read as
+    true (``H = 4 and (W = 3 or W >= 5)`` within ``W >= 3``: ``H = 4``, a size joined below the least one), and
+    the least sizes, again while that settles more (the condition may then be on one name, and raise its least
+    size)."""
+    lower = least_sizes(domain, names)
+    for _ in range(3):
+        settled = tuple(c if len(c.free_symbols) < 2 else settled_parts(c, lower) for c in domain)
+        if settled == domain:
+            break
+        domain = tuple(c for c in settled if c is not sp.true)
+        lower = least_sizes(domain, names)
+    return domain, lower
+
+
+def settled_parts(cond: sp.Basic, lower: dict[sp.Symbol, int]) -> sp.Basic:
+    """A condition with its parts on one name (itself, if it is on one) that hold from the name's least size on
+    read as true."""
+    if len(cond.free_symbols) == 1:
+        (name,) = cond.free_symbols
+        if _holds_from(cond, name, lower.get(name, 1)):
+            return sp.true
+    if isinstance(cond, (sp.And, sp.Or)):
+        return cond.func(*(settled_parts(c, lower) for c in cond.args))
+    return cond
+
+
 def least_sizes(conditions: Sequence[sp.Basic], names: Sequence[sp.Symbol]) -> dict[sp.Symbol, int]:
     """Each name's least size: where all its one-name conditions hold for good (H >= 3 and H ≠ 3: 4), else the
     largest threshold among them (an equality or a parity is then kept as written)."""
@@ -525,15 +552,15 @@ class Formula:
     def conditions(self) -> list[str]:
         """The domain in words: one-name conditions as thresholds (``H >= 29``) or, where an equation fixes the
         name, as that size alone (``H = 12``); others as written."""
-        lower = least_sizes(self.domain, self.names)
+        domain, lower = _settled(tuple(self.domain), self.names)
         # the domain holds at the hints, so a name's other conditions hold where an equation fixes it
-        fixed = dict(found for c in self.domain if isinstance(c, sp.Eq) and (found := _solved(c)))
+        fixed = dict(found for c in domain if isinstance(c, sp.Eq) and (found := _solved(c)))
         out = [f"{s.name} >= {b}" for s, b in lower.items() if b > 1 and s not in fixed]
         # a size derived from several names above 1 (the positions of a feature map, as tokens): what follows
         # from it goes unsaid
-        above = [c for c in self.domain if len(c.free_symbols) > 1 and isinstance(form := normalized(c), (sp.Gt, sp.Ge))
+        above = [c for c in domain if len(c.free_symbols) > 1 and isinstance(form := normalized(c), (sp.Gt, sp.Ge))
                  and form in (sp.Gt(form.lhs, 1), sp.Ge(form.lhs, 2))]
-        for cond in self.domain:
+        for cond in domain:
             name = next(iter(cond.free_symbols)) if len(cond.free_symbols) == 1 else None
             if name in fixed:
                 out.append(f"{name.name} = {fixed[name]}")

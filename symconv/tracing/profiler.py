@@ -594,14 +594,15 @@ def _small_joined(model: torch.nn.Module, run: Any, symbols: list, names: tuple[
     """The domain of a profile in several size names, with the sizes below a name's least one (3 or more) joined
     from the least down, as long as the model, profiled again at that size (in the other names), counts the
     same: torch's views and broadcasts assume a size derived from the input's is not 1 (a strided convolution's
-    output length, ``L >= 5`` where the model runs from ``L = 3``). A size is joined where that profile needs
-    nothing of the other names beyond what this domain needs anyway: the domain then reads as a lower threshold,
-    where joining sizes with conditions of their own would nest alternatives no reader follows. The first size
-    torch refuses, or counted otherwise, or needing more, ends the search (sizes below it seldom fare better,
-    and each try is a profile)."""
+    output length, ``L >= 5`` where the model runs from ``L = 3``). A size is joined where what that profile
+    needs of the other names beyond this domain holds from their least sizes here (in words the domain then reads
+    as a lower threshold; it keeps what that profile needs), where joining sizes with conditions of their own
+    would nest alternatives no reader follows. The first size torch refuses, or counted otherwise, or needing
+    more, ends the search (sizes below it seldom fare better, and each try is a profile)."""
     import sympy as sp
 
-    from ..core.sizes import holds_at
+    from ..core.sizes import holds_at, least_sizes, settled_parts
+    lower = least_sizes(domain, symbols)
     for name in symbols:
         own = [c for c in domain if c.free_symbols == {name}]
         # the least size its own conditions allow (scanned from 1, not proven for good: a search starts there)
@@ -610,9 +611,9 @@ def _small_joined(model: torch.nn.Module, run: Any, symbols: list, names: tuple[
             continue  # 1 alone is _one_joined's; no size within the range: nothing small to join
         for n in range(least - 1, max(least - _SMALL_SIZES, 1) - 1, -1):
             needed = _needed_at(model, run, name, n, names, dtypes, conventions, backward, records, domain)
-            if needed is not sp.true:
+            if needed is None or settled_parts(needed, lower) is not sp.true:
                 break
-            domain = tuple(sp.Or(c, sp.Eq(name, n)) if name in c.free_symbols and
+            domain = tuple(sp.Or(c, sp.And(sp.Eq(name, n), needed)) if name in c.free_symbols and
                            not (c.free_symbols == {name} and holds_at(c, name, n)) else c for c in domain)
     return tuple(c for c in domain if c is not sp.true)
 
