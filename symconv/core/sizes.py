@@ -407,8 +407,7 @@ def _described(cond: sp.Basic) -> str:
 def _follows(cond: sp.Basic, fact: sp.Basic, lower: dict[sp.Symbol, int]) -> bool:
     """Whether a condition holds wherever ``fact``, a size P of several names above 1, does and the names are
     at least their ``lower`` bounds: P written as 2 + t (t >= 0) and each name as its bound + n (n >= 0), it
-    is decided true, or is a difference of positive sign, a polynomial in those of nonnegative coefficients
-    (``N*P ≠ 1``, ``1 mod P ≠ 0``, ``P ≠ 1``)."""
+    is decided true, or implied from t = n = 0 on (``N*P ≠ 1``, ``1 mod P ≠ 0``, ``P ≠ 1``)."""
     size = normalized(fact).lhs
     if not isinstance(size, sp.Mul) or not size.free_symbols <= cond.free_symbols:
         return False
@@ -418,26 +417,7 @@ def _follows(cond: sp.Basic, fact: sp.Basic, lower: dict[sp.Symbol, int]) -> boo
         decided = cond.subs(size, extra + 2).xreplace(there)
     except (ZeroDivisionError, TypeError):
         return False
-    if decided is sp.true:
-        return True
-    if isinstance(decided, sp.Or):
-        return any(_positive_sign(c) for c in decided.args)
-    return _positive_sign(decided)
-
-
-def _positive_sign(cond: sp.Basic) -> bool:
-    """A ≠, > or >= whose difference is a polynomial in nonnegative names with nonnegative coefficients and a
-    positive constant term (so it never is 0)."""
-    if not isinstance(cond, (sp.Ne, sp.Gt, sp.Ge, sp.Lt, sp.Le)):
-        return False
-    difference = sp.expand(cond.lhs - cond.rhs if isinstance(cond, (sp.Ne, sp.Gt, sp.Ge)) else cond.rhs - cond.lhs)
-    if isinstance(cond, sp.Ne):
-        difference = difference if difference.as_coeff_Add()[0] > 0 else -difference
-    if not difference.is_polynomial() or not all(s.is_nonnegative for s in difference.free_symbols):
-        return False
-    poly = sp.Poly(difference, *difference.free_symbols) if difference.free_symbols else None
-    coefficients = poly.coeffs() if poly is not None else [difference]
-    return all(c >= 0 for c in coefficients) and difference.as_coeff_Add()[0] > 0
+    return decided is sp.true or (decided is not sp.false and _implied(decided, dict.fromkeys(decided.free_symbols, 0)))
 
 
 def _threshold(conditions: Sequence[sp.Basic], name: sp.Symbol) -> int | None:

@@ -606,7 +606,6 @@ def _small_joined(model: torch.nn.Module, run: Any, symbols: list, names: tuple[
     import sympy as sp
 
     from ..core.sizes import holds_at, least_sizes, settled_parts
-    lower = least_sizes(domain, symbols)
     for name in symbols:
         own = [c for c in domain if c.free_symbols == {name}]
         # the least size its own conditions allow (scanned from 1, not proven for good: a search starts there)
@@ -615,7 +614,8 @@ def _small_joined(model: torch.nn.Module, run: Any, symbols: list, names: tuple[
             continue  # 1 alone is _one_joined's; no size within the range: nothing small to join
         for n in range(least - 1, max(least - _SMALL_SIZES, 1) - 1, -1):
             needed = _needed_at(model, run, name, n, names, dtypes, conventions, backward, records, domain)
-            if needed is None or settled_parts(needed, lower) is not sp.true:
+            # the other names' least sizes (a scan of each condition, remembered by domain) only where it is needed
+            if needed is None or settled_parts(needed, least_sizes(domain, symbols)) is not sp.true:
                 break
             domain = tuple(sp.Or(c, sp.And(sp.Eq(name, n), needed)) if name in c.free_symbols and
                            not (c.free_symbols == {name} and holds_at(c, name, n)) else c for c in domain)

@@ -12,6 +12,7 @@ tests/test_tracing.py compares every function here with torch's meta kernels.
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from typing import Any, Callable
 
@@ -410,13 +411,6 @@ def upsample_backward(grad_out, output_size, input_size, *args):
 
 # --- views ---------------------------------------------------------------------------------------------------
 
-def _product(sizes: Any) -> Any:
-    out = 1
-    for size in sizes:
-        out = out * size
-    return out
-
-
 def _contiguous_strides(shape: Any) -> list:
     strides, step = [], 1
     for size in reversed(shape):
@@ -445,8 +439,8 @@ def view(x, size):
                 return NotImplemented
             if found >= 0:
                 del left[found]
-        new[holes[0]] = _product(left)
-    if not _same_size(_product(new), _product(shape)):
+        new[holes[0]] = math.prod(left)
+    if not _same_size(math.prod(new), math.prod(shape)):
         return NotImplemented  # torch's kernel says what is wrong
     return torch.as_strided(x, new, _contiguous_strides(new), x.storage_offset())
 
