@@ -585,6 +585,15 @@ def test_the_domain_reads_as_thresholds_and_equalities():
     assert Formula(N * H, (positions > 1, sp.Ne(positions, 4), sp.Ne(N * positions, 6))).conditions() == \
         ["(floor(H/2) + 1)*(floor(N/2) + 1) > 1", "(floor(H/2) + 1)*(floor(N/2) + 1) ≠ 4",
          "N*(floor(H/2) + 1)*(floor(N/2) + 1) ≠ 6"]
+    # sizes joined from a name's least one up read as a bound on it; others stay as equations
+    W = parse_size("W")
+    joined = Formula(H * W, (sp.floor(W / 4) >= 1, sp.Or(*(sp.Eq(W, k) for k in range(4, 8)), sp.Ne(H, 3))))
+    assert joined.conditions() == ["W >= 4", "W <= 7 or H ≠ 3"]
+    apart = Formula(H * W, (sp.floor(W / 4) >= 1, sp.Or(sp.Eq(W, 5), sp.Eq(W, 6), sp.Ne(H, 3))))
+    assert apart.conditions() == ["W >= 4", "W = 5 or W = 6 or H ≠ 3"]
+    words = {joined: lambda h, w: w >= 4 and (w <= 7 or h != 3), apart: lambda h, w: w >= 4 and (w in (5, 6) or h != 3)}
+    for (f, said), h, w in itertools.product(words.items(), range(1, 6), range(1, 12)):  # the words mean the domain
+        assert all(bool(c.xreplace({H: h, W: w})) for c in f.domain) == said(h, w), (f.conditions(), h, w)
     # a condition undefined below the least size (1 mod floor(H/4) at H < 4), whichever order torch wrote them in
     for domain in ((sp.Ne(sp.Mod(1, sp.floor(H / 4)), 0), sp.floor(H / 4) >= 1),
                    (sp.floor(H / 4) >= 1, sp.Ne(sp.Mod(1, sp.floor(H / 4)), 0))):

@@ -391,6 +391,23 @@ def _nondecreasing(e: sp.Basic, lower: dict[sp.Symbol, int] | None = None) -> bo
     return False
 
 
+def _runs_as_bounds(cond: sp.Basic, lower: dict[sp.Symbol, int]) -> sp.Basic:
+    """An or naming the sizes of a name from its least one up (``W = 4 or W = 5 or W = 6 or W = 7 or …`` within
+    ``W >= 4``, sizes joined to a domain) with them as one bound, ``W <= 7``."""
+    if not isinstance(cond, sp.Or):
+        return cond
+    named: dict[sp.Symbol, set[int]] = {}
+    for c in cond.args:
+        if isinstance(c, sp.Eq) and c.lhs.is_Symbol and c.rhs.is_Integer:
+            named.setdefault(c.lhs, set()).add(int(c.rhs))
+    args = list(cond.args)
+    for name, sizes in named.items():
+        start = lower.get(name, 1)
+        if len(sizes) > 1 and sizes == set(range(start, start + len(sizes))):
+            args = [c for c in args if not (isinstance(c, sp.Eq) and c.lhs == name)] + [sp.Le(name, max(sizes))]
+    return sp.Or(*args, evaluate=False) if len(args) != len(cond.args) else cond
+
+
 def _described(cond: sp.Basic) -> str:
     """A condition as a reader writes it: ``T = 256``, ``H ≠ 3`` (a linear equation in one name solved for it),
     ``16*(floor(H/4) - 3)*(floor(W/4) - 3) = 400``, ``N ≠ 1 or H ≠ 1``."""
@@ -557,7 +574,7 @@ class Formula:
                     not any(_follows(cond, fact, lower) for fact in above if fact is not cond):
                 form = normalized(cond)
                 if form is not sp.true:  # true at every size, written otherwise: 8*N*W >= 8*N
-                    out.append(_described(form))
+                    out.append(_described(_runs_as_bounds(form, lower)))
         return list(dict.fromkeys(out))
 
     def __str__(self) -> str:
