@@ -123,10 +123,19 @@ def _implied(cond: sp.Basic, lower: dict[sp.Symbol, int]) -> bool:
     return all(nonzero(f) if isinstance(cond, sp.Ne) else at_least(f, 1) for f, _ in factors)
 
 
+def _equations_of(cond: sp.Or) -> dict[sp.Symbol, set[int]]:
+    """The sizes an or's equations name, by name (``L = 3 or L = 4 or …``: {L: {3, 4}})."""
+    named: dict[sp.Symbol, set[int]] = {}
+    for c in cond.args:
+        if isinstance(c, sp.Eq) and c.lhs.is_Symbol and c.rhs.is_Integer:
+            named.setdefault(c.lhs, set()).add(int(c.rhs))
+    return named
+
+
 def _implied_above(cond: sp.Or, name: sp.Symbol, lower: dict[sp.Symbol, int]) -> bool:
     """Whether an or holds through its equations naming the sizes of ``name`` from its least one up (``L = 3 or
     L = 4 or …``, sizes joined to a domain) and, above them, through one of its other conditions."""
-    named = {int(c.rhs) for c in cond.args if isinstance(c, sp.Eq) and c.lhs == name and c.rhs.is_Integer}
+    named = _equations_of(cond).get(name, set())
     above = lower.get(name, 1)
     while above in named:
         above += 1
@@ -396,12 +405,8 @@ def _runs_as_bounds(cond: sp.Basic, lower: dict[sp.Symbol, int]) -> sp.Basic:
     ``W >= 4``, sizes joined to a domain) with them as one bound, ``W <= 7``."""
     if not isinstance(cond, sp.Or):
         return cond
-    named: dict[sp.Symbol, set[int]] = {}
-    for c in cond.args:
-        if isinstance(c, sp.Eq) and c.lhs.is_Symbol and c.rhs.is_Integer:
-            named.setdefault(c.lhs, set()).add(int(c.rhs))
     args = list(cond.args)
-    for name, sizes in named.items():
+    for name, sizes in _equations_of(cond).items():
         start = lower.get(name, 1)
         if len(sizes) > 1 and sizes == set(range(start, start + len(sizes))):
             args = [c for c in args if not (isinstance(c, sp.Eq) and c.lhs == name)] + [sp.Le(name, max(sizes))]
@@ -437,9 +442,14 @@ def _follows(cond: sp.Basic, fact: sp.Basic, lower: dict[sp.Symbol, int]) -> boo
     return decided is sp.true or (decided is not sp.false and _implied(decided, dict.fromkeys(decided.free_symbols, 0)))
 
 
+def first_size(conditions: Sequence[sp.Basic], name: sp.Symbol, upto: int = _SCAN) -> int | None:
+    """The least size up to ``upto`` where conditions on one name all hold, if there is one."""
+    return next((n for n in range(1, upto + 1) if all(holds_at(c, name, n) for c in conditions)), None)
+
+
 def _threshold(conditions: Sequence[sp.Basic], name: sp.Symbol) -> int | None:
     """The least size from which every condition holds for good, if there is one within _SCAN."""
-    first = next((n for n in range(1, _SCAN + 1) if all(holds_at(c, name, n) for c in conditions)), None)
+    first = first_size(conditions, name)
     return first if first is not None and all(_holds_from(c, name, first) for c in conditions) else None
 
 
