@@ -22,7 +22,8 @@ import symconv
 from symconv.core import overlap
 from symconv.core.printing import ScalarPrinter
 from symconv.core.sized import sized_axis, sized_gradient_axis
-from symconv.core.sizes import Formula, any_of, as_residues, normalized, parse_size, says_not_one, tidied
+from symconv.core.sizes import (Formula, any_of, as_residues, joined_below, normalized, parse_size, says_not_one,
+                                tidied)
 from symconv.frontends import examples
 from symconv.frontends.cli import main
 from symconv.numeric import _scalar_generated as generated
@@ -581,17 +582,36 @@ def test_the_domain_reads_as_thresholds_and_equalities():
     positions = (sp.floor(H / 2) + 1) * (sp.floor(N / 2) + 1)
     implied = (sp.Ne(N * positions, 1), sp.Or(sp.Ne(N, 1), sp.Ne(sp.Mod(1, positions), 0)), sp.Ne(positions, 1),
                sp.Ne(2 * N * positions, 2 * positions) | sp.Ne(sp.Mod(1, positions), 0))
-    assert Formula(N * H, (positions > 1, *implied)).conditions() == ["(floor(H/2) + 1)*(floor(N/2) + 1) > 1"]
+    # (a product of sizes above 1, each at least 1, reads as one of them above 1; names alone as they are)
+    assert Formula(N * H, (positions > 1, *implied)).conditions() == ["H >= 2 or N >= 2"]
     assert Formula(N * H, (positions > 1, sp.Ne(positions, 4), sp.Ne(N * positions, 6))).conditions() == \
-        ["(floor(H/2) + 1)*(floor(N/2) + 1) > 1", "(floor(H/2) + 1)*(floor(N/2) + 1) ≠ 4",
-         "N*(floor(H/2) + 1)*(floor(N/2) + 1) ≠ 6"]
+        ["H >= 2 or N >= 2", "(floor(H/2) + 1)*(floor(N/2) + 1) ≠ 4", "N*(floor(H/2) + 1)*(floor(N/2) + 1) ≠ 6"]
+    assert Formula(N * H, (sp.Ne(N * H, 1),)).conditions() == ["H*N ≠ 1"]
+    for n, h in itertools.product(range(1, 7), repeat=2):  # the words mean the condition
+        assert bool((positions > 1).xreplace({N: n, H: h})) == (h >= 2 or n >= 2), (n, h)
     # sizes joined from a name's least one up read as a bound on it; others stay as equations
     W = parse_size("W")
     joined = Formula(H * W, (sp.floor(W / 4) >= 1, sp.Or(*(sp.Eq(W, k) for k in range(4, 8)), sp.Ne(H, 3))))
     assert joined.conditions() == ["W >= 4", "W <= 7 or H ≠ 3"]
     apart = Formula(H * W, (sp.floor(W / 4) >= 1, sp.Or(sp.Eq(W, 5), sp.Eq(W, 6), sp.Ne(H, 3))))
     assert apart.conditions() == ["W >= 4", "W = 5 or W = 6 or H ≠ 3"]
-    words = {joined: lambda h, w: w >= 4 and (w <= 7 or h != 3), apart: lambda h, w: w >= 4 and (w in (5, 6) or h != 3)}
+    # a size compared with a multiple of it by other sizes: the multiplier compared with 1 (a ViT's training step)
+    rows = Formula(H * W, (H >= 4, W >= 4, sp.Or(W <= 7, sp.Lt(sp.floor(W / 4), sp.floor(H / 4) * sp.floor(W / 4)))))
+    assert rows.conditions() == ["H >= 4", "W >= 4", "W <= 7 or H >= 8"]
+    for h, w in itertools.product(range(1, 13), repeat=2):  # the words mean the domain
+        assert all(bool(c.xreplace({H: h, W: w})) for c in rows.domain) == (h >= 4 and w >= 4 and (w <= 7 or h >= 8))
+    # widths below the least one joined, each needing a height of 3 (one output row more): one threshold on H
+    one_column, one_row = (sp.Ne(sp.floor(v / 2 - sp.Rational(1, 2)) + 1, 1) for v in (W, H))
+    either = Formula(H * W, (joined_below(one_column, W, {2: one_row, 1: one_row}, 3, {H: 1}),))
+    assert either.domain == (sp.Or(one_column, one_row),)
+    assert either.conditions() == ["H >= 3 or W >= 3"]
+    # unlike needs, or a width not joined (W = 1 refused): sizes of their own, from the least down while the
+    # heights' least size settles what they need
+    assert joined_below(one_column, W, {2: sp.true, 1: one_row}, 3, {H: 1}) == sp.Or(one_column, sp.Eq(W, 2))
+    assert joined_below(one_column, W, {2: one_row}, 3, {H: 1}) == one_column
+    assert joined_below(one_column, W, {2: one_row}, 3, {H: 3}) == sp.Or(one_column, sp.And(sp.Eq(W, 2), one_row))
+    words = {joined: lambda h, w: w >= 4 and (w <= 7 or h != 3), apart: lambda h, w: w >= 4 and (w in (5, 6) or h != 3),
+             either: lambda h, w: h >= 3 or w >= 3}
     for (f, said), h, w in itertools.product(words.items(), range(1, 6), range(1, 12)):  # the words mean the domain
         assert all(bool(c.xreplace({H: h, W: w})) for c in f.domain) == said(h, w), (f.conditions(), h, w)
     # a condition undefined below the least size (1 mod floor(H/4) at H < 4), whichever order torch wrote them in
@@ -729,7 +749,7 @@ def test_guards_on_output_sizes_that_the_thresholds_imply_are_not_printed(backwa
     # also assume each output size is not 1 (autograd's own checks, README)
     model = Tokens2d()
     result = symconv.profile(model, ("N", 3, "H", "W"), "exact", all_conventions=True, backward=backward)
-    positions = "(floor(H/2 - 1/2) + 1)*(floor(W/2 - 1/2) + 1) > 1"
+    positions = "H >= 3 or W >= 3"  # more than one position
     assert result.formula().conditions() == (["H >= 3", "W >= 3"] if backward else [positions])
     formulas = _against_concrete_profiles(model, result, ("N", 3, "H", "W"), ("N", "H", "W"), random.Random(7), 5,
                                           12)
@@ -754,6 +774,27 @@ def test_a_strided_convolutions_training_step_holds_where_its_forward_does():
         assert {c: f(H=h, W=w) for c, f in formulas.items()} == {c: profile.total(c) for c in CONVENTIONS}, (h, w)
     with pytest.raises(symconv.SymconvError, match="outside the domain"):
         formulas["exact"](H=2, W=4)  # torch refuses a kernel larger than the input
+
+
+def test_small_sizes_join_where_another_name_is_large_enough():
+    # a strided convolution into a batch norm that learns, which needs more than one value per channel: a width
+    # of 1 or 2 (one output column) runs where the height makes more than one row. The step profiled again at
+    # each small width needs H >= 3: joined as that threshold (before, only the heights were joined: W >= 3)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2, padding=1), nn.BatchNorm2d(4))
+    result = symconv.profile(model, (1, 3, "H", "W"), "exact", all_conventions=True, backward=True)
+    assert result.formula().conditions() == ["H >= 3 or W >= 3"]
+    formulas = {c: result.formula(c) for c in CONVENTIONS}
+    refused = []
+    for h, w in itertools.product(range(1, 7), repeat=2):
+        try:
+            profile = symconv.profile(model, (1, 3, h, w), "exact", all_conventions=True, backward=True)
+        except symconv.SymconvError:  # torch refuses one value per channel; the domain excludes it as well
+            refused.append((h, w))
+            with pytest.raises(symconv.SymconvError, match="outside the domain"):
+                formulas["exact"](H=h, W=w)
+            continue
+        assert {c: f(H=h, W=w) for c, f in formulas.items()} == {c: profile.total(c) for c in CONVENTIONS}, (h, w)
+    assert refused == [(1, 1), (1, 2), (2, 1), (2, 2)]
 
 
 class StridedSteps(nn.Module):
@@ -833,7 +874,7 @@ def test_patch_tokens_hold_from_one_row_of_patches():
     # assumed floor(H/4) ≠ 1 and floor(W/4) ≠ 1: H >= 8, W >= 8); the attention assumes more than one token
     model = PatchTokens().eval()
     result = symconv.profile(model, (2, 3, "H", "W"), "exact", all_conventions=True)
-    assert result.formula().conditions() == ["H >= 4", "W >= 4", "floor(H/4)*floor(W/4) > 1"]
+    assert result.formula().conditions() == ["H >= 4", "W >= 4", "H >= 8 or W >= 8"]  # more than one token
     formulas = {c: result.formula(c) for c in CONVENTIONS}
     for h, w in ((4, 8), (7, 9), (13, 5), (16, 16)):
         profile = symconv.profile(model, (2, 3, h, w), "exact", all_conventions=True)

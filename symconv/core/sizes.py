@@ -15,6 +15,7 @@ import ast
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import takewhile
 from typing import Any, Callable, Sequence
 
 import sympy as sp
@@ -413,17 +414,84 @@ def _runs_as_bounds(cond: sp.Basic, lower: dict[sp.Symbol, int]) -> sp.Basic:
     return sp.Or(*args, evaluate=False) if len(args) != len(cond.args) else cond
 
 
-def _described(cond: sp.Basic) -> str:
+def _described(cond: sp.Basic, lower: dict[sp.Symbol, int]) -> str:
     """A condition as a reader writes it: ``T = 256``, ``H ≠ 3`` (a linear equation in one name solved for it),
+    ``W >= 3`` (a threshold above the name's ``lower`` size, ``floor(W/2 - 1/2) + 1 ≠ 1``),
     ``16*(floor(H/4) - 3)*(floor(W/4) - 3) = 400``, ``N ≠ 1 or H ≠ 1``."""
+    factors = _factors_above_one(cond, lower)
+    if factors is not None:  # the product of sizes above 1 as one of them above 1: H >= 3 or W >= 3
+        cond = sp.Or(*(sp.Ne(f, 1) for f in factors), evaluate=False)
     if isinstance(cond, (sp.Or, sp.And)):
         word = " or " if isinstance(cond, sp.Or) else " and "
-        return word.join(f"({_described(c)})" if isinstance(c, (sp.Or, sp.And)) else _described(c)
+        return word.join(f"({_described(c, lower)})" if isinstance(c, (sp.Or, sp.And)) else _described(c, lower)
                          for c in cond.args)
+    cond = _cancelled(cond, lower)
+    bound = _threshold_of(cond, lower)
+    if bound is not None:
+        return f"{bound[0]} >= {bound[1]}"
     if not isinstance(cond, (sp.Eq, sp.Ne)):
         return str(cond)
     lhs, rhs = _solved(cond) or (cond.lhs, cond.rhs)
     return f"{lhs} {'=' if isinstance(cond, sp.Eq) else '≠'} {rhs}"
+
+
+def _factors_above_one(cond: sp.Basic, lower: dict[sp.Symbol, int]) -> tuple[sp.Expr, ...] | None:
+    """The factors of a product of sizes that a (normalized) condition says is not 1, or above 1, where each is
+    on one name, at least 1 from the names' ``lower`` sizes on, and not all are names (``H*W ≠ 1`` reads as it
+    is): integers at least 1, the product is above 1 where one of them is."""
+    if not (isinstance(cond, (sp.Ne, sp.Gt)) and cond.rhs == 1 or isinstance(cond, sp.Ge) and cond.rhs == 2) or \
+            not isinstance(cond.lhs, sp.Mul):
+        return None
+    factors = cond.lhs.args
+    if all(f.is_Symbol for f in factors) or not all(
+            len(f.free_symbols) == 1 and _nondecreasing(f) and f.xreplace({s: lower.get(s, 1) for s in f.free_symbols})
+            >= 1 for f in factors):
+        return None
+    return factors
+
+
+def _cancelled(cond: sp.Basic, lower: dict[sp.Symbol, int]) -> sp.Basic:
+    """A comparison of a size with a multiple of it by other sizes, the size divided out where it is at least 1
+    from the names' ``lower`` sizes on (``floor(W/4) < floor(H/4)*floor(W/4)``: ``1 < floor(H/4)``); any other
+    condition as it is."""
+    if not isinstance(cond, (sp.Ne, sp.Lt, sp.Gt)) or not cond.lhs.free_symbols or \
+            not (_nondecreasing(cond.lhs) and cond.lhs.xreplace({s: lower.get(s, 1) for s in cond.lhs.free_symbols})
+                 >= 1):
+        return cond
+    ratio = sp.cancel(cond.rhs / cond.lhs)
+    if sp.fraction(ratio)[1] != 1 or len(ratio.free_symbols) >= len(cond.free_symbols):
+        return cond
+    out = type(cond)(1, ratio)
+    return out if isinstance(out, sp.core.relational.Relational) else cond  # true throughout: as written
+
+
+def threshold(cond: sp.Basic, lower: dict[sp.Symbol, int]) -> tuple[sp.Symbol, int] | None:
+    """(name, t) where a condition on one name is false from the name's ``lower`` size up to t and holds from t on
+    (``floor(W/2 - 1/2) + 1 ≠ 1``: (W, 3)); None for any other condition."""
+    if len(cond.free_symbols) != 1:
+        return None
+    (name,) = cond.free_symbols
+    start = lower.get(name, 1)
+    found = next((n for n in range(start, start + _SCAN + 1) if holds_at(cond, name, n)), None)
+    return (name, found) if found is not None and _holds_from(cond, name, found) else None
+
+
+def _threshold_of(cond: sp.Basic, lower: dict[sp.Symbol, int]) -> tuple[sp.Symbol, int] | None:
+    """:func:`threshold` above the name's least size of a condition other than a linear one (written as a reader
+    would already)."""
+    if _solved(cond) is not None or _solved_bound(cond) is not None:
+        return None
+    found = threshold(cond, lower)
+    return found if found is not None and found[1] > lower.get(found[0], 1) else None
+
+
+def reads_plainly(needs: sp.Basic, lower: dict[sp.Symbol, int]) -> bool:
+    """Whether what a size joined to a domain needs of the other names is, beyond what their ``lower`` sizes
+    settle, thresholds on them (``H >= 3``): the domain then reads ``W >= 3 or H >= 3``, where needs of their own
+    would nest alternatives no reader follows."""
+    rest = settled_parts(needs, lower)
+    return rest is sp.true or all(threshold(c, lower) is not None
+                                  for c in (rest.args if isinstance(rest, sp.And) else (rest,)))
 
 
 def _follows(cond: sp.Basic, fact: sp.Basic, lower: dict[sp.Symbol, int]) -> bool:
@@ -478,6 +546,23 @@ def settled_parts(cond: sp.Basic, lower: dict[sp.Symbol, int]) -> sp.Basic:
     if isinstance(cond, (sp.And, sp.Or)):
         return cond.func(*(settled_parts(c, lower) for c in cond.args))
     return cond
+
+
+def joined_below(cond: sp.Basic, name: sp.Symbol, joined: dict[int, sp.Basic], least: int,
+                 lower: dict[sp.Symbol, int]) -> sp.Basic:
+    """``cond`` or one of the sizes of ``name`` below its ``least`` one joined to a domain, from the least down,
+    each with what it needs of the other names (``joined``: size -> condition), ``cond or (W = 2 and X) or …``.
+    Where every size ``cond`` leaves out is joined with the same X (``cond`` on the name alone, holding from
+    ``least`` on), that is ``cond or X``, which a reader follows (``W >= 3 or H >= 3``). Otherwise sizes join
+    while the other names' ``lower`` sizes settle what they need: alternatives with needs of their own would
+    nest beyond reading."""
+    sizes = {n: x for n, x in joined.items() if not (cond.free_symbols == {name} and holds_at(cond, name, n))}
+    needs = set(sizes.values())
+    if len(needs) == 1 and cond.free_symbols == {name} and _holds_from(cond, name, least) and \
+            all(n in sizes for n in range(1, least) if not holds_at(cond, name, n)):
+        return sp.Or(cond, *needs)
+    kept = takewhile(lambda size: settled_parts(size[1], lower) is sp.true, sizes.items())
+    return sp.Or(cond, *(sp.And(sp.Eq(name, n), x) for n, x in kept))
 
 
 def least_sizes(conditions: Sequence[sp.Basic], names: Sequence[sp.Symbol]) -> dict[sp.Symbol, int]:
@@ -584,7 +669,7 @@ class Formula:
                     not any(_follows(cond, fact, lower) for fact in above if fact is not cond):
                 form = normalized(cond)
                 if form is not sp.true:  # true at every size, written otherwise: 8*N*W >= 8*N
-                    out.append(_described(_runs_as_bounds(form, lower)))
+                    out.append(_described(_runs_as_bounds(form, lower), lower))
         return list(dict.fromkeys(out))
 
     def __str__(self) -> str:

@@ -598,27 +598,31 @@ def _small_joined(model: torch.nn.Module, run: Any, symbols: list, names: tuple[
     """The domain of a profile in several size names, with the sizes below a name's least one (3 or more) joined
     from the least down, as long as the model, profiled again at that size (in the other names), counts the
     same: torch's views and broadcasts assume a size derived from the input's is not 1 (a strided convolution's
-    output length, ``L >= 5`` where the model runs from ``L = 3``). A size is joined where what that profile
-    needs of the other names beyond this domain holds from their least sizes here (in words the domain then reads
-    as a lower threshold; it keeps what that profile needs), where joining sizes with conditions of their own
-    would nest alternatives no reader follows. The first size torch refuses, or counted otherwise, or needing
-    more, ends the search (sizes below it seldom fare better, and each try is a profile)."""
+    output length, ``L >= 5`` where the model runs from ``L = 3``). A size joins with what that profile needs of
+    the other names beyond this domain, where that is thresholds on them or what their least sizes here settle
+    (:func:`~symconv.core.sizes.joined_below`: ``W >= 3 or H >= 3`` where each small width needs a height of 3).
+    The first size torch refuses, or counted otherwise, or needing more, ends the search (sizes below it seldom
+    fare better, and each try is a profile)."""
     import sympy as sp
 
-    from ..core.sizes import first_size, holds_at, least_sizes, settled_parts
+    from ..core.sizes import first_size, joined_below, least_sizes, reads_plainly, settled_parts
     for name in symbols:
         # the least size its own conditions allow (scanned from 1, not proven for good: a search starts there)
         least = first_size([c for c in domain if c.free_symbols == {name}], name, _SMALL_RANGE) or 1
         if least < 3:
             continue  # 1 alone is _one_joined's; no size within the range: nothing small to join
+        joined = {}  # size -> what it needs of the other names
+        lower = least_sizes(domain, symbols)  # the others', which joining sizes of this name leaves as they are
         for n in range(least - 1, max(least - _SMALL_SIZES, 1) - 1, -1):
             needed = _needed_at(model, run, name, n, names, dtypes, conventions, backward, records, domain)
-            # the other names' least sizes (a scan of each condition, remembered by domain) only where it is needed
-            if needed is None or settled_parts(needed, least_sizes(domain, symbols)) is not sp.true:
+            if needed is None or not reads_plainly(needed, lower):
                 break
-            domain = tuple(sp.Or(c, sp.And(sp.Eq(name, n), needed)) if name in c.free_symbols and
-                           not (c.free_symbols == {name} and holds_at(c, name, n)) else c for c in domain)
-    return tuple(c for c in domain if c is not sp.true)
+            joined[n] = needed
+            if len(set(joined.values())) > 1 and any(settled_parts(x, lower) is not sp.true for x in joined.values()):
+                break  # neither one need for all (joined_below) nor, below here, needs the least sizes settle
+        domain = tuple(joined_below(c, name, joined, least, lower) if name in c.free_symbols else c for c in domain)
+        domain = tuple(c for c in domain if c is not sp.true)
+    return domain
 
 
 def _needed_at(model: torch.nn.Module, run: Any, name: Any, n: int, names: tuple[str, ...],
