@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import dataclasses
 import itertools
 import json
 import math
@@ -905,6 +906,45 @@ def test_a_model_holding_an_object_that_cannot_be_copied_is_counted_and_left_unt
     assert_untouched(model, before)
 
 
+@dataclasses.dataclass
+class Output:
+    logits: torch.Tensor
+    features: torch.Tensor
+
+
+class Fields(dict):
+    """An output record as a subclass of dict, which pytree keeps whole as it does a dataclass."""
+
+
+class Recorded(nn.Module):
+    """A model whose forward returns its tensors in a dataclass, a subclass of dict, or a tuple."""
+
+    def __init__(self, record: str = "dataclass"):
+        super().__init__()
+        self.conv, self.fc, self.record = nn.Conv2d(3, 4, 3), nn.Linear(4, 2), record
+
+    def forward(self, x):
+        features = self.conv(x)
+        logits = self.fc(features.mean((2, 3)))
+        if self.record == "dataclass":
+            return Output(logits, features)
+        return Fields(logits=logits, features=features) if self.record == "dict" else (logits, features)
+
+
+@pytest.mark.parametrize("record", ["dataclass", "dict"])
+def test_a_training_step_reaches_the_tensors_of_an_output_record(record):
+    # pytree keeps these whole: their tensors were not found, and backward=True said no output requires grad
+    conv = Layer.make("Conv2d", 3, 4, 3)
+    grads = {c: simulate_gradients(conv, (2, 3, 8, 8), c) for c in CONVENTIONS}
+    result, totals = counted(Recorded(record), (2, 3, 8, 8), backward=True)
+    steps = [r for r in result.counted if r.phase == "backward" and r.stack[-1:] == ("conv",)]
+    assert {c: sum(r.counted.totals[c] for r in steps) for c in CONVENTIONS} == \
+        {c: grads[c]["grad_weight"] + grads[c]["grad_bias"] for c in CONVENTIONS}
+    assert totals == counted(Recorded("tuple"), (2, 3, 8, 8), backward=True)[1]
+    formula = symconv.profile(Recorded(record), (2, 3, "H", 8), "exact", backward=True).formula()
+    assert formula(H=8) == totals["exact"]
+
+
 @pytest.mark.parametrize("context", [torch.no_grad, torch.inference_mode])
 def test_a_training_step_is_counted_under_the_callers_no_grad_or_inference_mode(context):
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 2, 3)).train()
@@ -974,6 +1014,42 @@ def test_a_script_module_is_refused():
     scripted = torch.jit.script(nn.Conv2d(1, 1, 3))
     with pytest.raises(symconv.SymconvError, match="TorchScript"):
         symconv.profile(scripted, (1, 1, 5, 5))
+
+
+class ScriptedInside(nn.Module):
+    """A scripted convolution inside an eager model; with ``branch``, a branch on the values (run on them)."""
+
+    def __init__(self, scripted: bool = True, branch: bool = False):
+        super().__init__()
+        conv = nn.Conv2d(3, 4, 3)
+        self.conv, self.fc, self.branch = torch.jit.script(conv) if scripted else conv, nn.Linear(4, 2), branch
+
+    def forward(self, x):
+        y = self.conv(x)
+        if self.branch and y.sum() > 0:
+            y = -y
+        return self.fc(y.mean((2, 3)))
+
+
+def test_a_scripted_submodule_is_counted_in_a_training_step_without_touching_its_gradients():
+    # a script module copies its parameters as clones of the user's: a training step on meta inputs made their
+    # gradients on meta for CPU tensors (refused, "needs real values"), and on real values it wrote the user's
+    # own .grad through the clones
+    conv = Layer.make("Conv2d", 3, 4, 3)
+    grads = {c: simulate_gradients(conv, (2, 3, 8, 8), c) for c in CONVENTIONS}
+    # the input requires no grad: the convolution's forward, its weight's and its bias's gradients
+    expected = add(layer_totals(conv, (2, 3, 8, 8)), {c: grads[c]["grad_weight"] + grads[c]["grad_bias"]
+                                                      for c in CONVENTIONS})
+    eager = counted(ScriptedInside(scripted=False), (2, 3, 8, 8), backward=True)[1]
+    for model, inputs in ((ScriptedInside(), (2, 3, 8, 8)), (ScriptedInside(branch=True), torch.randn(2, 3, 8, 8))):
+        before = snapshot(model)
+        result, totals = counted(model, inputs, backward=True)
+        assert result.run == ("real values" if model.branch else "meta")
+        convolutions = [r for r in result.counted if r.stack[-1:] == ("conv",)]
+        assert {c: sum(r.counted.totals[c] for r in convolutions) for c in CONVENTIONS} == expected
+        assert totals == eager  # as the same model unscripted
+        assert_untouched(model, before)
+        assert all(p.grad is None for p in model.parameters())
 
 
 def test_a_bug_in_symconv_is_not_blamed_on_the_model(monkeypatch):

@@ -15,8 +15,9 @@ backward pass from the gradient hooks they register (:class:`TrainingStack`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from functools import partial
 from itertools import zip_longest
 from typing import Any, Callable, Iterator
@@ -263,8 +264,20 @@ def _in_backward() -> bool:
 
 
 def requiring_grad(value: Any) -> list[torch.Tensor]:
-    """The tensors in a value (a tensor, or a list, tuple or dict of them) that require grad."""
-    return [t for t in tree_flatten(value)[0] if isinstance(t, torch.Tensor) and t.requires_grad]
+    """The tensors in a value (a tensor; a list, tuple, dict or dataclass of them, nested) that require grad."""
+    found = []
+    for leaf in tree_flatten(value)[0]:
+        if isinstance(leaf, torch.Tensor):
+            if leaf.requires_grad:
+                found.append(leaf)
+        # a model's output record, which pytree keeps whole: a dataclass, a subclass of dict, list or tuple
+        elif is_dataclass(leaf) and not isinstance(leaf, type):
+            found += requiring_grad([getattr(leaf, f.name) for f in fields(leaf)])
+        elif isinstance(leaf, Mapping):
+            found += requiring_grad(list(leaf.values()))
+        elif isinstance(leaf, (list, tuple)):
+            found += requiring_grad(list(leaf))
+    return found
 
 
 class TrainingStack(ForwardStack):

@@ -227,7 +227,10 @@ class _Copier:
             clone = self.memo[id(m)] = self.module(m._orig_mod)
             return clone
         if "__deepcopy__" in cls.__dict__ and cls.__module__ != "torch.nn.utils.parametrize":
-            return copy.deepcopy(m, self.memo)  # the class says how it copies itself
+            clone = copy.deepcopy(m, self.memo)  # the class says how it copies itself
+            if isinstance(clone, torch.jit.ScriptModule):
+                _own_script_tensors(clone, self.meta)
+            return clone
         # object.__new__, not the class's own: an FX GraphModule's __new__ makes a new class, without its forward
         clone = self.memo[id(m)] = object.__new__(cls)
         state = dict(m.__dict__)
@@ -248,6 +251,17 @@ class _Copier:
                 state[key] = self.value(v)
         object.__setattr__(clone, "__dict__", state)
         return clone
+
+
+def _own_script_tensors(module: torch.jit.ScriptModule, meta: bool) -> None:
+    """A scripted submodule's copy with tensors of its own: meta stand-ins, or its copies cut from the autograd
+    graph. A script module copies its parameters as clones of the user's, through which a backward pass would
+    reach the user's own gradients; ``Module.to`` refuses them, so each is set in its place."""
+    for owner in module.modules():
+        for name, t in owner.named_parameters(recurse=False):
+            setattr(owner, name, torch.nn.Parameter(_meta_empty(t) if meta else t.detach(), t.requires_grad))
+        for name, t in owner.named_buffers(recurse=False):
+            setattr(owner, name, _meta_empty(t) if meta else t.detach())
 
 
 def _copy(model: torch.nn.Module, meta: bool) -> torch.nn.Module:
