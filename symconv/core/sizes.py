@@ -106,11 +106,7 @@ def _implied(cond: sp.Basic, lower: dict[sp.Symbol, int]) -> bool:
     difference = cond.lhs - cond.rhs if isinstance(cond, (sp.Ne, sp.Gt, sp.Ge)) else cond.rhs - cond.lhs
     # torch writes a product's size over a divisor it cancels, floor(4*a*b/4): expanded, the floor of an integer
     difference = difference.replace(lambda e: isinstance(e, sp.floor), lambda e: sp.floor(sp.expand(e.args[0])))
-
-    def at_least(f: sp.Basic, bound: int) -> bool:
-        return _nondecreasing(f, lower) and bool(f.xreplace({s: lower.get(s, 1) for s in f.free_symbols}) >= bound)
-
-    if at_least(difference, 1 if isinstance(cond, (sp.Ne, sp.Gt, sp.Lt)) else 0):  # integers: > 0 is >= 1
+    if _at_least(difference, 1 if isinstance(cond, (sp.Ne, sp.Gt, sp.Lt)) else 0, lower):  # integers: > 0 is >= 1
         return True
     coefficient, factors = sp.factor_list(difference)
     if coefficient == 0 or (not isinstance(cond, sp.Ne) and coefficient < 0):
@@ -118,10 +114,16 @@ def _implied(cond: sp.Basic, lower: dict[sp.Symbol, int]) -> bool:
 
     def nonzero(f: sp.Basic) -> bool:
         if isinstance(f, sp.Mod) and f.args[0] == 1:
-            return at_least(f.args[1], 2)  # 1 mod m is 1 for m >= 2
-        return at_least(f, 1)
+            return _at_least(f.args[1], 2, lower)  # 1 mod m is 1 for m >= 2
+        return _at_least(f, 1, lower)
 
-    return all(nonzero(f) if isinstance(cond, sp.Ne) else at_least(f, 1) for f, _ in factors)
+    return all(nonzero(f) if isinstance(cond, sp.Ne) else _at_least(f, 1, lower) for f, _ in factors)
+
+
+def _at_least(f: sp.Basic, bound: int, lower: dict[sp.Symbol, int]) -> bool:
+    """Whether an expression in sizes is at least ``bound`` at every size from the names' ``lower`` ones on: it
+    only grows with them, and is there."""
+    return _nondecreasing(f, lower) and bool(f.xreplace({s: lower.get(s, 1) for s in f.free_symbols}) >= bound)
 
 
 def _equations_of(cond: sp.Or) -> dict[sp.Symbol, set[int]]:
@@ -331,9 +333,15 @@ def product_not_one(cond: sp.Basic) -> sp.Expr | None:
 def _not_one(cond: sp.Basic) -> sp.Expr | None:
     """The product of sizes a normalized condition says is not 1 (``Ne(H*W, 1)``, ``H > 1``, ``N >= 2``), else
     None."""
-    if isinstance(cond, sp.Ne) and cond.rhs == 1 or isinstance(cond, sp.Gt) and cond.rhs == 1 or \
-            isinstance(cond, sp.Ge) and cond.rhs == 2:
-        return cond.lhs if _bases(cond.lhs) == cond.lhs else None
+    size = _said_not_one(cond)
+    return size if size is not None and _bases(size) == size else None
+
+
+def _said_not_one(cond: sp.Basic) -> sp.Expr | None:
+    """What a normalized condition says is not 1, as torch writes it of a positive size (``x ≠ 1``, ``x > 1``,
+    ``x >= 2``), else None."""
+    if isinstance(cond, (sp.Ne, sp.Gt)) and cond.rhs == 1 or isinstance(cond, sp.Ge) and cond.rhs == 2:
+        return cond.lhs
     return None
 
 
@@ -439,13 +447,12 @@ def _factors_above_one(cond: sp.Basic, lower: dict[sp.Symbol, int]) -> tuple[sp.
     """The factors of a product of sizes that a (normalized) condition says is not 1, or above 1, where each is
     on one name, at least 1 from the names' ``lower`` sizes on, and not all are names (``H*W ≠ 1`` reads as it
     is): integers at least 1, the product is above 1 where one of them is."""
-    if not (isinstance(cond, (sp.Ne, sp.Gt)) and cond.rhs == 1 or isinstance(cond, sp.Ge) and cond.rhs == 2) or \
-            not isinstance(cond.lhs, sp.Mul):
+    size = _said_not_one(cond)
+    if not isinstance(size, sp.Mul):
         return None
-    factors = cond.lhs.args
-    if all(f.is_Symbol for f in factors) or not all(
-            len(f.free_symbols) == 1 and _nondecreasing(f) and f.xreplace({s: lower.get(s, 1) for s in f.free_symbols})
-            >= 1 for f in factors):
+    factors = size.args
+    if all(f.is_Symbol for f in factors) or not all(len(f.free_symbols) == 1 and _at_least(f, 1, lower)
+                                                    for f in factors):
         return None
     return factors
 
@@ -454,9 +461,7 @@ def _cancelled(cond: sp.Basic, lower: dict[sp.Symbol, int]) -> sp.Basic:
     """A comparison of a size with a multiple of it by other sizes, the size divided out where it is at least 1
     from the names' ``lower`` sizes on (``floor(W/4) < floor(H/4)*floor(W/4)``: ``1 < floor(H/4)``); any other
     condition as it is."""
-    if not isinstance(cond, (sp.Ne, sp.Lt, sp.Gt)) or not cond.lhs.free_symbols or \
-            not (_nondecreasing(cond.lhs) and cond.lhs.xreplace({s: lower.get(s, 1) for s in cond.lhs.free_symbols})
-                 >= 1):
+    if not isinstance(cond, (sp.Ne, sp.Lt, sp.Gt)) or not cond.lhs.free_symbols or not _at_least(cond.lhs, 1, lower):
         return cond
     ratio = sp.cancel(cond.rhs / cond.lhs)
     if sp.fraction(ratio)[1] != 1 or len(ratio.free_symbols) >= len(cond.free_symbols):
@@ -471,9 +476,8 @@ def threshold(cond: sp.Basic, lower: dict[sp.Symbol, int]) -> tuple[sp.Symbol, i
     if len(cond.free_symbols) != 1:
         return None
     (name,) = cond.free_symbols
-    start = lower.get(name, 1)
-    found = next((n for n in range(start, start + _SCAN + 1) if holds_at(cond, name, n)), None)
-    return (name, found) if found is not None and _holds_from(cond, name, found) else None
+    found = _threshold([cond], name, lower.get(name, 1))
+    return None if found is None else (name, found)
 
 
 def _threshold_of(cond: sp.Basic, lower: dict[sp.Symbol, int]) -> tuple[sp.Symbol, int] | None:
@@ -510,14 +514,15 @@ def _follows(cond: sp.Basic, fact: sp.Basic, lower: dict[sp.Symbol, int]) -> boo
     return decided is sp.true or (decided is not sp.false and _implied(decided, dict.fromkeys(decided.free_symbols, 0)))
 
 
-def first_size(conditions: Sequence[sp.Basic], name: sp.Symbol, upto: int = _SCAN) -> int | None:
-    """The least size up to ``upto`` where conditions on one name all hold, if there is one."""
-    return next((n for n in range(1, upto + 1) if all(holds_at(c, name, n) for c in conditions)), None)
+def first_size(conditions: Sequence[sp.Basic], name: sp.Symbol, upto: int = _SCAN, start: int = 1) -> int | None:
+    """The least size from ``start`` up to ``upto`` where conditions on one name all hold, if there is one."""
+    return next((n for n in range(start, upto + 1) if all(holds_at(c, name, n) for c in conditions)), None)
 
 
-def _threshold(conditions: Sequence[sp.Basic], name: sp.Symbol) -> int | None:
-    """The least size from which every condition holds for good, if there is one within _SCAN."""
-    first = first_size(conditions, name)
+def _threshold(conditions: Sequence[sp.Basic], name: sp.Symbol, start: int = 1) -> int | None:
+    """The least size from ``start`` on from which every condition holds for good, if there is one within _SCAN
+    sizes of it."""
+    first = first_size(conditions, name, start + _SCAN - 1, start)
     return first if first is not None and all(_holds_from(c, name, first) for c in conditions) else None
 
 
