@@ -1052,6 +1052,36 @@ def test_a_scripted_submodule_is_counted_in_a_training_step_without_touching_its
         assert all(p.grad is None for p in model.parameters())
 
 
+class ComputedScale(nn.Module):
+    """A tensor attribute computed from a parameter (with autograd history), and a branch on the values; with
+    ``normed``, the convolution's weight is one too (the deprecated ``weight_norm``, as vocoders use it)."""
+
+    def __init__(self, normed: bool = False):
+        super().__init__()
+        self.conv = nn.utils.weight_norm(nn.Conv2d(3, 4, 3)) if normed else nn.Conv2d(3, 4, 3)
+        self.scale = self.conv.bias.sum() * 0 + 2
+
+    def forward(self, x):
+        y = self.conv(x) * self.scale
+        return -y if y.sum() > 0 else y
+
+
+@pytest.mark.parametrize("normed", [False, True], ids=["scale", "weight_norm"])
+def test_a_tensor_attribute_made_by_autograd_is_copied_for_a_run_on_values(normed):
+    # torch deep-copies only tensors without autograd history: the run on the user's tensor failed to copy the model
+    model = ComputedScale(normed)
+    before, scale = snapshot(model), model.scale
+    conv = Layer.make("Conv2d", 3, 4, 3)
+    grads = {c: simulate_gradients(conv, (2, 3, 8, 8), c) for c in CONVENTIONS}
+    step = add(layer_totals(conv, (2, 3, 8, 8)), {c: grads[c]["grad_weight"] + grads[c]["grad_bias"]
+                                                  for c in CONVENTIONS})
+    for backward, expected in ((False, layer_totals(conv, (2, 3, 8, 8))), (True, step)):
+        result, totals = counted(model, torch.randn(2, 3, 8, 8), backward=backward)
+        assert result.run == "real values" and totals == expected
+    assert_untouched(model, before)
+    assert model.scale is scale and scale.grad_fn is not None
+
+
 def test_a_bug_in_symconv_is_not_blamed_on_the_model(monkeypatch):
     from symconv.tracing import ops
 

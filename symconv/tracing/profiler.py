@@ -169,7 +169,10 @@ _COMPRESSED = SPARSE_LAYOUTS - {torch.sparse_coo}  # CSR, CSC, BSR, BSC: no stor
 
 def _real_copy(t: torch.Tensor, memo: dict[int, Any]) -> torch.Tensor:
     """A copy of a tensor with its values: torch deep-copies any but a compressed sparse one, cloned here with
-    the same flags."""
+    the same flags, and one made by autograd (an attribute computed from a parameter), which torch refuses to
+    copy: cut from the user's graph, as its meta stand-in is."""
+    if not t.is_leaf:
+        return t.detach().clone()
     if t.layout not in _COMPRESSED:
         return copy.deepcopy(t, memo)
     clone = t.detach().clone()
