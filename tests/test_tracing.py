@@ -1053,23 +1053,27 @@ def test_a_scripted_submodule_is_counted_in_a_training_step_without_touching_its
 
 
 class ComputedScale(nn.Module):
-    """A tensor attribute computed from a parameter (with autograd history), and a branch on the values; with
-    ``normed``, the convolution's weight is one too (the deprecated ``weight_norm``, as vocoders use it)."""
+    """A tensor attribute computed from a parameter (with autograd history), held as it is or in a list, and a
+    branch on the values; ``weight_norm``: the convolution's weight is one too (the deprecated ``weight_norm``, as
+    vocoders use it)."""
 
-    def __init__(self, normed: bool = False):
+    def __init__(self, held: str = "attribute", branch: bool = True):
         super().__init__()
-        self.conv = nn.utils.weight_norm(nn.Conv2d(3, 4, 3)) if normed else nn.Conv2d(3, 4, 3)
-        self.scale = self.conv.bias.sum() * 0 + 2
+        self.conv = nn.utils.weight_norm(nn.Conv2d(3, 4, 3)) if held == "weight_norm" else nn.Conv2d(3, 4, 3)
+        self.scale, self.branch = self.conv.bias.sum() * 0 + 2, branch
+        if held == "list":
+            self.scale = [self.scale]
 
     def forward(self, x):
-        y = self.conv(x) * self.scale
-        return -y if y.sum() > 0 else y
+        y = self.conv(x) * (self.scale[0] if isinstance(self.scale, list) else self.scale)
+        return -y if self.branch and y.sum() > 0 else y
 
 
-@pytest.mark.parametrize("normed", [False, True], ids=["scale", "weight_norm"])
-def test_a_tensor_attribute_made_by_autograd_is_copied_for_a_run_on_values(normed):
-    # torch deep-copies only tensors without autograd history: the run on the user's tensor failed to copy the model
-    model = ComputedScale(normed)
+@pytest.mark.parametrize("held", ["attribute", "list", "weight_norm"])
+def test_a_tensor_attribute_made_by_autograd_is_copied_for_a_run(held):
+    # torch deep-copies only tensors without autograd history: the copy of the model failed, for a run on the user's
+    # tensor, and on meta too where the tensor is in a list
+    model = ComputedScale(held)
     before, scale = snapshot(model), model.scale
     conv = Layer.make("Conv2d", 3, 4, 3)
     grads = {c: simulate_gradients(conv, (2, 3, 8, 8), c) for c in CONVENTIONS}
@@ -1079,7 +1083,8 @@ def test_a_tensor_attribute_made_by_autograd_is_copied_for_a_run_on_values(norme
         result, totals = counted(model, torch.randn(2, 3, 8, 8), backward=backward)
         assert result.run == "real values" and totals == expected
     assert_untouched(model, before)
-    assert model.scale is scale and scale.grad_fn is not None
+    assert counted(ComputedScale(held, branch=False), (2, 3, 8, 8), backward=True)[1] == step  # on meta
+    assert model.scale is scale and (scale[0] if held == "list" else scale).grad_fn is not None
 
 
 def test_a_bug_in_symconv_is_not_blamed_on_the_model(monkeypatch):

@@ -215,6 +215,9 @@ class _Copier:
             return self.tensor(v)
         if isinstance(v, torch.nn.Module):
             return self.module(v)
+        for leaf in tree_leaves(v):  # a tensor made by autograd in a list or dict, which deepcopy refuses
+            if isinstance(leaf, torch.Tensor) and not leaf.is_leaf:
+                self.tensor(leaf)
         try:
             return copy.deepcopy(v, self.memo)
         except (TypeError, copy.Error):  # a lock, a file, a generator: no copy exists, so the copy shares it
