@@ -587,6 +587,8 @@ def test_the_domain_reads_as_thresholds_and_equalities():
     assert Formula(N * H, (positions > 1, sp.Ne(positions, 4), sp.Ne(N * positions, 6))).conditions() == \
         ["H >= 2 or N >= 2", "(floor(H/2) + 1)*(floor(N/2) + 1) ≠ 4", "N*(floor(H/2) + 1)*(floor(N/2) + 1) ≠ 6"]
     assert Formula(N * H, (sp.Ne(N * H, 1),)).conditions() == ["H*N ≠ 1"]
+    # a linear bound on one name within an or, solved for it as at the top
+    assert Formula(N * H, (sp.Or(sp.Lt(8, 8 * N), sp.Ne(H, 3)),)).conditions() == ["H ≠ 3 or N > 1"]
     for n, h in itertools.product(range(1, 7), repeat=2):  # the words mean the condition
         assert bool((positions > 1).xreplace({N: n, H: h})) == (h >= 2 or n >= 2), (n, h)
     # sizes joined from a name's least one up read as a bound on it; others stay as equations

@@ -438,7 +438,8 @@ def _described(cond: sp.Basic, lower: dict[sp.Symbol, int]) -> str:
     if bound is not None:
         return f"{bound[0]} >= {bound[1]}"
     if not isinstance(cond, (sp.Eq, sp.Ne)):
-        return str(cond)
+        solved = _solved_bound(cond)  # within an or, as at the top: 8 < 8*N reads N > 1
+        return str(cond if solved is None else solved)
     lhs, rhs = _solved(cond) or (cond.lhs, cond.rhs)
     return f"{lhs} {'=' if isinstance(cond, sp.Eq) else '≠'} {rhs}"
 
