@@ -163,6 +163,7 @@ def _holds(cond: sp.Basic, values: dict[sp.Symbol, int]) -> bool:
         return False
 
 
+@lru_cache(maxsize=4096)  # a joined size's needs are read again at each step of joining and of printing
 def _holds_from(cond: sp.Basic, name: sp.Symbol, start: int) -> bool:
     """Whether a condition on one name holds at ``start``, the _SCAN sizes after it and far beyond (a threshold,
     not an equality, a parity that happens to hold where the scan ends, or a bound above the scan: a branch taken
