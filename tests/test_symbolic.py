@@ -31,7 +31,7 @@ from symconv.numeric.layer import Layer, axis_accepted
 from symconv.oracle import grid
 from symconv.tracing.symbolic import SymbolicRun
 
-from .bruteforce import simulate_gradients
+from .bruteforce import simulate, simulate_gradients
 from .models import Conv2dSame, SkipUp, Tokens
 
 CONVENTIONS = ("docs", "exact", "macs")
@@ -653,8 +653,8 @@ def test_the_domain_reads_as_thresholds_and_equalities():
                sp.Ne(rows * columns, 3), (H - 6) * sp.Max(1, W - 6) > 1)
     assert Formula(N * H * W, (H >= 8, W >= 8, *implied)).conditions() == ["H >= 8", "W >= 8"]
     assert Formula(N * H * W, (H >= 3, W >= 3, sp.Ne(rows * columns, 4), rows * columns < 9)).conditions() == \
-        ["H >= 3", "W >= 3", "(floor(H/2 - 1/2) + 1)*(floor(W/2 - 1/2) + 1) ≠ 4",
-         "(floor(H/2 - 1/2) + 1)*(floor(W/2 - 1/2) + 1) < 9"]
+        ["H >= 3", "W >= 3", "(floor((H - 1)/2) + 1)*(floor((W - 1)/2) + 1) ≠ 4",
+         "(floor((H - 1)/2) + 1)*(floor((W - 1)/2) + 1) < 9"]
     assert says_not_one(sp.Lt(12, 12 * N), N) and says_not_one(T ** 2 >= 2, T) and not says_not_one(T <= 300, T)
 
 
@@ -1199,3 +1199,51 @@ def test_count_cli_prints_formulas_and_latex():
     assert expected(H=4, W=4) == symconv.count_layer(layer, (1, 512, 4, 4), "exact").total
     for quantity in (r"\psi = ", r"\lambda = ", r"\gamma = ", r"\text{additions} = "):
         assert quantity in text
+
+
+def test_floors_print_over_one_denominator_and_read_back_as_the_formula():
+    """Output sizes read as torch's documentation writes them, floor((H - 3)/2) + 1 (SymPy prints floor(H/2 - 3/2)),
+    in the CLI, a profile's table, its JSON and LaTeX; each text parses back to the formula, whose values are
+    torch's output sizes and the brute-force count."""
+    names = {n: parse_size(n) for n in ("H", "W")}
+    text = _cli_output("count", "Conv2d(3, 8, 3, stride=2)", "--input", "1,3,H,W", "--convention", "exact")
+    assert "-> output (1, 8, floor((H - 3)/2) + 1, floor((W - 3)/2) + 1)" in text and "/2 - " not in text
+    size = sp.sympify("floor((H - 3)/2) + 1", locals=names)
+    for h in range(3, 12):
+        assert size.xreplace({names["H"]: h}) == F.conv2d(torch.ones(1, 3, h, 3), torch.ones(8, 3, 3, 3),
+                                                          stride=2).shape[2]
+    layer = Layer.make("Conv2d", 3, 8, 3, stride=2)
+    total = symconv.count_layer(layer, (1, 3, "H", "W"), "exact").total
+    printed = next(line.split(None, 1)[1] for line in text.splitlines() if line.startswith("  total"))
+    assert sp.expand(sp.sympify(printed, locals=names) - total) == 0
+    for h, w in ((3, 3), (4, 7), (9, 6)):
+        assert int(total.xreplace({names["H"]: h, names["W"]: w})) == simulate(layer, (1, 3, h, w), "exact")
+
+    result = symconv.profile(nn.Sequential(nn.Conv2d(3, 8, 3, stride=2), nn.ReLU()), (1, 3, "H", "W"), "exact")
+    assert "(1, 8, floor((H - 3)/2) + 1, floor((W - 3)/2) + 1)" in str(result)
+    formula = result.formula().expr
+    assert sp.expand(sp.sympify(json.loads(result.to_json())["totals"]["exact"], locals=names) - formula) == 0
+    tex = result.formula().latex()
+    assert r"\left\lfloor{\frac{H - 3}{2}}\right\rfloor" in tex
+    from sympy.parsing.latex import parse_latex
+    parsed = parse_latex(tex.replace(r"\times", r"\cdot"), backend="lark")
+    assert sp.expand(parsed.xreplace({s: names[s.name] for s in parsed.free_symbols}) - formula) == 0
+    assert text.splitlines()[7] == "  total            432*(floor((H - 3)/2) + 1)*(floor((W - 3)/2) + 1)"
+
+
+def test_a_form_with_small_sizes_apart_prints_each_piece_once():
+    """A closed form with the exact values of the sizes below its threshold (a 7×7 stride-2 stem) reads
+    Piecewise((1, Eq(H, 1)), (2, Eq(H, 2)), (form, True)): the form, which holds above the small sizes and
+    otherwise, is said once; the text reads back as the formula and its values are the brute-force counts."""
+    layer = Layer.make("Conv2d", 3, 64, 7, stride=2, padding=3)
+    count = symconv.count_layer(layer, (1, 3, "H", "W"), "exact")
+    formula = Formula(count.total, count.domain)
+    pieces = [p for p in formula.readable().atoms(sp.Piecewise)]
+    assert pieces and all(len(p.args) == 3 and [c for _, c in p.args[:2]] == [sp.Eq(next(iter(p.free_symbols)), 1),
+                                                                             sp.Eq(next(iter(p.free_symbols)), 2)]
+                          for p in pieces)
+    names = {n: parse_size(n) for n in ("H", "W")}
+    printed = sp.sympify(str(formula), locals=names)
+    for h, w in ((1, 1), (1, 2), (2, 3), (3, 8), (8, 5)):
+        at = {names["H"]: h, names["W"]: w}
+        assert int(printed.xreplace(at)) == int(count.total.xreplace(at)) == simulate(layer, (1, 3, h, w), "exact")

@@ -17,6 +17,7 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
 from .symbols import LATEX_NAMES
+from .text import over_one_denominator
 
 GREEK = {"psi": r"\psi", "lambda": r"\lambda", "gamma": r"\gamma"}
 
@@ -68,6 +69,19 @@ class PagePrinter(LatexPrinter):
             rebuilt = sp.Mul(number, *ordered) if number != 1 else sp.Mul(*ordered)
         return super()._print_Mul(rebuilt) if rebuilt.args == ((number,) if number != 1 else ()) + tuple(ordered) \
             else super()._print_Mul(expr)
+
+    def _rounded(self, expr: sp.Basic, exp: str | None, left: str, right: str) -> str:
+        # a fraction over one denominator, as the pages write an output size: \lfloor \frac{H - 3}{2} \rfloor
+        over = over_one_denominator(expr.args[0])
+        inner = self._print(expr.args[0]) if over is None else rf"\frac{{{self._print(over[0])}}}{{{over[1]}}}"
+        tex = rf"\left{left}{{{inner}}}\right{right}"
+        return tex if exp is None else rf"{tex}^{{{exp}}}"
+
+    def _print_floor(self, expr: sp.Basic, exp: str | None = None) -> str:
+        return self._rounded(expr, exp, r"\lfloor", r"\rfloor")
+
+    def _print_ceiling(self, expr: sp.Basic, exp: str | None = None) -> str:
+        return self._rounded(expr, exp, r"\lceil", r"\rceil")
 
 
 def to_latex(expr: sp.Basic) -> str:

@@ -21,6 +21,7 @@ from typing import Any, Callable, Sequence
 import sympy as sp
 
 from .errors import SymconvError
+from .text import formula_text
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SCAN = 256  # sizes tried when a condition on one name is described as a threshold
@@ -440,9 +441,9 @@ def _described(cond: sp.Basic, lower: dict[sp.Symbol, int]) -> str:
         return f"{bound[0]} >= {bound[1]}"
     if not isinstance(cond, (sp.Eq, sp.Ne)):
         solved = _solved_bound(cond)  # within an or, as at the top: 8 < 8*N reads N > 1
-        return str(cond if solved is None else solved)
+        return formula_text(cond if solved is None else solved)
     lhs, rhs = _solved(cond) or (cond.lhs, cond.rhs)
-    return f"{lhs} {'=' if isinstance(cond, sp.Eq) else '≠'} {rhs}"
+    return f"{formula_text(lhs)} {'=' if isinstance(cond, sp.Eq) else '≠'} {formula_text(rhs)}"
 
 
 def _factors_above_one(cond: sp.Basic, lower: dict[sp.Symbol, int]) -> tuple[sp.Expr, ...] | None:
@@ -588,6 +589,12 @@ def _bounds(conditions: tuple[sp.Basic, ...], names: tuple[sp.Symbol, ...]) -> t
     return tuple(bounds.items())
 
 
+def _apart(condition: sp.Basic, size: sp.Basic) -> bool:
+    """Whether ``size``, an equation fixing one name (``Eq(H, 2)``), leaves ``condition`` false."""
+    return isinstance(size, sp.Eq) and isinstance(size.lhs, sp.Symbol) and size.rhs.is_Integer and \
+        condition.xreplace({size.lhs: size.rhs}) is sp.false
+
+
 def _settle(node: sp.Basic, there: dict) -> sp.Basic:
     """A Piecewise, Min or Max reduced to what the domain leaves of it, in the original names
     (decided with every name at its lower bound plus a non-negative integer)."""
@@ -600,6 +607,9 @@ def _settle(node: sp.Basic, there: dict) -> sp.Basic:
             kept.append((value, sp.true if decided is sp.true else condition))
             if decided is sp.true:
                 break
+        if len(kept) > 2 and kept[0][0] == kept[-1][0] and kept[-1][1] is sp.true and \
+                all(_apart(kept[0][1], condition) for _, condition in kept[1:-1]):
+            kept = kept[1:]  # the form above the small sizes is the form otherwise: said once, last
         return kept[0][0] if len(kept) == 1 and kept[0][1] is sp.true else sp.Piecewise(*kept)
     least = isinstance(node, sp.Min)
     for candidate in node.args:
@@ -610,7 +620,9 @@ def _settle(node: sp.Basic, there: dict) -> sp.Basic:
 
 
 def canonical(expr: sp.Expr, conditions: Sequence[sp.Basic] = ()) -> sp.Expr:
-    """The expression simplified within its domain and collected by monomial of the names."""
+    """The expression simplified within its domain and collected by monomial of the names, or as the engine
+    built it, products of output sizes, where that is shorter: ``432*(floor(H/2 - 3/2) + 1)*(floor(W/2 - 3/2)
+    + 1)``, not ``(432*floor(W/2 - 3/2) + 432)*floor(H/2 - 3/2) + 432*floor(W/2 - 3/2) + 432``."""
     return _canonical(expr, tuple(conditions))
 
 
@@ -622,7 +634,24 @@ def _canonical(expr: sp.Expr, conditions: tuple[sp.Basic, ...]) -> sp.Expr:
     expanded = sp.expand(settled)
     atoms = sorted((a for a in expanded.atoms(sp.Symbol, sp.floor, sp.ceiling, sp.Mod, sp.Min, sp.Max)
                     if a.free_symbols), key=sp.default_sort_key)
-    return sp.collect(expanded, atoms) if atoms else expanded
+    collected = sp.collect(expanded, atoms) if atoms else expanded
+    built = _contents_out(settled)
+    return built if sp.count_ops(built) < sp.count_ops(collected) else collected
+
+
+def _contents_out(expr: sp.Expr) -> sp.Expr:
+    """Each product's factors with their integer contents taken out into its coefficient, in each term of a
+    sum: ``48*(3*a + 3)*(3*b + 3)`` is ``432*(a + 1)*(b + 1)``."""
+    if isinstance(expr, sp.Add):
+        return sp.Add(*map(_contents_out, expr.args))
+    if not isinstance(expr, sp.Mul):
+        return expr
+    coefficient, factors = sp.Integer(1), []
+    for factor in expr.args:
+        content, rest = factor.primitive() if isinstance(factor, sp.Add) else (sp.Integer(1), factor)
+        coefficient *= content
+        factors.append(rest)
+    return sp.Mul(coefficient, *factors)
 
 
 @dataclass(frozen=True)
@@ -681,7 +710,7 @@ class Formula:
 
     def __str__(self) -> str:
         domain = self.conditions()
-        return f"{self.readable()}" + (f"   (for {', '.join(domain)})" if domain else "")
+        return formula_text(self.readable()) + (f"   (for {', '.join(domain)})" if domain else "")
 
     def latex(self) -> str:
         from .latex import to_latex
@@ -700,8 +729,8 @@ class Formula:
         for cond in self.domain:
             if not _holds(cond, values):
                 shown = ", ".join(f"{k.name}={v}" for k, v in values.items())
-                raise SymconvError(f"{shown} is outside the domain of the formula: {cond} does not hold "
-                                   f"(domain: {', '.join(self.conditions())})")
+                raise SymconvError(f"{shown} is outside the domain of the formula: {formula_text(cond)} does not "
+                                   f"hold (domain: {', '.join(self.conditions())})")
         return values
 
     def __call__(self, **sizes: int) -> int:
@@ -727,6 +756,7 @@ class Formula:
                 if bad.size:
                     i = int(bad[0])
                     shown = ", ".join(f"{s.name}={a[i]}" for s, a in zip(names, args))
-                    raise SymconvError(f"{shown} is outside the domain: {cond} does not hold (configuration {i})")
+                    raise SymconvError(f"{shown} is outside the domain: {formula_text(cond)} does not hold "
+                                       f"(configuration {i})")
 
         return compile_expr(self.expr, names, validator)

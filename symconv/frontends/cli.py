@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 from ..core.errors import SymconvError
 from ..core.names import CONVENTION_NAMES, unit_of
+from ..core.text import formula_text
 from .parsing import parse_layer, parse_shape
 
 EXIT_BAD_INPUT = 2
@@ -77,14 +78,14 @@ def _count_gradients(args, spec, shape, conventions: list[str], domain) -> None:
         for which, lhs in GRADIENT_LATEX.items():
             if domain is not None:
                 value = Formula(values[which], domain, unit=unit_of(convention)).readable()
-                print(equation(lhs, value) if args.latex else f"  {which:<16} {value}")
+                print(equation(lhs, value) if args.latex else f"  {which:<16} {formula_text(value)}")
             else:  # the pages' symbols, then the value
                 expr = general[which]
                 print(equation(lhs, values[which]) if expr.is_number else f"{equation(lhs, expr)} = {values[which]}")
 
 
 def _shape_text(shape) -> str:
-    return "(" + ", ".join(str(v) for v in shape) + ")"
+    return "(" + ", ".join(formula_text(v) for v in shape) + ")"
 
 
 def _count_latex(spec, counts) -> None:
@@ -116,7 +117,7 @@ def _count_formulas(args, spec, counts) -> None:
             if args.latex:
                 print(equation(lhs, quantities[key].readable()))
             else:
-                print(f"  {key:<16} {quantities[key].readable()}")
+                print(f"  {key:<16} {formula_text(quantities[key].readable())}")
     print(("% " if args.latex else "") + "for sizes where " + (", ".join(domain) or "every size is positive"))
     if args.plot:
         _plot({c: f["total"] for c, f in formulas.items()}, args.sizes, args.plot, spec.constructor())

@@ -19,6 +19,7 @@ from typing import Any, Sequence
 
 from ..core.errors import SymconvError
 from ..core.names import unit_of
+from ..core.text import formula_text
 from .counting_mode import DATA_MOVEMENT, Record
 
 NOT_COUNTED = "not counted"
@@ -49,7 +50,7 @@ def _int(value: Any) -> str:
 
 @lru_cache(maxsize=4096)  # a symbolic table prints a model's repeated blocks' formulas again and again
 def _formula_text(value: Any) -> str:
-    return str(value)
+    return formula_text(value)
 
 
 def shape_text(shape: Any) -> str:
@@ -61,7 +62,7 @@ def shape_text(shape: Any) -> str:
         return "[" + ", ".join(map(shape_text, shape)) + "]"
     if isinstance(shape, tuple) and shape and all(isinstance(v, (tuple, list, dict)) for v in shape):
         return "(" + ", ".join(map(shape_text, shape)) + ("," if len(shape) == 1 else "") + ")"
-    return "(" + ", ".join(map(str, shape)) + ")"
+    return "(" + ", ".join(str(v) if type(v) is int else formula_text(v) for v in shape) + ")"
 
 
 def inputs_text(shapes: Sequence[Any], names: Sequence[str]) -> str:
@@ -181,7 +182,7 @@ class Profile:
         """The totals and the operators not counted, in lines of text."""
         if self.symbolic:
             totals = {c: self.formula(c).readable() for c in self.conventions}
-            lines = [f"total ({c}): " + (_counted(int(v), c) if v.is_Integer else f"{v} {unit(c)}")
+            lines = [f"total ({c}): " + (_counted(int(v), c) if v.is_Integer else f"{formula_text(v)} {unit(c)}")
                      for c, v in totals.items()]  # a total that does not depend on the sizes is a number
             lines.append("for sizes where " + (", ".join(self.formula().conditions()) or "every size is positive")
                          + f" (tracing branched at {self.hints or 'no hint'})")
@@ -303,7 +304,7 @@ class Profile:
         def formula(value: Any) -> Any:
             """A count or size in symbolic sizes, as its text (simplified within the domain)."""
             readable = self._readable(value)
-            return int(readable) if getattr(readable, "is_Integer", False) else str(readable)
+            return int(readable) if getattr(readable, "is_Integer", False) else formula_text(readable)
 
         symbolic = {"domain": self.formula().conditions(), "hints": self.hints} if self.symbolic else {}
         return json.dumps({
