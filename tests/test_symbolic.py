@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import itertools
 import json
@@ -1229,6 +1230,14 @@ def test_floors_print_over_one_denominator_and_read_back_as_the_formula():
     parsed = parse_latex(tex.replace(r"\times", r"\cdot"), backend="lark")
     assert sp.expand(parsed.xreplace({s: names[s.name] for s in parsed.free_symbols}) - formula) == 0
     assert text.splitlines()[7] == "  total            432*(floor((H - 3)/2) + 1)*(floor((W - 3)/2) + 1)"
+    # a flattened size in a row's shape and in the domain's words, as a product of output sizes
+    flat = str(symconv.profile(nn.Sequential(nn.Conv2d(3, 8, 3, stride=2), nn.Flatten(), nn.LazyLinear(5)),
+                               (1, 3, "H", "W"), "exact"))
+    size = "8*(floor((H - 3)/2) + 1)*(floor((W - 3)/2) + 1)"
+    assert f"matmul + bias  (1, {size})" in flat and f"{size} = " in flat
+    for h, w in ((3, 3), (9, 6), (12, 17)):
+        assert sp.sympify(size, locals=names).xreplace({names["H"]: h, names["W"]: w}) == \
+            F.conv2d(torch.ones(1, 3, h, w), torch.ones(8, 3, 3, 3), stride=2).flatten(1).shape[1]
 
 
 def test_a_form_with_small_sizes_apart_prints_each_piece_once():
@@ -1247,3 +1256,38 @@ def test_a_form_with_small_sizes_apart_prints_each_piece_once():
     for h, w in ((1, 1), (1, 2), (2, 3), (3, 8), (8, 5)):
         at = {names["H"]: h, names["W"]: w}
         assert int(printed.xreplace(at)) == int(count.total.xreplace(at)) == simulate(layer, (1, 3, h, w), "exact")
+
+
+@functools.lru_cache(maxsize=None)  # SymPy's LaTeX parser takes a tenth of a second a formula
+def _parsed_tex(tex: str) -> sp.Expr:
+    from sympy.parsing.latex import parse_latex
+    return parse_latex(tex.replace(r"\times", r"\cdot"), backend="lark")
+
+
+def _tex_value(cell: str, at: dict[str, int]) -> str:
+    """A LaTeX table cell evaluated at sizes: a formula ($…$) or a shape ($(…)$) as the concrete table writes it."""
+    def value(tex: str) -> int:
+        parsed = _parsed_tex(tex)
+        return int(parsed.xreplace({s: at[s.name] for s in parsed.free_symbols}))
+    if not cell.startswith("$") or cell.startswith(r"$\cdot"):
+        return cell
+    if cell.startswith("$("):
+        return "(" + ", ".join(str(value(v)) for v in cell[2:-2].split(", ")) + ")"
+    return f"{value(cell[1:-1]):,}"
+
+
+def test_a_symbolic_profiles_latex_table_writes_formulas_as_math():
+    """to_latex of a symbolic profile: every formula and shape in math, in the pages' notation; each cell, read
+    back by SymPy's LaTeX parser at sizes, is the concrete profile's cell there."""
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2), nn.BatchNorm2d(8), nn.ConvTranspose2d(8, 4, 4, stride=2),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 5))
+    result = symconv.profile(model.eval(), (1, 3, "H", "W"), "exact", all_conventions=True)
+    table = [line.removesuffix(r" \\").split(" & ") for line in result.to_latex().splitlines() if " & " in line]
+    assert any(cell.startswith(r"$432 \times \left(\left\lfloor{\frac{H - 3}{2}}") for row in table for cell in row)
+    math = 0
+    for h, w in ((3, 3), (9, 6), (12, 17)):
+        concrete = symconv.profile(model.eval(), (1, 3, h, w), "exact", all_conventions=True)
+        rows = [line.removesuffix(r" \\").split(" & ") for line in concrete.to_latex().splitlines() if " & " in line]
+        assert table[0] == rows[0] and [[_tex_value(c, {"H": h, "W": w}) for c in row] for row in table[1:]] == rows[1:]
+        math += sum(c.startswith("$") and c != rows[i][j] for i, row in enumerate(table) for j, c in enumerate(row))
+    assert math > 30

@@ -443,6 +443,7 @@ def _described(cond: sp.Basic, lower: dict[sp.Symbol, int]) -> str:
         solved = _solved_bound(cond)  # within an or, as at the top: 8 < 8*N reads N > 1
         return formula_text(cond if solved is None else solved)
     lhs, rhs = _solved(cond) or (cond.lhs, cond.rhs)
+    lhs, rhs = _contents_out(lhs), _contents_out(rhs)  # 8*(floor((H - 3)/2) + 1)*…, not (8*floor(…) + 8)*…
     return f"{formula_text(lhs)} {'=' if isinstance(cond, sp.Eq) else '≠'} {formula_text(rhs)}"
 
 

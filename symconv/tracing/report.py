@@ -15,7 +15,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from ..core.errors import SymconvError
 from ..core.names import unit_of
@@ -45,6 +45,8 @@ def _counted(value: int, convention: str) -> str:
 def _int(value: Any) -> str:
     if value is None:
         return ""
+    if getattr(value, "is_Integer", False):  # a symbolic profile's count that does not depend on the sizes
+        value = int(value)
     return f"{value:,}" if isinstance(value, int) else _formula_text(value)
 
 
@@ -141,6 +143,12 @@ class Profile:
         from ..core.sizes import canonical
         return canonical(value, self.domain)
 
+    def _readable_shape(self, shape: Any) -> Any:
+        """A shape's sizes each :meth:`_readable` (a tensor's shape; an input of several tensors stays as it is)."""
+        if not self.symbolic or not isinstance(shape, tuple) or all(type(v) is int for v in shape):
+            return shape
+        return tuple(self._readable(v) for v in shape)
+
     # --- views -----------------------------------------------------------------------------------------------
 
     def module_totals(self, depth: int | None = None) -> list[tuple[ModuleInfo, dict[str, int]]]:
@@ -207,12 +215,14 @@ class Profile:
 
     # --- the hierarchy as rows --------------------------------------------------------------------------------
 
-    def rows(self, depth: int | None = None) -> list[list[str]]:
+    def rows(self, depth: int | None = None, cell: Callable[[Any], str] = _int,
+             shape: Callable[[Any], str] = shape_text) -> list[list[str]]:
         """Header, then each module to ``depth`` (indented) followed by the products it ran itself.
 
         Deeper modules are folded into their ancestors' totals, without their products' rows. A module's
         calls alike in every column but the totals (an RNN's steps, a loop's iterations) share one row,
-        ``20 × matmul``, with their summed totals; ψ, λ and γ stay those of one call.
+        ``20 × matmul``, with their summed totals; ψ, λ and γ stay those of one call. ``cell`` writes a count
+        (a number or a formula) and ``shape`` a shape: as text, or as LaTeX (:meth:`to_latex`).
         """
         head = ["module", "type", "parameters", "operator", "input", "output", "psi", "lambda", "gamma",
                 *(f"{c} ({unit(c)})" for c in self.conventions)]
@@ -224,23 +234,24 @@ class Profile:
             indent = "  " * info.depth
             body.append([indent + (info.name.rsplit(".", 1)[-1] if info.name else "(model)"), info.type,
                          _int(info.parameters), "", "", "", "", "", "",
-                         *(_int(self._readable(totals[c])) for c in self.conventions)])
-            for (what, *cells), (calls, sums) in self._alike(own.get(info.name, [])).items():
+                         *(cell(self._readable(totals[c])) for c in self.conventions)])
+            for (what, *cells), (calls, sums) in self._alike(own.get(info.name, []), cell, shape).items():
                 body.append([indent + "  ·", "", "", what if calls == 1 else f"{calls} × {what}", *cells,
-                             *(_int(self._readable(sums[k])) for k in self.conventions)])
+                             *(cell(self._readable(sums[k])) for k in self.conventions)])
         body.append(["total", "", "", "", "", "", "", "", "",
-                     *(_int(self._readable(self.total(c))) for c in self.conventions)])
+                     *(cell(self._readable(self.total(c))) for c in self.conventions)])
         return body
 
-    def _alike(self, records: list[Record]) -> dict[tuple[str, ...], tuple[int, dict[str, Any]]]:
+    def _alike(self, records: list[Record], cell: Callable[[Any], str], shape: Callable[[Any], str]
+               ) -> dict[tuple[str, ...], tuple[int, dict[str, Any]]]:
         """A module's own calls grouped by their row without totals (first calls first): (calls, summed totals)."""
         groups: dict[tuple[str, ...], tuple[int, dict[str, Any]]] = {}
         for r in records:
             c = r.counted
             first = c.forward.get(self.convention)
-            cells = (c.what + (" (backward)" if r.phase == "backward" else ""), shape_text(c.input_shape),
-                     shape_text(c.output_shape),
-                     *(_int(self._readable(getattr(first, f))) if first else "" for f in ("psi", "lam", "gamma")))
+            cells = (c.what + (" (backward)" if r.phase == "backward" else ""),
+                     shape(self._readable_shape(c.input_shape)), shape(self._readable_shape(c.output_shape)),
+                     *(cell(self._readable(getattr(first, f))) if first else "" for f in ("psi", "lam", "gamma")))
             calls, sums = groups.get(cells, (0, {}))
             groups[cells] = (calls + 1, {k: sums.get(k, 0) + c.totals[k] for k in self.conventions})
         return groups
@@ -278,7 +289,8 @@ class Profile:
         return "\n".join(lines) + "\n\n" + self.summary().replace("\n", "  \n") + "\n"
 
     def to_latex(self, depth: int | None = None) -> str:
-        rows = self.rows(depth)
+        """A LaTeX tabular of :meth:`rows`; formulas in sizes as math, in the pages' notation."""
+        rows = self.rows(depth, _tex_count, _tex_shape)
         greek = {"psi": r"$\psi$", "lambda": r"$\lambda$", "gamma": r"$\gamma$"}
         spec = "llrlll" + "r" * (len(rows[0]) - 6)
         lines = [rf"\begin{{tabular}}{{{spec}}}", r"\hline",
@@ -348,6 +360,26 @@ class Profile:
         return frame.astype({col: "Int64" for col in counts})
 
 
+class _Tex(str):
+    """A cell already written in LaTeX: not escaped as text."""
+
+
+def _tex_count(value: Any) -> str:
+    if value is None or isinstance(value, int) or getattr(value, "is_Integer", False):
+        return _int(value)
+    from ..core.latex import to_latex  # a formula: SymPy is loaded already
+    return _Tex(f"${to_latex(value)}$")
+
+
+def _tex_shape(shape: Any) -> str:
+    if not isinstance(shape, tuple) or all(type(v) is int for v in shape):
+        return shape_text(shape)
+    from ..core.latex import to_latex
+    return _Tex("$(" + ", ".join(to_latex(v) for v in shape) + ")$")  # as shape_text writes it
+
+
 def _tex_text(text: str) -> str:
+    if isinstance(text, _Tex):
+        return text
     return text.replace("\\", r"\textbackslash{}").replace("_", r"\_").replace("&", r"\&").replace("%", r"\%") \
         .replace("·", r"$\cdot$").replace("ᵀ", r"$^T$")
