@@ -12,6 +12,7 @@ import pickle
 import random
 import re
 import threading
+from collections import OrderedDict
 
 import pytest
 import torch
@@ -1050,6 +1051,87 @@ def test_a_scripted_submodule_is_counted_in_a_training_step_without_touching_its
         assert totals == eager  # as the same model unscripted
         assert_untouched(model, before)
         assert all(p.grad is None for p in model.parameters())
+
+
+class CopiesItself(nn.Module):
+    """A learning batch norm into a convolution, in a class that says how it copies itself: as a new instance
+    loaded with its state (``"anew"``), its batch norm's statistics views of the user's (``"views"``), its state
+    deep-copied (``"state"``), or as itself (``"itself"``, a class holding a handle); with ``branch``, a branch on
+    the values (run on them)."""
+
+    def __init__(self, how: str = "anew", branch: bool = False):
+        super().__init__()
+        self.bn, self.conv, self.how, self.branch = nn.BatchNorm2d(3), nn.Conv2d(3, 4, 3), how, branch
+
+    def forward(self, x):
+        x = self.bn(x)
+        if self.branch and x.sum() > 0:
+            x = -x
+        return self.conv(x)
+
+    def __deepcopy__(self, memo):
+        if self.how == "itself":
+            return self
+        if self.how == "state":  # its state deep-copied through the memo, as torch's observed graph modules do
+            twin = CopiesItself.__new__(CopiesItself)
+            twin.__dict__.update(copy.deepcopy(self.__dict__, memo))
+            return twin
+        twin = CopiesItself(self.how, self.branch)
+        if self.how == "views":  # new tensors over the user's data
+            for name in ("running_mean", "running_var", "num_batches_tracked"):
+                setattr(twin.bn, name, getattr(self.bn, name).data)
+            return twin
+        twin.load_state_dict(self.state_dict())
+        return twin
+
+
+class TiedAround(nn.Module):
+    """A convolution outside ``inner`` whose weight is tied to the one inside it."""
+
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner, self.head = inner, nn.Conv2d(3, 4, 3)
+        self.head.weight = inner.conv.weight
+
+    def forward(self, x):
+        return self.inner(x) + self.head(x)
+
+
+@pytest.mark.parametrize("how", ["anew", "views", "itself"])
+def test_a_module_that_copies_itself_is_counted_without_touching_the_model(how):
+    # its copy held the user's tensors (itself) or real ones (anew): a training step on meta inputs failed ("needs
+    # real values"), and a run on real values updated the user's batch-norm statistics and wrote its .grad
+    conv = Layer.make("Conv2d", 3, 4, 3)
+    grads = {c: simulate_gradients(conv, (2, 3, 8, 8), c) for c in CONVENTIONS}
+    expected = add(layer_totals(conv, (2, 3, 8, 8)), {c: grads[c]["grad_input"] + grads[c]["grad_weight"] +
+                                                      grads[c]["grad_bias"] for c in CONVENTIONS})
+    plain = nn.Sequential(nn.BatchNorm2d(3), nn.Conv2d(3, 4, 3))
+    for branch, inputs in ((True, torch.randn(2, 3, 8, 8)), (False, (2, 3, 8, 8))):
+        model = CopiesItself(how, branch)
+        before = snapshot(model)
+        result, totals = counted(model, inputs, backward=True)
+        assert result.run == ("real values" if branch else "meta")
+        convolutions = [r for r in result.counted if r.stack[-1:] == ("conv",)]
+        assert {c: sum(r.counted.totals[c] for r in convolutions) for c in CONVENTIONS} == expected
+        assert totals == counted(plain, (2, 3, 8, 8), backward=True)[1]
+        assert_untouched(model, before)
+        assert all(p.grad is None for p in model.parameters()) and int(model.bn.num_batches_tracked) == 0
+
+
+def test_a_weight_tied_into_a_module_that_copies_itself_stays_tied():
+    # the class's copy made the tied weight's copy through the memo: the convolution outside met that real
+    # tensor on meta inputs, or, untied, the weight's two gradients were no longer summed (one add fewer)
+    inner = CopiesItself("state")
+    inner.conv = nn.Conv2d(3, 4, 3)  # as plain's, so that both models' convolutions are alike
+    plain = TiedAround(nn.Sequential(OrderedDict(bn=nn.BatchNorm2d(3), conv=nn.Conv2d(3, 4, 3))))
+    model = TiedAround(inner)
+    before = snapshot(model)
+    result, totals = counted(model, (2, 3, 8, 8), backward=True)
+    reference, expected = counted(plain, (2, 3, 8, 8), backward=True)
+    assert result.run == "meta" and totals == expected
+    assert [(op, n) for op, n, _, _ in result.not_counted()] == [(op, n) for op, n, _, _ in reference.not_counted()]
+    assert any(op == "aten.add" and n >= 2 for op, n, _, _ in result.not_counted())
+    assert_untouched(model, before)
 
 
 class ComputedScale(nn.Module):

@@ -24,6 +24,7 @@ from typing import Any, Iterator, Sequence
 
 import torch
 from torch.nn.modules.lazy import LazyModuleMixin
+from torch.nn.parameter import UninitializedTensorMixin
 from torch.utils._pytree import tree_leaves, tree_map_only
 
 from ..core.errors import SymconvError
@@ -233,10 +234,9 @@ class _Copier:
             clone = self.memo[id(m)] = self.module(m._orig_mod)
             return clone
         if "__deepcopy__" in cls.__dict__ and cls.__module__ != "torch.nn.utils.parametrize":
-            clone = copy.deepcopy(m, self.memo)  # the class says how it copies itself
-            if isinstance(clone, torch.jit.ScriptModule):
-                _own_script_tensors(clone, self.meta)
-            return clone
+            clone = self._copied_by_its_class(m)
+            if clone is not None:
+                return clone
         # object.__new__, not the class's own: an FX GraphModule's __new__ makes a new class, without its forward
         clone = self.memo[id(m)] = object.__new__(cls)
         state = dict(m.__dict__)
@@ -258,16 +258,57 @@ class _Copier:
         object.__setattr__(clone, "__dict__", state)
         return clone
 
+    def _copied_by_its_class(self, m: torch.nn.Module) -> torch.nn.Module | None:
+        """A module copied as its class copies itself (a script module keeps its state in C++), with parameters
+        and buffers of its own (:func:`_own_tensors`); None where that copy is, or holds, one of the user's own
+        modules or tensors (a class that copies itself as itself), which is then copied as any module is."""
+        memo = dict(self.memo)  # deepcopy's entries are kept only with the copy they made
+        clone = copy.deepcopy(m, memo)
+        users = {id(o) for o in itertools.chain(m.modules(), m.parameters(), m.buffers())}
+        if any(id(o) in users for o in itertools.chain(clone.modules(), clone.parameters(), clone.buffers())):
+            return None
+        replaced = _own_tensors(clone, self.meta, _storages(m))
+        # deepcopy's own entries, the user's tensors leading to the copy's replacements (a weight tied elsewhere)
+        self.memo.update({key: replaced.get(id(v), v) for key, v in memo.items()
+                          if key not in self.memo and key != id(memo)})
+        self.memo[id(m)] = clone
+        return clone
 
-def _own_script_tensors(module: torch.jit.ScriptModule, meta: bool) -> None:
-    """A scripted submodule's copy with tensors of its own: meta stand-ins, or its copies cut from the autograd
-    graph. A script module copies its parameters as clones of the user's, through which a backward pass would
-    reach the user's own gradients; ``Module.to`` refuses them, so each is set in its place."""
+
+def _storages(module: torch.nn.Module) -> set[int]:
+    """Where the data of a module's parameters and buffers lies (dense tensors with values)."""
+    return {t.untyped_storage().data_ptr() for t in itertools.chain(module.parameters(), module.buffers())
+            if t.layout == torch.strided and not t.is_meta and not isinstance(t, UninitializedTensorMixin)}
+
+
+def _own_tensors(module: torch.nn.Module, meta: bool, users: set[int]) -> dict[int, torch.Tensor]:
+    """Gives the parameters and buffers of a module's copy made by its class tensors of its own, each set in its
+    place (``Module.to`` refuses a script module's): meta stand-ins, or tensors cut from the autograd graph, with
+    data of their own where the class's copy shares the user's (storages ``users``). A script module copies its
+    parameters as clones of the user's, through which a backward pass would reach the user's own gradients.
+    Returns each replaced tensor's replacement, by the replaced tensor's id."""
+    replaced: dict[int, torch.Tensor] = {}
+
+    def own(t: torch.Tensor, parameter: bool) -> torch.Tensor:
+        if id(t) in replaced:
+            return replaced[id(t)]
+        if isinstance(t, UninitializedTensorMixin):  # a lazy module's, made on the device of the run
+            new = _meta_like(t) if meta else t
+        else:
+            data = _meta_empty(t) if meta else t.detach()
+            if not meta and data.layout == torch.strided and data.untyped_storage().data_ptr() in users:
+                data = data.clone()
+            # a parameter of a script module's copy is a clone of the user's, no graph leaf: a parameter again
+            new = torch.nn.Parameter(data, t.requires_grad) if parameter else data
+        replaced[id(t)] = new
+        return new
+
     for owner in module.modules():
-        for name, t in owner.named_parameters(recurse=False):
-            setattr(owner, name, torch.nn.Parameter(_meta_empty(t) if meta else t.detach(), t.requires_grad))
-        for name, t in owner.named_buffers(recurse=False):
-            setattr(owner, name, _meta_empty(t) if meta else t.detach())
+        for name, t in owner.named_parameters(recurse=False, remove_duplicate=False):
+            setattr(owner, name, own(t, True))
+        for name, t in owner.named_buffers(recurse=False, remove_duplicate=False):
+            setattr(owner, name, own(t, False))
+    return replaced
 
 
 def _copy(model: torch.nn.Module, meta: bool) -> torch.nn.Module:
@@ -700,7 +741,7 @@ def _module_infos(names: dict[int, str], twin: torch.nn.Module) -> dict[str, Mod
         name = names[id(module)]
         own = 0
         for p in module._parameters.values():
-            if p is None or id(p) in seen or isinstance(p, torch.nn.parameter.UninitializedTensorMixin):
+            if p is None or id(p) in seen or isinstance(p, UninitializedTensorMixin):
                 continue
             seen.add(id(p))
             own += p.numel()
