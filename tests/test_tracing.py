@@ -1134,10 +1134,17 @@ def test_a_weight_tied_into_a_module_that_copies_itself_stays_tied():
     assert_untouched(model, before)
 
 
+class Holder:
+    """A plain object holding a value in an attribute."""
+
+    def __init__(self, value):
+        self.value = value
+
+
 class ComputedScale(nn.Module):
-    """A tensor attribute computed from a parameter (with autograd history), held as it is or in a list, and a
-    branch on the values; ``weight_norm``: the convolution's weight is one too (the deprecated ``weight_norm``, as
-    vocoders use it)."""
+    """A tensor attribute computed from a parameter (with autograd history), held as it is, in a list or in a plain
+    object's attribute, and a branch on the values; ``weight_norm``: the convolution's weight is one too (the
+    deprecated ``weight_norm``, as vocoders use it)."""
 
     def __init__(self, held: str = "attribute", branch: bool = True):
         super().__init__()
@@ -1145,13 +1152,19 @@ class ComputedScale(nn.Module):
         self.scale, self.branch = self.conv.bias.sum() * 0 + 2, branch
         if held == "list":
             self.scale = [self.scale]
+        elif held == "object":
+            self.scale = Holder({"scale": self.scale, "note": "doubled"})
+
+    def factor(self):
+        scale = self.scale
+        return scale[0] if isinstance(scale, list) else scale.value["scale"] if isinstance(scale, Holder) else scale
 
     def forward(self, x):
-        y = self.conv(x) * (self.scale[0] if isinstance(self.scale, list) else self.scale)
+        y = self.conv(x) * self.factor()
         return -y if self.branch and y.sum() > 0 else y
 
 
-@pytest.mark.parametrize("held", ["attribute", "list", "weight_norm"])
+@pytest.mark.parametrize("held", ["attribute", "list", "object", "weight_norm"])
 def test_a_tensor_attribute_made_by_autograd_is_copied_for_a_run(held):
     # torch deep-copies only tensors without autograd history: the copy of the model failed, for a run on the user's
     # tensor, and on meta too where the tensor is in a list
@@ -1166,7 +1179,7 @@ def test_a_tensor_attribute_made_by_autograd_is_copied_for_a_run(held):
         assert result.run == "real values" and totals == expected
     assert_untouched(model, before)
     assert counted(ComputedScale(held, branch=False), (2, 3, 8, 8), backward=True)[1] == step  # on meta
-    assert model.scale is scale and (scale[0] if held == "list" else scale).grad_fn is not None
+    assert model.scale is scale and model.factor().grad_fn is not None
 
 
 def test_a_bug_in_symconv_is_not_blamed_on_the_model(monkeypatch):

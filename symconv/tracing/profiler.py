@@ -17,10 +17,11 @@ import gc
 import itertools
 import numbers
 import sys
+import types
 import warnings
 from collections import OrderedDict
 from contextlib import contextmanager
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import torch
 from torch.nn.modules.lazy import LazyModuleMixin
@@ -216,14 +217,23 @@ class _Copier:
             return self.tensor(v)
         if isinstance(v, torch.nn.Module):
             return self.module(v)
-        for leaf in tree_leaves(v):  # a tensor made by autograd in a list or dict, which deepcopy refuses
-            if isinstance(leaf, torch.Tensor) and not leaf.is_leaf:
-                self.tensor(leaf)
-        try:
-            return copy.deepcopy(v, self.memo)
-        except (TypeError, copy.Error):  # a lock, a file, a generator: no copy exists, so the copy shares it
-            self.memo[id(v)] = v
-            return v
+        while True:
+            known = len(self.memo)
+            try:
+                return copy.deepcopy(v, self.memo)
+            except (TypeError, copy.Error):  # a lock, a file, a generator: no copy exists, so the copy shares it
+                self.memo[id(v)] = v
+                return v
+            except RuntimeError:
+                made = [t for t in _made_by_autograd(v) if id(t) not in self.memo]
+                if not made:
+                    raise
+            # deepcopy refused a tensor made by autograd (in a list, a dict, an object's attribute): the half-made
+            # copies are dropped (the memo keeps its order), each such tensor is copied first, then the value
+            for key in list(self.memo)[known:]:
+                del self.memo[key]
+            for t in made:
+                self.tensor(t)
 
     def module(self, m: torch.nn.Module) -> torch.nn.Module:
         cls = type(m)
@@ -273,6 +283,28 @@ class _Copier:
                           if key not in self.memo and key != id(memo)})
         self.memo[id(m)] = clone
         return clone
+
+
+def _made_by_autograd(value: Any) -> list[torch.Tensor]:
+    """The tensors with autograd history within a value: in containers and in objects' attributes, at any depth
+    (modules are the copier's own to copy)."""
+    found, seen, pending = [], set(), [value]
+    while pending:
+        v = pending.pop()
+        if id(v) in seen or type(v) in _ATOMS or isinstance(v, (torch.nn.Module, type, types.ModuleType,
+                                                                   types.FunctionType, types.MethodType)):
+            continue
+        seen.add(id(v))
+        if isinstance(v, torch.Tensor):
+            if not v.is_leaf:
+                found.append(v)
+        elif isinstance(v, Mapping):
+            pending += [*v.keys(), *v.values()]
+        elif isinstance(v, (list, tuple, set, frozenset)):
+            pending += v
+        elif hasattr(v, "__dict__"):
+            pending += vars(v).values()
+    return found
 
 
 def _storages(module: torch.nn.Module) -> set[int]:
