@@ -25,6 +25,7 @@ from symconv.core.printing import ScalarPrinter
 from symconv.core.sized import sized_axis, sized_gradient_axis
 from symconv.core.sizes import (Formula, any_of, as_residues, joined_below, normalized, parse_size, says_not_one,
                                 tidied)
+from symconv.core.text import formula_text
 from symconv.frontends import examples
 from symconv.frontends.cli import main
 from symconv.numeric import _scalar_generated as generated
@@ -1210,6 +1211,8 @@ def test_floors_print_over_one_denominator_and_read_back_as_the_formula():
     text = _cli_output("count", "Conv2d(3, 8, 3, stride=2)", "--input", "1,3,H,W", "--convention", "exact")
     assert "-> output (1, 8, floor((H - 3)/2) + 1, floor((W - 3)/2) + 1)" in text and "/2 - " not in text
     size = sp.sympify("floor((H - 3)/2) + 1", locals=names)
+    # a term divided by a name (a page's L/s) keeps SymPy's writing: over one denominator it would read 2*L/s
+    assert formula_text(sp.floor(names["H"] / sp.Symbol("s") + sp.Rational(1, 2))) == "floor(H/s + 1/2)"
     for h in range(3, 12):
         assert size.xreplace({names["H"]: h}) == F.conv2d(torch.ones(1, 3, h, 3), torch.ones(8, 3, 3, 3),
                                                           stride=2).shape[2]

@@ -15,13 +15,15 @@ from typing import Any
 
 def over_one_denominator(arg: Any) -> tuple[Any, int] | None:
     """A sum of terms with rational coefficients as (numerator, denominator), the denominator the least common
-    one above 1 (``H/2 - 3/2``: ``(H - 3, 2)``); None for anything else, a single term (``H/4``) included."""
+    one above 1 (``H/2 - 3/2``: ``(H - 3, 2)``); None for anything else: a single term (``H/4``), a term divided
+    by a name (a page's ``L/s``)."""
     import sympy as sp
     if not isinstance(arg, sp.Add):
         return None
-    coefficients = [term.as_coeff_Mul()[0] for term in arg.args]
-    if not all(isinstance(c, sp.Rational) for c in coefficients):
+    parts = [term.as_coeff_Mul() for term in arg.args]
+    if not all(isinstance(c, sp.Rational) and sp.denom(rest) == 1 for c, rest in parts):
         return None
+    coefficients = [c for c, _ in parts]
     denominator = lcm(*(int(c.q) for c in coefficients))
     return (sp.expand(arg * denominator), denominator) if denominator > 1 else None
 
