@@ -57,3 +57,8 @@ def formula_text(value: object) -> str:
     if sympy is None or not isinstance(value, sympy.Basic):
         return str(value)
     return _printer().doprint(value)
+
+
+def sizes_text(sizes: Any) -> str:
+    """A shape as text, each size as :func:`formula_text` writes it: ``(1, 8, floor((H - 3)/2) + 1, W)``."""
+    return "(" + ", ".join(map(formula_text, sizes)) + ")"

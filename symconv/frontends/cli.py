@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 from ..core.errors import SymconvError
 from ..core.names import CONVENTION_NAMES, unit_of
-from ..core.text import formula_text
+from ..core.text import formula_text, sizes_text
 from .parsing import parse_layer, parse_shape
 
 EXIT_BAD_INPUT = 2
@@ -29,7 +29,7 @@ def _count(args: argparse.Namespace) -> int:
     counts = [count_layer(spec, shape, c) for c in conventions]
     first = counts[0]
     batch_shape = (first.batch, spec.out_channels, *first.output_size)
-    print(f"{spec.constructor()} on input {_shape_text(shape)} -> output {_shape_text(batch_shape)}")
+    print(f"{spec.constructor()} on input {sizes_text(shape)} -> output {sizes_text(batch_shape)}")
     domain = getattr(first, "domain", None)
     if domain is not None:
         _count_formulas(args, spec, counts)
@@ -82,10 +82,6 @@ def _count_gradients(args, spec, shape, conventions: list[str], domain) -> None:
             else:  # the pages' symbols, then the value
                 expr = general[which]
                 print(equation(lhs, values[which]) if expr.is_number else f"{equation(lhs, expr)} = {values[which]}")
-
-
-def _shape_text(shape) -> str:
-    return "(" + ", ".join(formula_text(v) for v in shape) + ")"
 
 
 def _count_latex(spec, counts) -> None:

@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 
 from ..core.errors import SymconvError
 from ..core.names import unit_of
-from ..core.text import formula_text
+from ..core.text import formula_text, sizes_text
 from .counting_mode import DATA_MOVEMENT, Record
 
 NOT_COUNTED = "not counted"
@@ -64,7 +64,7 @@ def shape_text(shape: Any) -> str:
         return "[" + ", ".join(map(shape_text, shape)) + "]"
     if isinstance(shape, tuple) and shape and all(isinstance(v, (tuple, list, dict)) for v in shape):
         return "(" + ", ".join(map(shape_text, shape)) + ("," if len(shape) == 1 else "") + ")"
-    return "(" + ", ".join(str(v) if type(v) is int else formula_text(v) for v in shape) + ")"
+    return sizes_text(shape)
 
 
 def inputs_text(shapes: Sequence[Any], names: Sequence[str]) -> str:
