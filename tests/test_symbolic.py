@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import functools
 import io
 import itertools
@@ -1154,6 +1155,15 @@ def test_a_symbolic_profile_exports_as_json_and_as_a_dataframe():
     assert {c: value(report["totals"][c]) for c in CONVENTIONS} == {c: concrete.total(c) for c in CONVENTIONS}
     frame = result.to_dataframe()
     assert value(frame["total"].sum()) == concrete.total("exact")
+    # shapes as the tables write them (floor((H - 1)/2) + 1), each size the concrete profile's
+    counted = frame["output"] != ""
+    assert not frame["output"].str.contains("/2 - ").any()
+    def sizes(text: str) -> tuple:
+        parsed = sp.sympify(text, locals=names)  # a tuple, or one size: shape_text writes (8), not (8,)
+        return tuple(value(v) for v in (parsed if isinstance(parsed, (tuple, sp.Tuple)) else (parsed,)))
+
+    assert [sizes(text) for text in frame["output"][counted]] == \
+        [ast.literal_eval(text) for text in concrete.to_dataframe()["output"][counted]]
     assert value(frame["total_macs"].sum()) == concrete.total("macs")
     out = io.StringIO()
     with redirect_stdout(out):

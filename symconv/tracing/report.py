@@ -149,6 +149,10 @@ class Profile:
             return shape
         return tuple(self._readable(v) for v in shape)
 
+    def _shape_cell(self, shape: Any) -> str:
+        """A shape in a frame's cell: as Python writes the tuple, its sizes as the tables write them when symbolic."""
+        return shape_text(self._readable_shape(shape)) if self.symbolic else str(shape)
+
     # --- views -----------------------------------------------------------------------------------------------
 
     def module_totals(self, depth: int | None = None) -> list[tuple[ModuleInfo, dict[str, int]]]:
@@ -346,7 +350,8 @@ class Profile:
             first = c.forward.get(self.convention) if c is not None else None
             row = {"module": r.module, "module_type": self.modules[r.module].type if r.module in self.modules else "",
                    "op": r.op, "what": c.what if c else NOT_COUNTED, "phase": r.phase,
-                   "input": str(c.input_shape) if c else "", "output": str(c.output_shape) if c else "",
+                   "input": self._shape_cell(c.input_shape) if c else "",
+                   "output": self._shape_cell(c.output_shape) if c else "",
                    "psi": first.psi if first else None, "lambda": first.lam if first else None,
                    "gamma": first.gamma if first else None,
                    "total": c.totals[self.convention] if c else None}
