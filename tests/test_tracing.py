@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import copy
 import dataclasses
+import functools
 import itertools
 import json
 import math
@@ -887,24 +888,110 @@ def test_a_successful_profile_leaves_everything_as_it_was():
 
 
 class Locked(nn.Module):
-    """A module holding an object no copy can be made of (a lock) beside its layers."""
+    """A module holding an object no copy can be made of (a lock) beside its layers, and a settings object whose part
+    holds one too, that part also held directly (so the copy of the settings fails halfway through that part)."""
 
     def __init__(self):
         super().__init__()
         self.conv, self.lock = nn.Conv2d(3, 4, 3), threading.Lock()
+        self.settings = Holder(Holder({"scale": 2.0, "lock": threading.Lock()}))
+        self.part = self.settings.value
 
     def forward(self, x):
         with self.lock:
-            return self.conv(x)
+            return self.conv(x) * self.part.value["scale"]
 
 
 def test_a_model_holding_an_object_that_cannot_be_copied_is_counted_and_left_untouched():
+    # the part that cannot be copied is shared with the copy: it was given deepcopy's half-made copy of the part,
+    # without its attributes, which failed the forward
     model = Locked()
-    lock, before = model.lock, snapshot(model)
+    lock, part, before = model.lock, model.part, snapshot(model)
     expected = layer_totals(symconv.layer_from_module(model.conv), (2, 3, 8, 8))
     assert counted(model, (2, 3, 8, 8))[1] == counted(model, torch.randn(2, 3, 8, 8))[1] == expected
-    assert model.lock is lock and not lock.locked()
+    assert model.lock is lock and not lock.locked() and model.part is part is model.settings.value
+    assert part.value["scale"] == 2.0 and not part.value["lock"].locked()
     assert_untouched(model, before)
+
+
+class Attached(nn.Module):
+    """What models keep beside their registered layers (``registered``: as registered layers and buffers instead):
+    tensors in a list and a dict (a detection head's grids), a layer in a plain list, a function closing over the
+    model that reads its parameter, a forward hook closing over the model that keeps each output in the model's
+    own list, and one that keeps its inputs in the caller's ``inputs``; with ``branch``, a branch on the values (run
+    on them)."""
+
+    def __init__(self, registered: bool = False, branch: bool = False, inputs: dict | None = None):
+        super().__init__()
+        self.conv, self.scale, self.branch = nn.Conv2d(3, 4, 3), nn.Parameter(torch.full((1,), 2.0)), branch
+        if registered:
+            self.register_buffer("grid", torch.ones(4, 1, 1))
+            self.register_buffer("offset", torch.ones(4, 1, 1))
+            self.head = nn.Conv2d(4, 2, 1)
+            return
+        self.grids, self.offsets = [torch.ones(4, 1, 1), torch.zeros(4, 1, 1)], {"x": torch.ones(4, 1, 1)}
+        self.heads = [nn.Conv2d(4, 2, 1)]
+        self.scaled = lambda y: y * self.scale
+        self.features = []
+        self.conv.register_forward_hook(lambda module, inputs, output: self.features.append(output))
+        self.heads[0].register_forward_pre_hook(lambda module, args: inputs.update(head=args[0]))
+
+    def forward(self, x):
+        x = -x if self.branch and x.sum() > 0 else x
+        if hasattr(self, "head"):
+            return self.head(self.conv(x) * self.scale * self.grid + self.offset)
+        return self.heads[0](self.scaled(self.conv(x)) * self.grids[0] + self.offsets["x"])
+
+
+def test_what_a_model_keeps_beside_its_layers_is_copied_for_the_run():
+    # tensors in a list or a dict, and the plain list's layer, were copied with their values: on meta inputs they met
+    # the meta stand-ins ("needs real values"); the function and the hook closing over the model ran the user's own
+    # model: a training step on values wrote its parameter's .grad, and every run added to its list of outputs
+    convolutions = add(layer_totals(Layer.make("Conv2d", 3, 4, 3), (2, 3, 8, 8)),
+                       layer_totals(Layer.make("Conv2d", 4, 2, 1), (2, 4, 6, 6)))
+    for backward, branch in itertools.product((False, True), (False, True)):
+        inputs, run = (torch.randn(2, 3, 8, 8), "real values") if branch else ((2, 3, 8, 8), "meta")
+        expected = counted(Attached(registered=True, branch=branch), inputs, backward=backward)[1]
+        model = Attached(branch=branch, inputs=(kept := {}))
+        before, features, grids = snapshot(model), model.features, list(model.grids)
+        result, totals = counted(model, inputs, backward=backward)
+        assert result.run == run and totals == expected
+        forward = [r for r in result.counted if r.op == "aten.convolution" and r.phase == "forward"]
+        assert {c: sum(r.counted.totals[c] for r in forward) for c in CONVENTIONS} == convolutions
+        assert_untouched(model, before)
+        assert model.features is features == [] and model.scale.grad is None and kept == {}
+        assert all(now is then for now, then in zip(model.grids, grids)) and not model.heads[0].weight.is_meta
+        assert model.heads[0].weight.grad is None and model.scaled(torch.ones(1)).item() == 2.0
+
+
+def wrapped_forward(module: nn.Module) -> nn.Module:
+    """A module whose forward is replaced, as accelerate's hooks replace it: a partial of a closure over the module's
+    own bound forward, counting its calls on the module."""
+    old_forward = module.forward
+
+    def new_forward(owner, *args, **kwargs):
+        owner.calls = getattr(owner, "calls", 0) + 1
+        return old_forward(*args, **kwargs) * 2
+
+    module.forward = functools.update_wrapper(functools.partial(new_forward, module), old_forward)
+    return module
+
+
+def test_a_forward_replaced_by_a_closure_runs_in_the_copy():
+    # the closure's bound forward was the user's module's: a training step ran the user's own convolution, on its
+    # weights, and wrote their .grad
+    conv = Layer.make("Conv2d", 3, 4, 3)
+    grads = {c: simulate_gradients(conv, (2, 3, 8, 8), c) for c in CONVENTIONS}
+    expected = add(layer_totals(conv, (2, 3, 8, 8)), {c: grads[c]["grad_weight"] + grads[c]["grad_bias"]
+                                                      for c in CONVENTIONS})
+    for inputs in ((2, 3, 8, 8), torch.randn(2, 3, 8, 8)):
+        model = nn.Sequential(wrapped_forward(nn.Conv2d(3, 4, 3)), nn.ReLU())
+        before = snapshot(model)
+        result, totals = counted(model, inputs, backward=True)
+        assert result.run == "meta" and totals == expected
+        assert [r.stack for r in result.counted if r.phase == "forward"] == [("", "0")]
+        assert_untouched(model, before)
+        assert model[0].weight.grad is None and not hasattr(model[0], "calls")
 
 
 @dataclasses.dataclass
@@ -1056,12 +1143,14 @@ def test_a_scripted_submodule_is_counted_in_a_training_step_without_touching_its
 class CopiesItself(nn.Module):
     """A learning batch norm into a convolution, in a class that says how it copies itself: as a new instance
     loaded with its state (``"anew"``), its batch norm's statistics views of the user's (``"views"``), its state
-    deep-copied (``"state"``), or as itself (``"itself"``, a class holding a handle); with ``branch``, a branch on
-    the values (run on them)."""
+    deep-copied (``"state"``; ``"locked"``, where its state holds a lock, so its copy fails), or as itself
+    (``"itself"``, a class holding a handle); with ``branch``, a branch on the values (run on them)."""
 
     def __init__(self, how: str = "anew", branch: bool = False):
         super().__init__()
         self.bn, self.conv, self.how, self.branch = nn.BatchNorm2d(3), nn.Conv2d(3, 4, 3), how, branch
+        if how == "locked":
+            self.lock = threading.Lock()
 
     def forward(self, x):
         x = self.bn(x)
@@ -1072,7 +1161,7 @@ class CopiesItself(nn.Module):
     def __deepcopy__(self, memo):
         if self.how == "itself":
             return self
-        if self.how == "state":  # its state deep-copied through the memo, as torch's observed graph modules do
+        if self.how in ("state", "locked"):  # its state deep-copied through the memo, as observed graph modules do
             twin = CopiesItself.__new__(CopiesItself)
             twin.__dict__.update(copy.deepcopy(self.__dict__, memo))
             return twin
@@ -1097,10 +1186,11 @@ class TiedAround(nn.Module):
         return self.inner(x) + self.head(x)
 
 
-@pytest.mark.parametrize("how", ["anew", "views", "itself"])
+@pytest.mark.parametrize("how", ["anew", "views", "itself", "locked"])
 def test_a_module_that_copies_itself_is_counted_without_touching_the_model(how):
     # its copy held the user's tensors (itself) or real ones (anew): a training step on meta inputs failed ("needs
-    # real values"), and a run on real values updated the user's batch-norm statistics and wrote its .grad
+    # real values"), and a run on real values updated the user's batch-norm statistics and wrote its .grad; a class
+    # whose own copy fails (locked) could not be profiled at all ("cannot copy the model")
     conv = Layer.make("Conv2d", 3, 4, 3)
     grads = {c: simulate_gradients(conv, (2, 3, 8, 8), c) for c in CONVENTIONS}
     expected = add(layer_totals(conv, (2, 3, 8, 8)), {c: grads[c]["grad_input"] + grads[c]["grad_weight"] +
@@ -1141,9 +1231,22 @@ class Holder:
         self.value = value
 
 
+class SlotHolder:
+    """A plain object holding a value in a private slot (no ``__dict__``; the slot's name is mangled)."""
+
+    __slots__ = ("__value",)
+
+    def __init__(self, value):
+        self.__value = value
+
+    @property
+    def value(self):
+        return self.__value
+
+
 class ComputedScale(nn.Module):
     """A tensor attribute computed from a parameter (with autograd history), held as it is, in a list or in a plain
-    object's attribute, and a branch on the values; ``weight_norm``: the convolution's weight is one too (the
+    object's attribute or slot, and a branch on the values; ``weight_norm``: the convolution's weight is one too (the
     deprecated ``weight_norm``, as vocoders use it)."""
 
     def __init__(self, held: str = "attribute", branch: bool = True):
@@ -1152,19 +1255,21 @@ class ComputedScale(nn.Module):
         self.scale, self.branch = self.conv.bias.sum() * 0 + 2, branch
         if held == "list":
             self.scale = [self.scale]
-        elif held == "object":
-            self.scale = Holder({"scale": self.scale, "note": "doubled"})
+        elif held in ("object", "slots"):
+            self.scale = (Holder if held == "object" else SlotHolder)({"scale": self.scale, "note": "doubled"})
 
     def factor(self):
         scale = self.scale
-        return scale[0] if isinstance(scale, list) else scale.value["scale"] if isinstance(scale, Holder) else scale
+        if isinstance(scale, (Holder, SlotHolder)):
+            return scale.value["scale"]
+        return scale[0] if isinstance(scale, list) else scale
 
     def forward(self, x):
         y = self.conv(x) * self.factor()
         return -y if self.branch and y.sum() > 0 else y
 
 
-@pytest.mark.parametrize("held", ["attribute", "list", "object", "weight_norm"])
+@pytest.mark.parametrize("held", ["attribute", "list", "object", "slots", "weight_norm"])
 def test_a_tensor_attribute_made_by_autograd_is_copied_for_a_run(held):
     # torch deep-copies only tensors without autograd history: the copy of the model failed, for a run on the user's
     # tensor, and on meta too where the tensor is in a list

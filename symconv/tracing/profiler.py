@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import gc
 import itertools
 import numbers
@@ -193,7 +194,8 @@ class _Copier:
     It builds each module itself (the bulk of ``copy.deepcopy``'s time goes to the
     dozen empty hook dictionaries of every module: new empty ones here) and
     deep-copies everything else through one memo, so hooks bound to a module are
-    rebound to its copy.
+    rebound to its copy; tensors, modules and closures within other values are
+    copied its own way first, for deepcopy to find in the memo.
     """
 
     def __init__(self, meta: bool) -> None:
@@ -211,29 +213,61 @@ class _Copier:
         return copied
 
     def value(self, v: Any) -> Any:
-        if type(v) in _ATOMS:
+        kind = type(v)
+        if kind in _ATOMS:
             return v
         if isinstance(v, torch.Tensor):
             return self.tensor(v)
         if isinstance(v, torch.nn.Module):
             return self.module(v)
-        while True:
-            known = len(self.memo)
+        if kind is types.FunctionType:
+            return self.function(v)
+        if kind is list and all(type(e) in _ATOMS for e in v):  # a layer's sizes, the common case: quickest
+            copied = self.memo.get(id(v))
+            if copied is None:
+                copied = self.memo[id(v)] = list(v)
+            return copied
+        # What the copier copies its own way, wherever it lies in the value, is copied first, so that deepcopy
+        # finds each copy in the memo: deepcopy would copy a tensor with its values (the stand-ins would meet it),
+        # a layer as any object, and share a function, which closes over the user's own model
+        for part in _parts(v):
+            self.value(part)
+        known = len(self.memo)
+        try:
+            return copy.deepcopy(v, self.memo)
+        except (TypeError, copy.Error):  # a lock, a file, a generator: no copy exists, so the copy shares it
+            self._forget(known)
+            self.memo[id(v)] = v
+            return v
+
+    def function(self, f: types.FunctionType) -> types.FunctionType:
+        """A function closing over values (a lambda over the model, a hook keeping outputs in the model's list): the
+        same code over copies of them and of its defaults. A function closing over nothing is itself."""
+        copied = self.memo.get(id(f))
+        if copied is not None:
+            return copied
+        if not f.__closure__:
+            return f
+        cells = tuple(types.CellType() for _ in f.__closure__)
+        clone = self.memo[id(f)] = types.FunctionType(f.__code__, f.__globals__, f.__name__, None, cells)
+        clone.__qualname__, clone.__module__, clone.__doc__ = f.__qualname__, f.__module__, f.__doc__
+        clone.__dict__.update(f.__dict__)
+        for cell, old in zip(cells, f.__closure__):
             try:
-                return copy.deepcopy(v, self.memo)
-            except (TypeError, copy.Error):  # a lock, a file, a generator: no copy exists, so the copy shares it
-                self.memo[id(v)] = v
-                return v
-            except RuntimeError:
-                made = [t for t in _made_by_autograd(v) if id(t) not in self.memo]
-                if not made:
-                    raise
-            # deepcopy refused a tensor made by autograd (in a list, a dict, an object's attribute): the half-made
-            # copies are dropped (the memo keeps its order), each such tensor is copied first, then the value
-            for key in list(self.memo)[known:]:
-                del self.memo[key]
-            for t in made:
-                self.tensor(t)
+                contents = old.cell_contents
+            except ValueError:  # an empty cell: a name the function's scope had not bound yet
+                continue
+            cell.cell_contents = self.value(contents)
+        clone.__defaults__ = None if f.__defaults__ is None else tuple(self.value(d) for d in f.__defaults__)
+        clone.__kwdefaults__ = None if f.__kwdefaults__ is None else self.value(f.__kwdefaults__)
+        return clone
+
+    def _forget(self, known: int) -> None:
+        """Drops the memo's entries after its first ``known`` (it keeps their order): the copies deepcopy made of a
+        value it then failed to copy, some half-made (an object whose attributes were being copied), which other
+        references to the same objects would otherwise be given."""
+        for key in list(self.memo)[known:]:
+            del self.memo[key]
 
     def module(self, m: torch.nn.Module) -> torch.nn.Module:
         cls = type(m)
@@ -270,10 +304,14 @@ class _Copier:
 
     def _copied_by_its_class(self, m: torch.nn.Module) -> torch.nn.Module | None:
         """A module copied as its class copies itself (a script module keeps its state in C++), with parameters
-        and buffers of its own (:func:`_own_tensors`); None where that copy is, or holds, one of the user's own
-        modules or tensors (a class that copies itself as itself), which is then copied as any module is."""
+        and buffers of its own (:func:`_own_tensors`); None where that copy fails (a lock in its state) or is, or
+        holds, one of the user's own modules or tensors (a class that copies itself as itself), which is then copied
+        as any module is."""
         memo = dict(self.memo)  # deepcopy's entries are kept only with the copy they made
-        clone = copy.deepcopy(m, memo)
+        try:
+            clone = copy.deepcopy(m, memo)
+        except Exception:  # the class's own copy: its failure is no failure of the copy made without it
+            return None
         users = {id(o) for o in itertools.chain(m.modules(), m.parameters(), m.buffers())}
         if any(id(o) in users for o in itertools.chain(clone.modules(), clone.parameters(), clone.buffers())):
             return None
@@ -285,26 +323,45 @@ class _Copier:
         return clone
 
 
-def _made_by_autograd(value: Any) -> list[torch.Tensor]:
-    """The tensors with autograd history within a value: in containers and in objects' attributes, at any depth
-    (modules are the copier's own to copy)."""
+def _parts(value: Any) -> list[Any]:
+    """The tensors, modules and functions with a closure within a value, which the copier copies its own way: in
+    containers, objects' attributes and slots, bound methods' objects and partials, at any depth."""
     found, seen, pending = [], set(), [value]
     while pending:
         v = pending.pop()
-        if id(v) in seen or type(v) in _ATOMS or isinstance(v, (torch.nn.Module, type, types.ModuleType,
-                                                                   types.FunctionType, types.MethodType)):
+        kind = type(v)
+        if kind in _ATOMS or id(v) in seen:
             continue
         seen.add(id(v))
-        if isinstance(v, torch.Tensor):
-            if not v.is_leaf:
-                found.append(v)
+        if v is not value and (isinstance(v, (torch.Tensor, torch.nn.Module)) or
+                               (kind is types.FunctionType and v.__closure__)):
+            found.append(v)
+        elif isinstance(v, (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType)):
+            continue
+        elif kind is types.MethodType:
+            pending.append(v.__self__)
+        elif isinstance(v, functools.partial):
+            pending += [v.func, *v.args, *v.keywords.values()]
         elif isinstance(v, Mapping):
             pending += [*v.keys(), *v.values()]
         elif isinstance(v, (list, tuple, set, frozenset)):
             pending += v
-        elif hasattr(v, "__dict__"):
-            pending += vars(v).values()
+        else:
+            pending += _attributes(v)
     return found
+
+
+def _attributes(v: Any) -> list[Any]:
+    """The values of an object's attributes: its ``__dict__``'s and its slots' (set ones)."""
+    values = list(vars(v).values()) if hasattr(v, "__dict__") else []
+    for cls in type(v).__mro__:
+        slots = cls.__dict__.get("__slots__", ())
+        for name in (slots,) if isinstance(slots, str) else slots:
+            if name.startswith("__") and not name.endswith("__"):  # a private slot, stored under its mangled name
+                name = f"_{cls.__name__.lstrip('_')}{name}"
+            if name not in ("__dict__", "__weakref__") and hasattr(v, name):
+                values.append(getattr(v, name))
+    return values
 
 
 def _storages(module: torch.nn.Module) -> set[int]:
