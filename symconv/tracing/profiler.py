@@ -228,10 +228,12 @@ class _Copier:
                 copied = self.memo[id(v)] = list(v)
             return copied
         # What the copier copies its own way, wherever it lies in the value, is copied first, so that deepcopy
-        # finds each copy in the memo: deepcopy would copy a tensor with its values (the stand-ins would meet it),
-        # a layer as any object, and share a function, which closes over the user's own model
+        # finds each copy in the memo: deepcopy would copy a tensor with its values (the stand-ins would meet it;
+        # for a run on values, only those deepcopy refuses: it copies the rest alike, and may share the value
+        # before reaching them), a layer as any object, and share a function, which closes over the user's model
         for part in _parts(v):
-            self.value(part)
+            if self.meta or not isinstance(part, torch.Tensor) or not part.is_leaf or part.layout in _COMPRESSED:
+                self.value(part)
         known = len(self.memo)
         try:
             return copy.deepcopy(v, self.memo)
