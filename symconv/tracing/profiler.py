@@ -29,7 +29,7 @@ from torch.nn.modules.lazy import LazyModuleMixin
 from torch.nn.parameter import UninitializedTensorMixin
 from torch.utils._pytree import tree_leaves, tree_map_only
 
-from ..core.errors import SymconvError
+from ..core.errors import SymconvError, require_bool
 from ..core.names import CONVENTION_NAMES, convention_name
 from ..numeric.layer import is_int
 from .counting_mode import CountingMode, is_symconv_bug, requiring_grad
@@ -58,13 +58,25 @@ def _is_shape(value: Any) -> bool:
         all(is_int(v) or isinstance(v, str) or hasattr(v, "free_symbols") for v in value)
 
 
+def _value_text(value: Any, limit: int = 80) -> str:
+    """A value as a message names it: an array (anything with a shape but a tensor) by its kind and shape, a dict
+    by its entries so named, anything else by its repr, cut short."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k!r}: {_value_text(v, limit)}" for k, v in value.items()) + "}"
+    shape = getattr(value, "shape", None)
+    if shape is not None and not isinstance(value, torch.Tensor):
+        return f"{type(value).__name__} of shape {tuple(shape)}"
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def _arguments(inputs: Any) -> tuple[list, tuple[str, ...]]:
     """The inputs as a list of values (shapes or tensors) in order, and the names of the last ones, which are
     passed by name: a dict passes every value by name."""
     if isinstance(inputs, dict):
         if not inputs or not all(isinstance(k, str) and k.isidentifier() for k in inputs):
-            raise SymconvError(f"inputs={inputs!r}: a dict of inputs maps names of forward's arguments to shapes or "
-                               f"tensors")
+            raise SymconvError(f"inputs={_value_text(inputs)}: a dict of inputs maps names of forward's "
+                               f"arguments to shapes or tensors")
         return list(inputs.values()), tuple(inputs)
     if _is_shape(inputs) or isinstance(inputs, torch.Tensor):
         return [inputs], ()
@@ -75,8 +87,9 @@ def _arguments(inputs: Any) -> tuple[list, tuple[str, ...]]:
                            f"positive integer, a name or an expression in names)")
     if isinstance(inputs, (tuple, list)) and inputs:
         return list(inputs), ()
-    raise SymconvError(f"inputs={inputs!r} must be a shape (ints, names), a sequence of shapes, a tensor, a tuple "
-                       f"of tensors, or a dict of shapes or tensors by argument name")
+    advice = " (an array is given as a tensor: torch.as_tensor(array))" if hasattr(inputs, "__array__") else ""
+    raise SymconvError(f"inputs={_value_text(inputs)} must be a shape (ints, names), a sequence of shapes, a tensor, "
+                       f"a tuple of tensors, or a dict of shapes or tensors by argument name{advice}")
 
 
 def _holds_tensors_only(value: Any) -> bool:
@@ -121,7 +134,8 @@ def _example_inputs(values: list, shapes: list[tuple] | None, dtypes: list[torch
     if all(_holds_tensors_only(v) for v in values):
         return tuple(values), True
     kinds = ", ".join("a tensor" if _holds_tensors_only(v) else "a shape" if _is_shape(v) else
-                      f"{v!r} ({type(v).__name__})" for v in values)
+                      _value_text(v) if hasattr(v, "shape") else f"{_value_text(v)} ({type(v).__name__})"
+                      for v in values)
     raise SymconvError(f"the inputs must all be shapes or all be tensors, not {kinds} (an argument made of several "
                        f"tensors is given as tensors: torch.empty(shape, device='meta') costs nothing)")
 
@@ -564,6 +578,8 @@ def profile(model: torch.nn.Module,
     under which they hold.
     """
     model = _checked_model(model)
+    require_bool("backward", backward)
+    require_bool("all_conventions", all_conventions)
     first = convention_name(convention)
     conventions = (first, *(c for c in CONVENTION_NAMES if c != first)) if all_conventions else (first,)
     values, names = _arguments(inputs)
