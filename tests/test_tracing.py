@@ -15,6 +15,7 @@ import re
 import threading
 from collections import OrderedDict
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -289,6 +290,24 @@ def test_a_shape_takes_the_models_dtype(dtype):
 def test_a_shape_with_a_size_that_is_not_one_is_refused_naming_it(shape, bad):
     with pytest.raises(symconv.SymconvError, match=re.escape(f"input shape {shape!r}: {bad} is not a size")):
         symconv.profile(nn.Conv2d(3, 4, 3), shape)
+
+
+def test_inputs_and_options_of_the_wrong_kind_are_refused_naming_them_briefly():
+    # an array was named by its whole repr (a dozen lines of numbers for an image); backward="yes" reached torch's
+    # set_grad_enabled, whose TypeError was blamed on the model's forward
+    conv = nn.Conv2d(3, 4, 3)
+    image = np.zeros((1, 3, 224, 224), dtype=np.float32)
+    for inputs, text in ((image, "inputs=ndarray of shape (1, 3, 224, 224) must be a shape (ints, names), a sequence "
+                                 "of shapes, a tensor, a tuple of tensors, or a dict of shapes or tensors by argument "
+                                 "name (an array is given as a tensor: torch.as_tensor(array))"),
+                         ({"the image": image}, "inputs={'the image': ndarray of shape (1, 3, 224, 224)}: a dict"),
+                         ([torch.randn(1, 3, 8, 8), image], "not a tensor, ndarray of shape (1, 3, 224, 224)")):
+        with pytest.raises(symconv.SymconvError) as raised:
+            symconv.profile(conv, inputs)
+        assert text in str(raised.value) and "\n" not in str(raised.value)
+    for option in ("backward", "all_conventions"):
+        with pytest.raises(symconv.SymconvError, match=f"^{option}='yes' must be True or False$"):
+            symconv.profile(conv, (1, 3, 8, 8), **{option: "yes"})
 
 
 def test_an_input_of_another_dtype_than_the_weights_is_refused_as_torch_refuses_it():
@@ -1529,6 +1548,25 @@ def test_report_views(decoder_profile):
         with pytest.raises(symconv.SymconvError, match=f"depth={depth} must be a whole number >= 0"):
             p.table(depth=depth)
     assert p.modules["head"].parameters == 2 * 2 + 2
+
+
+def test_a_total_names_its_convention_in_any_case_and_refuses_an_unknown_phase():
+    # total("EXACT") said exact "was not counted" though profile() takes the name in any case; a misspelt phase
+    # summed nothing and returned 0
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())
+    conv = layer_totals(Layer.make("Conv2d", 3, 4, 3), (2, 3, 8, 8))
+    result = symconv.profile(model, (2, 3, 8, 8), "EXACT", backward=True)
+    forward, step = result.total("Exact", phase="forward"), result.total("exact")
+    assert forward == conv["exact"] == result.total(phase="forward") and step > forward
+    assert result.total(phase="backward") == step - forward
+    with pytest.raises(symconv.SymconvError, match=r"^phase='back' must be 'forward', 'backward' or None \(both\)$"):
+        result.total(phase="back")
+    with pytest.raises(symconv.SymconvError, match="convention='MACS' was not counted; this profile has exact"):
+        result.total("MACS")
+    with pytest.raises(symconv.SymconvError, match="convention='flops' must be one of docs, exact, macs"):
+        result.total("flops")
+    formula = symconv.profile(model, (2, 3, "H", 8), "exact", all_conventions=True).formula("MACS")
+    assert formula(H=8) == conv["macs"] and formula.unit == "MACs"
 
 
 def test_exports(decoder_profile):

@@ -18,7 +18,7 @@ from functools import lru_cache
 from typing import Any, Callable, Sequence
 
 from ..core.errors import SymconvError
-from ..core.names import unit_of
+from ..core.names import convention_name, unit_of
 from ..core.text import formula_text, sizes_text
 from .counting_mode import DATA_MOVEMENT, Record
 
@@ -121,11 +121,22 @@ class Profile:
     def counted(self) -> list[Record]:
         return [r for r in self.records if r.counted is not None]
 
-    def total(self, convention: str | None = None, phase: str | None = None) -> int:
-        """The total under a convention (the first by default), of one phase or of all records."""
-        name = convention or self.convention
+    def _counted_convention(self, convention: str | None) -> str:
+        """A convention this profile counted, by its name in any case (the first one for None)."""
+        if convention is None:
+            return self.convention
+        name = convention_name(convention)
         if name not in self.conventions:
-            raise SymconvError(f"convention={name!r} was not counted; this profile has {', '.join(self.conventions)}")
+            raise SymconvError(f"convention={convention!r} was not counted; this profile has "
+                               f"{', '.join(self.conventions)} (all_conventions=True counts all three)")
+        return name
+
+    def total(self, convention: str | None = None, phase: str | None = None) -> int:
+        """The total under a convention (the first by default), of one phase ("forward" or "backward") or of all
+        records (None)."""
+        name = self._counted_convention(convention)
+        if phase not in (None, "forward", "backward"):
+            raise SymconvError(f"phase={phase!r} must be 'forward', 'backward' or None (both)")
         return sum((r.counted.totals[name] for r in self.counted if phase is None or r.phase == phase), 0)
 
     def formula(self, convention: str | None = None):
@@ -134,7 +145,7 @@ class Profile:
         if not self.symbolic:
             raise SymconvError("formula() needs a profile of symbolic sizes, e.g. profile(model, (1, 3, 'H', 'W'))")
         from ..core.sizes import Formula
-        name = convention or self.convention
+        name = self._counted_convention(convention)
         return Formula(self.total(name), self.domain, unit=unit(name))
 
     def _readable(self, value: Any) -> Any:
