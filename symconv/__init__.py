@@ -61,4 +61,5 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    # the public names and the module's own dunders, not what it imports for itself (importlib, typing's names)
+    return sorted({*__all__, *(name for name in globals() if name.startswith("__"))})

@@ -154,3 +154,12 @@ def test_importing_the_core_loads_neither_numpy_nor_torch():
     code = f"import sys; {core} print(sorted(m for m in ('numpy', 'torch') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_package_lists_its_public_names_and_each_loads():
+    # dir(symconv) listed what the package imports for itself (importlib, Any, TYPE_CHECKING)
+    code = ("import symconv, sys; names = dir(symconv); public = [n for n in names if not n.startswith('_')]; "
+            "print(public == sorted(symconv.__all__), '__version__' in names, "
+            "all(getattr(symconv, n) is not None for n in public))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "True", "True"]
