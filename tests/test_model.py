@@ -259,6 +259,26 @@ def test_bad_layers_raise_value_errors_naming_the_parameter():
 
 
 
+def test_the_public_counts_refuse_arguments_of_the_wrong_kind_naming_them():
+    # a string shape was read a character at a time ("size ',' is not an integer"), None and a torch module raised
+    # TypeError and AttributeError, and a lazy module's unknown in_channels read as "in_channels=0 must be >= 1"
+    spec = Layer.make("Conv2d", 3, 4, 3)
+    for call in (lambda shape: symconv.count_layer(spec, shape), lambda shape: symconv.count_gradients(spec, shape),
+                 lambda shape: symconv.count_ops(torch.nn.Conv2d(3, 4, 3), shape)):
+        for shape in ("1,3,8,8", None, 8):
+            with pytest.raises(symconv.SymconvError, match=re.escape(f"input_shape={shape!r} must be a tuple of "
+                                                                     f"sizes")):
+                call(shape)
+        assert call(torch.Size([1, 3, 8, 8])) == call([1, 3, 8, 8])
+    with pytest.raises(symconv.SymconvError, match="^layer=Conv2d must be a symconv.Layer: "):
+        symconv.count_layer(torch.nn.Conv2d(3, 4, 3), (1, 3, 8, 8))
+    with pytest.raises(symconv.SymconvError, match="^LazyConv2d has not inferred in_channels yet"):
+        symconv.layer_from_module(torch.nn.LazyConv2d(4, 3))
+    lazy = torch.nn.LazyConv2d(4, 3)
+    lazy(torch.zeros(1, 3, 8, 8))  # once run, it is a Conv2d
+    assert symconv.count_ops(lazy, (1, 3, 8, 8), "exact") == symconv.count_layer(spec, (1, 3, 8, 8), "exact").total
+
+
 def test_a_checked_input_is_remembered_for_its_exact_values_only():
     spec = Layer.make("Conv2d", 2, 4, 3, stride=2, padding=1)
     first = spec.check_input((1, 2, 9, 9))

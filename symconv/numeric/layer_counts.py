@@ -105,8 +105,9 @@ def count_gradients(layer: Layer, input_shape: Sequence[int], convention: str = 
     forms, which hold within the forward count's domain.
     """
     conv = convention_name(convention)
+    input_shape = _checked_shape(layer, input_shape)
     if not all(is_int(v) for v in input_shape):
-        return _gradients_sized(layer, tuple(input_shape), conv)
+        return _gradients_sized(layer, input_shape, conv)
     batch, spatial, _ = layer.check_input(input_shape)
     effective, eff_spatial = _data_padding(layer, spatial)
     args = [batch, layer.in_channels, layer.out_channels, layer.groups]
@@ -125,7 +126,19 @@ def count_layer(layer: Layer, input_shape: Sequence, convention: str = "docs") -
     (:class:`symconv.core.sized.SizedCount`).
     """
     conv = convention_name(convention)
-    return count_layers(layer, input_shape, (conv,))[conv]
+    return count_layers(layer, _checked_shape(layer, input_shape), (conv,))[conv]
+
+
+def _checked_shape(layer: Layer, input_shape: Any) -> tuple:
+    """The arguments of the public counts, checked for their kinds: a :class:`Layer`, and an input shape given as a
+    sequence of sizes (a string would be read a character at a time)."""
+    if not isinstance(layer, Layer):
+        raise SymconvError(f"layer={type(layer).__name__} must be a symconv.Layer: Layer.make(...), or "
+                           f"symconv.layer_from_module(module) for a torch module")
+    if not isinstance(input_shape, (tuple, list)):
+        raise SymconvError(f"input_shape={input_shape!r} must be a tuple of sizes (ints, names or expressions in "
+                           f"names), e.g. (1, 3, 224, 224)")
+    return tuple(input_shape)
 
 
 def count_layers(layer: Layer, input_shape: Sequence, conventions: tuple[str, ...]) -> dict[str, LayerCount]:

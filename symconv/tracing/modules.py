@@ -23,7 +23,11 @@ def layer_from_module(module: Any) -> Layer:
     kind = module_kind(module)
     if kind is None:
         raise SymconvError(f"{type(module).__name__} is not a torch.nn convolution layer "
-                         f"({', '.join(LAYER_KINDS)})")
+                           f"({', '.join(LAYER_KINDS)})")
+    uninitialized = getattr(module, "has_uninitialized_params", None)  # a lazy module's (read without torch)
+    if uninitialized is not None and uninitialized():
+        raise SymconvError(f"{type(module).__name__} has not inferred in_channels yet: run it once on an input, or "
+                           f"count the model it is in with symconv.profile")
     return Layer.make(kind, module.in_channels, module.out_channels, tuple(module.kernel_size),
                           stride=tuple(module.stride),
                           padding=module.padding if isinstance(module.padding, str) else tuple(module.padding),
@@ -37,4 +41,4 @@ def count_ops(module: Any, input_shape: Sequence[int], convention: str = "docs")
     ``input_shape`` may be batched (N, C, *spatial) or unbatched (C, *spatial; N = 1).
     Conventions: "docs", "exact", "macs" (see :mod:`symconv.core.conventions`).
     """
-    return count_layer(layer_from_module(module), tuple(input_shape), convention).total
+    return count_layer(layer_from_module(module), input_shape, convention).total
