@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import sympy
 import torch
 
 import symconv
@@ -239,6 +240,34 @@ def test_profile_cli_takes_an_input_per_argument_with_its_dtype():
     proc = subprocess.run([sys.executable, "-m", "symconv", "profile", f"{path}:Tokens", "--input", "2,10:int65",
                            "--input", "2,10,8"], capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "'int65' is not a torch dtype" in proc.stderr
+
+
+def test_a_plot_is_written_only_once_every_check_has_passed(tmp_path, capsys):
+    # the plot's size range was read only when drawing: after the formulas were printed, or after the PNG was written
+    # where --depth was then refused; an empty range read "no size in 5:1 is inside the domain: " and a zero step
+    # raised range()'s ValueError; --sizes without --plot was ignored; "wrote" came on stdout, before the JSON
+    png = tmp_path / "cost.png"
+    dcgan = ["profile", "symconv.frontends.examples:dcgan_generator", "--input", "1,100,H,H", "--plot", str(png)]
+    conv = ["count", "Conv2d(3, 4, 3)", "--input", "1,3,H,W", "--plot", str(png)]
+    refused = [
+        (dcgan + ["--sizes", "5:1"], "--sizes '5:1' must have 1 <= START <= STOP and a STEP of at least 1"),
+        (dcgan + ["--sizes", "1:9:0"], "--sizes '1:9:0' must have 1 <= START <= STOP and a STEP of at least 1"),
+        (dcgan + ["--sizes", "1:9:2:3"], "--sizes '1:9:2:3' must be START:STOP or START:STOP:STEP (integers)"),
+        (dcgan + ["--depth", "-1"], "depth=-1 must be a whole number >= 0"),
+        (conv + ["--sizes", "1:2"], "no size from 1 to 2 is inside the domain: H >= 3, W >= 3"),
+        (conv[:-2] + ["--sizes", "1:9"], "--sizes sets the input sizes --plot spans: give --plot FILE too"),
+        (["count", "Conv2d(3, 4, 3)", "--input", "1,3,8,8", "--plot", str(png)], "give sizes as names"),
+    ]
+    for argv, message in refused:
+        assert main(argv) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and err.count("\n") == 1 and message in err and not png.exists(), argv
+    assert main(dcgan + ["--sizes", "1:8", "--format", "json"]) == 0
+    out, err = capsys.readouterr()
+    total = symconv.profile(examples.dcgan_generator(), (1, 100, 4, 4)).total()
+    assert sympy.sympify(json.loads(out)["totals"]["docs"]).subs("H", 4) == total and err == f"wrote {png}\n"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(conv + ["--sizes", "3:9"]) == 0 and capsys.readouterr().err == f"wrote {png}\n"
 
 
 @pytest.mark.parametrize("target, message", [

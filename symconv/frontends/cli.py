@@ -25,16 +25,22 @@ def _count(args: argparse.Namespace) -> int:
 
     spec = parse_layer(args.layer)
     shape = parse_shape(args.input)
+    sizes = _plot_sizes(args)
     conventions = list(CONVENTION_NAMES) if args.convention == "all" else [args.convention]
     counts = [count_layer(spec, shape, c) for c in conventions]
     first = counts[0]
+    domain = getattr(first, "domain", None)
+    lines = None
+    if args.plot:  # checked before anything is printed
+        if domain is None:
+            raise SymconvError(_PLOT_NEEDS_NAMES)
+        from ..core.sizes import Formula
+        lines = _plot_lines({c.convention: Formula(c.total, c.domain, unit=unit_of(c.convention)) for c in counts},
+                            sizes)
     batch_shape = (first.batch, spec.out_channels, *first.output_size)
     print(f"{spec.constructor()} on input {sizes_text(shape)} -> output {sizes_text(batch_shape)}")
-    domain = getattr(first, "domain", None)
     if domain is not None:
         _count_formulas(args, spec, counts)
-    elif args.plot:
-        raise SymconvError(_PLOT_NEEDS_NAMES)
     elif args.latex:
         _count_latex(spec, counts)
     else:
@@ -45,6 +51,8 @@ def _count(args: argparse.Namespace) -> int:
                   "the docs convention counts -1 addition at each (its sum(y - 1) method)")
     if args.backward:
         _count_gradients(args, spec, shape, conventions, domain)
+    if lines is not None:
+        _draw(lines, args.plot, spec.constructor())
     return 0
 
 
@@ -99,7 +107,7 @@ def _count_latex(spec, counts) -> None:
 
 
 def _count_formulas(args, spec, counts) -> None:
-    """A layer's counts on symbolic sizes: formulas per convention, or LaTeX, or a plot."""
+    """A layer's counts on symbolic sizes: formulas per convention, or LaTeX."""
     from ..core.latex import equation
     from ..core.sizes import Formula
     labels = (("psi", "psi"), ("multiplications", r"\text{multiplications}"), ("additions", r"\text{additions}"),
@@ -115,20 +123,36 @@ def _count_formulas(args, spec, counts) -> None:
             else:
                 print(f"  {key:<16} {formula_text(quantities[key].readable())}")
     print(("% " if args.latex else "") + "for sizes where " + (", ".join(domain) or "every size is positive"))
-    if args.plot:
-        _plot({c: f["total"] for c, f in formulas.items()}, args.sizes, args.plot, spec.constructor())
 
 
-def _plot(formulas: dict, sizes: str, path: str, title: str) -> None:
-    """Cost against input size (every size name set to the same value), one line per convention."""
-    from .figures import pyplot, save
-    plt = pyplot()
+_SIZES = "8:512"  # the input sizes --plot spans by default
+
+
+def _plot_sizes(args: argparse.Namespace) -> range | None:
+    """The input sizes --plot spans, checked before anything is counted or printed; None without --plot."""
+    if args.plot is None:
+        if args.sizes is not None:
+            raise SymconvError("--sizes sets the input sizes --plot spans: give --plot FILE too")
+        return None
+    text = args.sizes or _SIZES
     try:
-        start, stop, *step = (int(v) for v in sizes.split(":"))
+        start, stop, *step = (int(v) for v in text.split(":"))
+        if len(step) > 1:
+            raise ValueError(text)
     except ValueError:
-        raise SymconvError(f"--sizes {sizes!r} must be START:STOP or START:STOP:STEP (integers)") from None
-    values = range(start, stop + 1, step[0] if step else max(1, (stop - start) // 64))
-    fig, ax = plt.subplots(figsize=(6, 4))
+        raise SymconvError(f"--sizes {text!r} must be START:STOP or START:STOP:STEP (integers)") from None
+    step = step[0] if step else max(1, (stop - start) // 64)
+    if not 1 <= start <= stop or step < 1:
+        raise SymconvError(f"--sizes {text!r} must have 1 <= START <= STOP and a STEP of at least 1")
+    return range(start, stop + 1, step)
+
+
+def _plot_lines(formulas: dict, values: range) -> dict[str, list[tuple[int, int]]]:
+    """Each convention's line of cost against input size (every size name set to the same value), worked out before
+    anything is printed or written: a size range outside the domain, or a missing matplotlib, is refused first."""
+    from .figures import pyplot
+    pyplot()
+    lines = {}
     for convention, formula in formulas.items():
         points = []
         for v in values:
@@ -137,15 +161,24 @@ def _plot(formulas: dict, sizes: str, path: str, title: str) -> None:
             except SymconvError:  # outside the domain: no point
                 continue
         if not points:
-            plt.close(fig)
-            raise SymconvError(f"no size in {sizes} is inside the domain: {', '.join(formula.conditions())}")
-        ax.plot(*zip(*points), label=f"{convention} ({formula.unit})")
+            raise SymconvError(f"no size from {values.start} to {values.stop - 1} is inside the domain: "
+                               f"{', '.join(formula.conditions())}")
+        lines[f"{convention} ({formula.unit})"] = points
+    return lines
+
+
+def _draw(lines: dict[str, list[tuple[int, int]]], path: str, title: str) -> None:
+    """The lines as a PNG; where it went is said on stderr, so that stdout holds the output format alone."""
+    from .figures import pyplot, save
+    fig, ax = pyplot().subplots(figsize=(6, 4))
+    for label, points in lines.items():
+        ax.plot(*zip(*points), label=label)
     ax.set_xlabel("input size (every size name)")
     ax.set_ylabel("count (see each line's unit)")
     ax.set_title(title, fontsize=8)
     ax.legend()
     save(fig, path)
-    print(f"wrote {path}")
+    print(f"wrote {path}", file=sys.stderr)
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -210,19 +243,20 @@ def _profile(args: argparse.Namespace) -> int:
     from ..tracing.profiler import profile
     from .loading import load_model
     inputs, dtypes = _inputs(args.input)
+    sizes = _plot_sizes(args)
     model = load_model(args.model)
     every = args.convention == "all"
     result = profile(model, inputs, "docs" if every else args.convention, all_conventions=every,
                      backward=args.backward, hints=_hints(args.hint), dtype=dtypes)
-    if args.plot:
-        if not result.symbolic:
-            raise SymconvError(_PLOT_NEEDS_NAMES)
-        _plot({c: result.formula(c) for c in result.conventions}, args.sizes, args.plot, result.model_type)
+    if args.plot and not result.symbolic:
+        raise SymconvError(_PLOT_NEEDS_NAMES)
     if args.format == "json":
         text = result.to_json()
     else:
         text = {"table": result.table, "csv": result.to_csv, "markdown": result.to_markdown,
                 "latex": result.to_latex}[args.format](depth=args.depth)
+    if args.plot:  # after the text, which checks --depth: nothing is written before every check has passed
+        _draw(_plot_lines({c: result.formula(c) for c in result.conventions}, sizes), args.plot, result.model_type)
     print(text.rstrip("\n"))
     return 0
 
@@ -279,8 +313,8 @@ def _plot_arguments(p: argparse.ArgumentParser) -> None:
     """--plot and the sizes it spans, shared by count and profile."""
     p.add_argument("--plot", metavar="FILE", help="with sizes as names: save a PNG of the total against the input "
                                                   "size (needs matplotlib)")
-    p.add_argument("--sizes", default="8:512", metavar="START:STOP[:STEP]",
-                   help="the input sizes --plot spans (default 8:512)")
+    p.add_argument("--sizes", metavar="START:STOP[:STEP]",
+                   help=f"the input sizes --plot spans (default {_SIZES})")
 
 
 def build_parser() -> argparse.ArgumentParser:
