@@ -1574,6 +1574,13 @@ def test_exports(decoder_profile):
     data = json.loads(p.to_json())
     assert data["totals"] == {c: p.total(c) for c in p.conventions} and data["units"]["macs"] == "MACs"
     assert len(data["records"]) == len(p.records)
+    # the JSON's modules fold to a depth as the tables do (--depth was ignored with --format json)
+    assert [m["name"] for m in data["modules"]] == [i.name for i, _ in p.module_totals()] and len(data["modules"]) > 1
+    folded = json.loads(p.to_json(depth=0))
+    assert [m["name"] for m in folded["modules"]] == [""] and folded["modules"][0]["totals"] == data["totals"]
+    assert folded["records"] == data["records"]
+    with pytest.raises(symconv.SymconvError, match="depth=-1 must be a whole number"):
+        p.to_json(depth=-1)
     frame = p.to_dataframe()
     assert int(frame["total"].sum()) == p.total("exact") and str(frame["total"].dtype) == "Int64"
     assert int(frame["total_macs"].sum()) == p.total("macs")

@@ -250,11 +250,8 @@ def _profile(args: argparse.Namespace) -> int:
                      backward=args.backward, hints=_hints(args.hint), dtype=dtypes)
     if args.plot and not result.symbolic:
         raise SymconvError(_PLOT_NEEDS_NAMES)
-    if args.format == "json":
-        text = result.to_json()
-    else:
-        text = {"table": result.table, "csv": result.to_csv, "markdown": result.to_markdown,
-                "latex": result.to_latex}[args.format](depth=args.depth)
+    text = {"table": result.table, "csv": result.to_csv, "markdown": result.to_markdown, "latex": result.to_latex,
+            "json": result.to_json}[args.format](depth=args.depth)
     if args.plot:  # after the text, which checks --depth: nothing is written before every check has passed
         _draw(_plot_lines({c: result.formula(c) for c in result.conventions}, sizes), args.plot, result.model_type)
     print(text.rstrip("\n"))

@@ -314,8 +314,9 @@ class Profile:
         lines += [r"\hline", r"\end{tabular}"]
         return "\n".join(lines) + "\n"
 
-    def to_json(self) -> str:
-        """Everything: totals, modules, operators, every record and what was not counted."""
+    def to_json(self, depth: int | None = None) -> str:
+        """Everything: totals, modules (to ``depth``, the model being depth 0), operators, every record and what was
+        not counted."""
         def record(r: Record) -> dict[str, Any]:
             c = r.counted
             item: dict[str, Any] = {"op": r.op, "module": r.module, "stack": list(r.stack), "phase": r.phase,
@@ -341,7 +342,7 @@ class Profile:
             "conventions": list(self.conventions), "units": {c: unit(c) for c in self.conventions},
             "totals": {c: self.total(c) for c in self.conventions}, **symbolic,
             "modules": [{"name": i.name, "type": i.type, "parameters": i.parameters, "totals": t}
-                        for i, t in self.module_totals()],
+                        for i, t in self.module_totals(depth)],
             "operators": [{"op": op, "phase": ph, "calls": n, "totals": t} for op, ph, n, t in self.operator_totals()],
             "not_counted": [{"op": op, "calls": n, "modules": m, "arithmetic": a} for op, n, m, a in self.not_counted()],
             "records": [record(r) for r in self.records],
