@@ -297,8 +297,20 @@ def test_explain_the_qa_layer(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_explain_rejects_bad_positions_and_layers():
-    status, _, err = run_cli("explain", "ConvTranspose1d(1, 1, 3)", "--input", "1,1,3", "--at", "9")
-    assert status == 2 and "position (9,) is outside the output (5,)" in err
-    status, _, err = run_cli("explain", "ConvTranspose1d(1, 1, 3", "--input", "1,1,3")
-    assert status == 2 and "malformed layer" in err
+def test_explain_rejects_bad_positions_and_layers(tmp_path):
+    # a position of names or of too few indices read "is outside the output", and sizes as names (which its help
+    # offered) ended in SymPy's TypeError with a traceback; a map too large to plot was refused after the text
+    layer = "ConvTranspose2d(1, 1, 4, stride=2, padding=1)"
+    png = tmp_path / "map.png"
+    for argv, message in (
+            (("ConvTranspose1d(1, 1, 3)", "--input", "1,1,3", "--at", "9"), "position 9 is outside the output (5,)"),
+            ((layer, "--input", "1,1,4,4", "--at", "x"), "position x must be integers, one per spatial axis (e.g. 0,0)"),
+            ((layer, "--input", "1,1,4,4", "--at", "0"), "position 0 gives 1 index for the 2 spatial axes of the "
+                                                         "output (8, 8)"),
+            ((layer, "--input", "1,1,H,4"), "explain shows the count maps of a concrete input: input shape "
+                                            "(1, 1, H, 4) holds names"),
+            ((layer, "--input", "1,1,3000,3000", "--plot", str(png)), "is too large to plot"),
+            (("ConvTranspose1d(1, 1, 3", "--input", "1,1,3"), "malformed layer")):
+        status, out, err = run_cli("explain", *argv)
+        assert status == 2 and out == "" and err.count("\n") == 1 and message in err, argv
+    assert not png.exists()

@@ -232,10 +232,12 @@ def _explain(args: argparse.Namespace) -> int:
     spec = parse_layer(args.layer)
     shape = parse_shape(args.input)
     position = parse_shape(args.at) if args.at else None
-    print(explain(spec, shape, position))
-    if args.plot:
+    text = explain(spec, shape, position)
+    if args.plot:  # before the text is printed: a map too large to plot is refused with nothing printed
         plot(spec, shape, args.plot)
-        print(f"\nwrote {args.plot}")
+    print(text)
+    if args.plot:
+        print(f"wrote {args.plot}", file=sys.stderr)
     return 0
 
 
@@ -298,12 +300,13 @@ def _hints(items: list[str] | None) -> dict[str, int] | None:
     return hints
 
 
-def _layer_arguments(p: argparse.ArgumentParser) -> None:
-    """The layer as a constructor call and its input shape, shared by count and explain."""
+def _layer_arguments(p: argparse.ArgumentParser, names: bool = True) -> None:
+    """The layer as a constructor call and its input shape, shared by count and explain (sizes as ``names`` too)."""
     p.add_argument("layer", help='the layer as its constructor call, e.g. "ConvTranspose2d(1, 1, 4, stride=2)"')
     p.add_argument("--input", required=True, metavar="SHAPE",
-                   help="input shape, comma-separated, e.g. 1,1,4,4; sizes may be names or expressions "
-                        "(1,512,H,W or 1,3,8*h,8*w): the counts are then formulas in them")
+                   help="input shape, comma-separated, e.g. 1,1,4,4" + (
+                       "; sizes may be names or expressions (1,512,H,W or 1,3,8*h,8*w): the counts are then "
+                       "formulas in them" if names else ""))
 
 
 def _plot_arguments(p: argparse.ArgumentParser) -> None:
@@ -399,7 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Print the per-axis and n-d count maps of a layer, its additions under each "
                                    "convention and, with --at, which input elements meet which kernel taps at "
                                    "one output position.")
-    _layer_arguments(p)
+    _layer_arguments(p, names=False)
     p.add_argument("--at", metavar="POSITION", help="an output position, comma-separated spatial indices, e.g. 0,1")
     p.add_argument("--plot", metavar="FILE", help="also save a PNG heatmap of the count map (needs matplotlib)")
     p.set_defaults(run=_explain)

@@ -16,7 +16,7 @@ from typing import Sequence
 from ..core.counters import input_at, taps_at
 from ..core.errors import SymconvError
 from ..core.names import CONVENTION_DESCRIPTIONS, CONVENTION_NAMES
-from ..numeric.layer import Layer
+from ..numeric.layer import Layer, is_int
 from ..numeric.layer_counts import axis_counts, count_layer
 
 MAX_SHOWN = 4096  # count-map elements of a layer printed at most
@@ -57,10 +57,22 @@ def _scale(nested, c: int):
 Pair = tuple[tuple[int, ...], tuple[int, ...]]
 
 
+def _written(position: Sequence) -> str:
+    """A position as the user wrote it: 0,1."""
+    return ",".join(map(str, position))
+
+
 def _taps_at_position(spec: Layer, spatial: Sequence[int], position: Sequence[int]) -> list[range]:
     out = spec.check_input((spec.in_channels, *spatial))[2]
-    if len(position) != spec.ndim or any(not 0 <= j < n for j, n in zip(position, out)):
-        raise SymconvError(f"position {tuple(position)!r} is outside the output {out!r}")
+    if not all(is_int(j) for j in position):
+        raise SymconvError(f"position {_written(position)} must be integers, one per spatial axis (e.g. "
+                           f"{','.join('0' * spec.ndim)})")
+    if len(position) != spec.ndim:
+        indices = f"{len(position)} index" + ("es" if len(position) != 1 else "")
+        raise SymconvError(f"position {_written(position)} gives {indices} for the {spec.ndim} spatial axes of the "
+                           f"output {out!r}")
+    if any(not 0 <= j < n for j, n in zip(position, out)):
+        raise SymconvError(f"position {_written(position)} is outside the output {out!r}")
     return [taps_at(j, *_axis(spec, spatial, a), spec.transposed) for a, j in enumerate(position)]
 
 
@@ -128,6 +140,9 @@ def _fmt_map(nested, indent: str = "  ") -> list[str]:
 
 def explain(spec: Layer, input_shape: Sequence[int], position: Sequence[int] | None = None) -> str:
     """A readable account of the layer on the input: count maps, additions, one position's products."""
+    if not all(is_int(v) for v in input_shape):
+        raise SymconvError(f"explain shows the count maps of a concrete input: input shape {tuple(input_shape)!r} "
+                           f"holds names (symconv count gives the counts as formulas in them)")
     counts = {c: count_layer(spec, input_shape, c) for c in CONVENTION_NAMES}
     docs = counts["docs"]
     spatial = docs.input_size
