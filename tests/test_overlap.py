@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import random
-from contextlib import redirect_stdout
+from contextlib import redirect_stderr, redirect_stdout
 
 import numpy as np
 import pytest
@@ -177,3 +177,13 @@ def test_validate_cli_prints_the_report():
     assert "[REJECTED] ConvTranspose   docs_additions uncropped product, as designed" in text
     assert "closed-form coverage of the grid" in text
     assert "disagreements: S 0, Z 0, docs 0" in text
+
+
+def test_validate_refuses_a_number_of_workers_below_one():
+    # --workers 0 meant every core, a negative number ended in the process pool's ValueError with a traceback
+    for workers in ("0", "-3"):
+        err = io.StringIO()
+        with redirect_stderr(err):
+            assert main(["validate", "--workers", workers]) == 2
+        assert err.getvalue() == (f"symconv validate: error: workers={workers} must be a whole number >= 1 (or None: "
+                                  f"one per core, up to 8)\n")

@@ -410,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="check every closed form against torch on the default grid",
                        description="Measure the default grid with torch ones-convolutions and check every "
                                    "closed-form candidate and hybrid expression against it.")
-    p.add_argument("--workers", type=int, default=None, help="processes to use (default: all cores)")
+    p.add_argument("--workers", type=int, default=None, help="processes to use (default: one per core, up to 8)")
     p.set_defaults(run=_validate)
     return parser
 

@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ..numeric.layer import Layer
+from ..core.errors import SymconvError
+from ..numeric.layer import Layer, is_int
 from .grid import Point
 
 _FUNCTIONS = {
@@ -77,7 +78,10 @@ def _measure_chunk(points: Sequence[Point]) -> list[Measured | None]:
 
 def measure_all(points: Sequence[Point], workers: int | None = None, progress: bool | None = None,
                 chunk: int = 500) -> list[Measured | None]:
-    """Measure many layers, in parallel over cores, with a progress bar on a terminal."""
+    """Measure many layers, in parallel over ``workers`` processes (None: one per core, up to 8), with a progress
+    bar on a terminal."""
+    if workers is not None and (not is_int(workers) or workers < 1):
+        raise SymconvError(f"workers={workers!r} must be a whole number >= 1 (or None: one per core, up to 8)")
     workers = workers or min(os.cpu_count() or 1, 8)
     progress = sys.stderr.isatty() if progress is None else progress
     chunks = [points[i:i + chunk] for i in range(0, len(points), chunk)]

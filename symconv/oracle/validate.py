@@ -167,7 +167,8 @@ def z_closed_condition(ax, transposed: bool) -> sp.Basic:
 
 def run(points: Sequence[Point] | None = None, workers: int | None = None,
         progress: bool | None = None) -> Report:
-    """Measure the grid with torch and check every candidate and hybrid on it."""
+    """Measure the grid with torch (in ``workers`` processes; None: one per core, up to 8) and check every candidate
+    and hybrid on it."""
     points = list(default_grid() if points is None else points)
     measured = measure_all(points, workers=workers, progress=progress)
     groups: dict[tuple[int, bool], list[int]] = {}
