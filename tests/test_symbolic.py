@@ -24,8 +24,8 @@ import symconv
 from symconv.core import overlap
 from symconv.core.printing import ScalarPrinter
 from symconv.core.sized import sized_axis, sized_gradient_axis
-from symconv.core.sizes import (Formula, any_of, as_residues, joined_below, normalized, parse_size, says_not_one,
-                                tidied)
+from symconv.core.sizes import (Formula, any_of, as_residues, canonical, joined_below, normalized, parse_size,
+                                says_not_one, tidied)
 from symconv.core.text import formula_text
 from symconv.frontends import examples
 from symconv.frontends.cli import main
@@ -1269,6 +1269,44 @@ def test_a_form_with_small_sizes_apart_prints_each_piece_once():
     for h, w in ((1, 1), (1, 2), (2, 3), (3, 8), (8, 5)):
         at = {names["H"]: h, names["W"]: w}
         assert int(printed.xreplace(at)) == int(count.total.xreplace(at)) == simulate(layer, (1, 3, h, w), "exact")
+
+
+def test_successive_strides_print_one_floor_and_the_text_reads_back_as_the_counts():
+    """A stride-2 stem, then a stride-2 block whose shortcut is a 1×1 stride-2 convolution (ResNet's downsampling):
+    the shortcut's output size nested one floor in another, floor(floor((H - 1)/2)/2) + 1, beside the main path's
+    floor((H - 1)/4) + 1, so the total said the same product twice in two writings. One floor now; the printed
+    total, read back, is the brute-force count of every convolution at each size."""
+    stem, conv, shortcut = (nn.Conv2d(3, 4, 3, stride=2, padding=1), nn.Conv2d(4, 8, 3, stride=2, padding=1),
+                            nn.Conv2d(4, 8, 1, stride=2))
+
+    class Downsampled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem, self.conv, self.shortcut = stem, conv, shortcut
+
+        def forward(self, x):
+            x = self.stem(x)
+            return self.conv(x) + self.shortcut(x)
+
+    result = symconv.profile(Downsampled(), (1, 3, "H", "W"), "exact")
+    text = str(result.formula())
+    assert "floor(floor" not in text and "floor((H - 1)/4) + 1" in text
+    names = {n: parse_size(n) for n in ("H", "W")}
+    printed = sp.sympify(text, locals=names)
+    layers = [symconv.layer_from_module(m) for m in (stem, conv, shortcut)]
+    for h, w in itertools.product((1, 2, 3, 4, 5, 7, 8, 9, 13, 16, 17), (1, 6, 11)):
+        sizes = [(1, 3, h, w)] + [(1, 4, (h - 1) // 2 + 1, (w - 1) // 2 + 1)] * 2
+        expected = sum(simulate(layer, shape, "exact") for layer, shape in zip(layers, sizes))  # the add: no count
+        assert int(printed.xreplace({names["H"]: h, names["W"]: w})) == expected, (h, w)
+    # the identity itself, on rationals as on integers: floor((floor(x) + m)/n) is floor((x + m)/n)
+    x = sp.Symbol("x")
+    for inner, outer in ((sp.floor, sp.floor), (sp.ceiling, sp.ceiling)):
+        for m, n in ((0, 2), (3, 4), (-5, 3)):
+            nested = outer((inner(x / 7) + m) / n)
+            flat = canonical(nested)
+            assert "floor(floor" not in str(flat) and "ceiling(ceiling" not in str(flat)
+            for value in [sp.Rational(k, 3) for k in range(-60, 61)]:
+                assert flat.xreplace({x: value}) == nested.xreplace({x: value}), (nested, value)
 
 
 @functools.lru_cache(maxsize=None)  # SymPy's LaTeX parser takes a tenth of a second a formula

@@ -632,12 +632,30 @@ def _canonical(expr: sp.Expr, conditions: tuple[sp.Basic, ...]) -> sp.Expr:
     names = sorted(expr.free_symbols, key=lambda s: s.name)
     there, _ = _shifts(names, least_sizes(conditions, names))
     settled = expr.replace(lambda e: isinstance(e, (sp.Piecewise, sp.Min, sp.Max)), lambda e: _settle(e, there))
+    settled = settled.replace(lambda e: isinstance(e, (sp.floor, sp.ceiling)), _unnested)
     expanded = sp.expand(settled)
     atoms = sorted((a for a in expanded.atoms(sp.Symbol, sp.floor, sp.ceiling, sp.Mod, sp.Min, sp.Max)
                     if a.free_symbols), key=sp.default_sort_key)
     collected = sp.collect(expanded, atoms) if atoms else expanded
     built = _contents_out(settled)
-    return built if sp.count_ops(built) < sp.count_ops(collected) else collected
+    return built if len(str(built)) <= len(str(collected)) else collected
+
+
+def _unnested(rounded: sp.Basic) -> sp.Basic:
+    """A floor of a floor divided by a whole number as one floor, ``floor(floor((H - 1)/16)/2)`` as
+    ``floor((H - 1)/32)``, and ceilings alike: floor((floor(x) + m)/n) = floor((x + m)/n) for any real x and integers
+    m and n > 0 (floor(x) + m is floor(x + m), and no integer lies strictly between it and x + m). Successive
+    strided layers nest their output sizes so; one floor reads as torch's documentation writes the sizes."""
+    kind = type(rounded)
+    inner = [term for term in sp.Add.make_args(sp.expand(rounded.args[0])) if term.has(kind)]
+    if len(inner) != 1:
+        return rounded
+    coefficient, nested = inner[0].as_coeff_Mul()
+    shift = rounded.args[0] - inner[0]
+    if type(nested) is not kind or not (coefficient.is_Rational and coefficient.p == 1 and coefficient.q > 0) or \
+            not shift.is_number or not (shift * coefficient.q).is_Integer:
+        return rounded
+    return kind(coefficient * nested.args[0] + shift)
 
 
 def _contents_out(expr: sp.Expr) -> sp.Expr:
