@@ -1274,8 +1274,9 @@ def test_a_form_with_small_sizes_apart_prints_each_piece_once():
 def test_successive_strides_print_one_floor_and_the_text_reads_back_as_the_counts():
     """A stride-2 stem, then a stride-2 block whose shortcut is a 1×1 stride-2 convolution (ResNet's downsampling):
     the shortcut's output size nested one floor in another, floor(floor((H - 1)/2)/2) + 1, beside the main path's
-    floor((H - 1)/4) + 1, so the total said the same product twice in two writings. One floor now; the printed
-    total, read back, is the brute-force count of every convolution at each size."""
+    floor((H - 1)/4) + 1, so the total said the same product twice in two writings, and the main path's count read
+    Mod(floor((H - 1)/2), 2) + 3*floor((H - 1)/4) + 1. One floor now, and floor((H - 1)/4) + floor((H - 1)/2) + 1;
+    the printed total, read back, is the brute-force count of every convolution at each size."""
     stem, conv, shortcut = (nn.Conv2d(3, 4, 3, stride=2, padding=1), nn.Conv2d(4, 8, 3, stride=2, padding=1),
                             nn.Conv2d(4, 8, 1, stride=2))
 
@@ -1290,7 +1291,7 @@ def test_successive_strides_print_one_floor_and_the_text_reads_back_as_the_count
 
     result = symconv.profile(Downsampled(), (1, 3, "H", "W"), "exact")
     text = str(result.formula())
-    assert "floor(floor" not in text and "floor((H - 1)/4) + 1" in text
+    assert "floor(floor" not in text and "Mod(floor" not in text and "floor((H - 1)/4) + 1" in text
     names = {n: parse_size(n) for n in ("H", "W")}
     printed = sp.sympify(text, locals=names)
     layers = [symconv.layer_from_module(m) for m in (stem, conv, shortcut)]
@@ -1307,6 +1308,13 @@ def test_successive_strides_print_one_floor_and_the_text_reads_back_as_the_count
             assert "floor(floor" not in str(flat) and "ceiling(ceiling" not in str(flat)
             for value in [sp.Rational(k, 3) for k in range(-60, 61)]:
                 assert flat.xreplace({x: value}) == nested.xreplace({x: value}), (nested, value)
+    # a remainder of a floor beside the floor of its quotient: Mod(a, n) is a - n*floor(a/n)
+    for n in (2, 3):
+        remainder = sp.Mod(sp.floor(x / 5), n) + 3 * sp.floor(sp.floor(x / 5) / n)
+        merged = canonical(remainder)
+        assert not merged.has(sp.Mod) and "floor(floor" not in str(merged)
+        for value in [sp.Rational(k, 2) for k in range(-80, 81)]:
+            assert merged.xreplace({x: value}) == remainder.xreplace({x: value}), (remainder, value)
 
 
 @functools.lru_cache(maxsize=None)  # SymPy's LaTeX parser takes a tenth of a second a formula

@@ -632,7 +632,7 @@ def _canonical(expr: sp.Expr, conditions: tuple[sp.Basic, ...]) -> sp.Expr:
     names = sorted(expr.free_symbols, key=lambda s: s.name)
     there, _ = _shifts(names, least_sizes(conditions, names))
     settled = expr.replace(lambda e: isinstance(e, (sp.Piecewise, sp.Min, sp.Max)), lambda e: _settle(e, there))
-    settled = settled.replace(lambda e: isinstance(e, (sp.floor, sp.ceiling)), _unnested)
+    settled = _merged_remainders(settled.replace(lambda e: isinstance(e, (sp.floor, sp.ceiling)), _unnested))
     expanded = sp.expand(settled)
     atoms = sorted((a for a in expanded.atoms(sp.Symbol, sp.floor, sp.ceiling, sp.Mod, sp.Min, sp.Max)
                     if a.free_symbols), key=sp.default_sort_key)
@@ -656,6 +656,23 @@ def _unnested(rounded: sp.Basic) -> sp.Basic:
             not shift.is_number or not (shift * coefficient.q).is_Integer:
         return rounded
     return kind(coefficient * nested.args[0] + shift)
+
+
+def _merged_remainders(expr: sp.Expr) -> sp.Expr:
+    """A remainder of a floor, Mod(floor(x), n), as floor(x) - n*floor(x/n) where floor(x/n) is in the expression
+    already: ``Mod(floor((H - 1)/16), 2) + 3*floor((H - 1)/32) + 1`` reads ``floor((H - 1)/16) + floor((H - 1)/32)
+    + 1`` (Mod(a, n) is a - n*floor(a/n) for any real a and integer n > 0; the floor of a floor is one floor)."""
+    present = expr.atoms(sp.floor)
+
+    def merged(remainder: sp.Mod) -> sp.Expr:
+        dividend, n = remainder.args
+        if isinstance(dividend, sp.floor) and n.is_Integer and n > 0:
+            quotient = _unnested(sp.floor(dividend / n))
+            if quotient in present:
+                return dividend - n * quotient
+        return remainder
+
+    return expr.replace(lambda e: isinstance(e, sp.Mod), merged)
 
 
 def _contents_out(expr: sp.Expr) -> sp.Expr:
