@@ -287,6 +287,23 @@ def test_derive_check_flags_a_stale_file(tmp_path, validation_report):
     assert status == 1 and out.strip() == f"{tmp_path / 'Conv2d.md'}: differs from what symconv derive generates"
 
 
+def test_derive_refuses_an_output_it_cannot_write_in_one_line(tmp_path, monkeypatch):
+    # a file given as --out (or in its path) ended in FileExistsError or NotADirectoryError with a traceback, after
+    # the whole generation
+    from symconv.frontends import derive
+    generated = []
+    monkeypatch.setattr(derive, "generate", lambda style: generated.append(style) or {"Conv1d.md": "# Conv1d\n"})
+    taken = tmp_path / "taken"
+    taken.write_text("mine")
+    status, out, err = run_cli("derive", "--out", str(taken))
+    assert status == 2 and out == "" and err == f"symconv derive: error: --out {str(taken)!r} is a file: give a folder\n"
+    assert generated == [] and taken.read_text() == "mine"
+    status, out, err = run_cli("derive", "--out", str(taken / "pages"))
+    assert status == 2 and out == "" and err.count("\n") == 1 and f"cannot write {str(taken / 'pages')!r}" in err
+    status, out, _ = run_cli("derive", "--out", str(tmp_path / "pages"))
+    assert status == 0 and (tmp_path / "pages" / "Conv1d.md").read_text() == "# Conv1d\n"
+
+
 def test_explain_the_qa_layer(tmp_path):
     png = tmp_path / "map.png"
     status, out, _ = run_cli("explain", "ConvTranspose2d(1, 1, 4, stride=2, padding=1, bias=False)",

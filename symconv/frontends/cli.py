@@ -212,18 +212,23 @@ def _derive(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .derive import generate
-    files = generate(style=args.style)
     out = Path(args.out or ("derivations" if args.style == "derivation" else "pages"))
+    if out.exists() and not out.is_dir():  # said before the generation's seconds, not after
+        raise SymconvError(f"--out {str(out)!r} is a file: give a folder")
+    files = generate(style=args.style)
     if args.check:
         stale = [name for name, text in files.items()
                  if not (out / name).is_file() or (out / name).read_text(encoding="utf-8") != text]
         for name in stale:
             print(f"{out / name}: differs from what symconv derive generates")
         return 1 if stale else 0
-    out.mkdir(parents=True, exist_ok=True)
-    for name, text in files.items():
-        (out / name).write_text(text, encoding="utf-8")
-        print(f"wrote {out / name}")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            (out / name).write_text(text, encoding="utf-8")
+            print(f"wrote {out / name}")
+    except OSError as err:
+        raise SymconvError(f"cannot write {str(err.filename or out)!r}: {err.strerror}") from None
     return 0
 
 
