@@ -7,9 +7,12 @@ from contextlib import redirect_stderr, redirect_stdout
 
 import pytest
 
+from symconv.core.errors import SymconvError
 from symconv.frontends import docs_check
 from symconv.frontends.cli import main
 from symconv.frontends.derive import generate, long_lines
+from symconv.frontends.explain import explain
+from symconv.frontends.parsing import parse_layer
 
 from .conftest import ROOT
 
@@ -315,13 +318,16 @@ def test_explain_the_qa_layer(tmp_path):
 
 
 def test_explain_rejects_bad_positions_and_layers(tmp_path):
-    # a position of names or of too few indices read "is outside the output", and sizes as names (which its help
+    # a position of names or of too few indices read "is outside the output", a negative index "input shape '0,-1'
+    # has a non-integer size", and sizes as names (which its help
     # offered) ended in SymPy's TypeError with a traceback; a map too large to plot was refused after the text
     layer = "ConvTranspose2d(1, 1, 4, stride=2, padding=1)"
     png = tmp_path / "map.png"
     for argv, message in (
             (("ConvTranspose1d(1, 1, 3)", "--input", "1,1,3", "--at", "9"), "position 9 is outside the output (5,)"),
-            ((layer, "--input", "1,1,4,4", "--at", "x"), "position x must be integers, one per spatial axis (e.g. 0,0)"),
+            ((layer, "--input", "1,1,4,4", "--at", "x"), "--at 'x' must be comma-separated integers, one per spatial "
+                                                         "axis, e.g. 0,1"),
+            ((layer, "--input", "1,1,4,4", "--at", "0,-1"), "position 0,-1 is outside the output (8, 8)"),
             ((layer, "--input", "1,1,4,4", "--at", "0"), "position 0 gives 1 index for the 2 spatial axes of the "
                                                          "output (8, 8)"),
             ((layer, "--input", "1,1,H,4"), "explain shows the count maps of a concrete input: input shape "
@@ -331,3 +337,5 @@ def test_explain_rejects_bad_positions_and_layers(tmp_path):
         status, out, err = run_cli("explain", *argv)
         assert status == 2 and out == "" and err.count("\n") == 1 and message in err, argv
     assert not png.exists()
+    with pytest.raises(SymconvError, match=r"^position x,0 must be integers, one per spatial axis \(e.g. 0,0\)$"):
+        explain(parse_layer(layer), (1, 1, 4, 4), ("x", 0))

@@ -236,7 +236,7 @@ def _explain(args: argparse.Namespace) -> int:
     from .explain import explain, plot
     spec = parse_layer(args.layer)
     shape = parse_shape(args.input)
-    position = parse_shape(args.at) if args.at else None
+    position = _position(args.at) if args.at else None
     text = explain(spec, shape, position)
     if args.plot:  # before the text is printed: a map too large to plot is refused with nothing printed
         plot(spec, shape, args.plot)
@@ -244,6 +244,14 @@ def _explain(args: argparse.Namespace) -> int:
     if args.plot:
         print(f"wrote {args.plot}", file=sys.stderr)
     return 0
+
+
+def _position(text: str) -> tuple[int, ...]:
+    """``--at``: an output position, comma-separated indices (not a shape: 0 and negative numbers are indices)."""
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise SymconvError(f"--at {text!r} must be comma-separated integers, one per spatial axis, e.g. 0,1") from None
 
 
 def _profile(args: argparse.Namespace) -> int:
