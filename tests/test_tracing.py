@@ -13,6 +13,7 @@ import pickle
 import random
 import re
 import threading
+import types
 from collections import OrderedDict
 
 import numpy as np
@@ -935,10 +936,10 @@ def test_a_model_holding_an_object_that_cannot_be_copied_is_counted_and_left_unt
 
 class Attached(nn.Module):
     """What models keep beside their registered layers (``registered``: as registered layers and buffers instead):
-    tensors in a list and a dict (a detection head's grids), a layer in a plain list, a function closing over the
-    model that reads its parameter, a forward hook closing over the model that keeps each output in the model's
-    own list, and one that keeps its inputs in the caller's ``inputs``; with ``branch``, a branch on the values (run
-    on them)."""
+    tensors in a list, a dict and a plain object (a detection head's grids, normalisation constants), a layer in a
+    plain list, a function closing over the model that reads its parameter, a forward hook closing over the model
+    that keeps each output in the model's own list, and one that keeps its inputs in the caller's ``inputs``; with
+    ``branch``, a branch on the values (run on them)."""
 
     def __init__(self, registered: bool = False, branch: bool = False, inputs: dict | None = None):
         super().__init__()
@@ -946,9 +947,11 @@ class Attached(nn.Module):
         if registered:
             self.register_buffer("grid", torch.ones(4, 1, 1))
             self.register_buffer("offset", torch.ones(4, 1, 1))
+            self.register_buffer("mean", torch.zeros(3, 1, 1))
             self.head = nn.Conv2d(4, 2, 1)
             return
         self.grids, self.offsets = [torch.ones(4, 1, 1), torch.zeros(4, 1, 1)], {"x": torch.ones(4, 1, 1)}
+        self.normalization = types.SimpleNamespace(mean=torch.zeros(3, 1, 1))
         self.heads = [nn.Conv2d(4, 2, 1)]
         self.scaled = lambda y: y * self.scale
         self.features = []
@@ -958,8 +961,8 @@ class Attached(nn.Module):
     def forward(self, x):
         x = -x if self.branch and x.sum() > 0 else x
         if hasattr(self, "head"):
-            return self.head(self.conv(x) * self.scale * self.grid + self.offset)
-        return self.heads[0](self.scaled(self.conv(x)) * self.grids[0] + self.offsets["x"])
+            return self.head(self.conv(x - self.mean) * self.scale * self.grid + self.offset)
+        return self.heads[0](self.scaled(self.conv(x - self.normalization.mean)) * self.grids[0] + self.offsets["x"])
 
 
 def test_what_a_model_keeps_beside_its_layers_is_copied_for_the_run():
