@@ -270,6 +270,33 @@ def test_a_plot_is_written_only_once_every_check_has_passed(tmp_path, capsys):
     assert main(conv + ["--sizes", "3:9"]) == 0 and capsys.readouterr().err == f"wrote {png}\n"
 
 
+def test_profile_cli_imports_the_modules_beside_the_users_code(tmp_path, monkeypatch, capsys):
+    # a model file importing a module beside it, and a module of the working folder named MODULE:ATTR, failed with
+    # "No module named ...": the console script has neither folder on sys.path, as python file.py and python -m do
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "symconv_test_sibling_blocks.py").write_text(
+        "import torch.nn as nn\n\n\ndef block():\n    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())\n")
+    (project / "symconv_test_sibling_model.py").write_text(
+        "from symconv_test_sibling_blocks import block\n\n\ndef build():\n    return block()\n")
+    expected = symconv.count_layer(symconv.Layer.make("Conv2d", 3, 4, 3), (1, 3, 8, 8), "exact").total
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", ".")])  # as the console script has it
+    path, before = list(sys.path), set(sys.modules)
+    monkeypatch.chdir(tmp_path)  # the file by its path, from another folder
+    assert main(["profile", "project/symconv_test_sibling_model.py:build", "--input", "1,3,8,8", "--convention",
+                 "exact", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["totals"]["exact"] == expected and sys.path == path
+    for name in set(sys.modules) - before:  # imported afresh below, as a module of the working folder
+        if name.startswith(("symconv_test_sibling", "symconv_user_model")):
+            del sys.modules[name]
+    monkeypatch.chdir(project)
+    assert main(["profile", "symconv_test_sibling_model:build", "--input", "1,3,8,8", "--convention", "exact",
+                 "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["totals"]["exact"] == expected and sys.path == path
+    for name in ("symconv_test_sibling_blocks", "symconv_test_sibling_model"):
+        sys.modules.pop(name, None)
+
+
 @pytest.mark.parametrize("target, message", [
     ("symconv.frontends.examples:nothing", "has no attribute 'nothing'"),
     ("no_such_module:model", "cannot import 'no_such_module'"),

@@ -10,9 +10,10 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Iterator
 
 from ..core.errors import SymconvError
 
@@ -22,9 +23,29 @@ def _user_error(phase: str, err: BaseException) -> SymconvError:
     return SymconvError(f"{phase} failed: {type(err).__name__}" + (f": {text}" if text else ""))
 
 
+def _is_file(source: str) -> bool:
+    """A path to a Python file, not a dotted module name."""
+    return source.endswith(".py") or "/" in source or "\\" in source
+
+
+@contextmanager
+def _importable_from(folder: Path) -> Iterator[None]:
+    """Modules beside the user's code importable while it is imported and its model built, as ``python file.py``
+    (the file's folder) and ``python -m`` (the working folder) make them; sys.path as it was afterwards."""
+    entry = str(folder)
+    added = entry not in sys.path
+    if added:
+        sys.path.insert(0, entry)
+    try:
+        yield
+    finally:
+        if added and entry in sys.path:
+            sys.path.remove(entry)
+
+
 def _import(source: str) -> ModuleType:
     """A module by dotted name, or a Python file by path (run as a fresh module)."""
-    if source.endswith(".py") or "/" in source or "\\" in source:
+    if _is_file(source):
         path = Path(source)
         if not path.is_file():
             raise SymconvError(f"model file {source!r} does not exist")
@@ -62,16 +83,17 @@ def load_model(target: str) -> Any:
     if not source or not attr:
         raise SymconvError(f"model {target!r} must be written MODULE:ATTR or path/to/file.py:ATTR, "
                            f"e.g. symconv.frontends.examples:dcgan_generator")
-    obj: Any = _import(source)
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise SymconvError(f"{source!r} has no attribute {attr!r}")
-        obj = getattr(obj, part)
-    if not isinstance(obj, torch.nn.Module) and callable(obj):
-        try:
-            obj = obj()
-        except Exception as err:
-            raise _user_error(f"building the model with {attr}()", err) from err
+    with _importable_from(Path(source).resolve().parent if _is_file(source) else Path.cwd()):
+        obj: Any = _import(source)
+        for part in attr.split("."):
+            if not hasattr(obj, part):
+                raise SymconvError(f"{source!r} has no attribute {attr!r}")
+            obj = getattr(obj, part)
+        if not isinstance(obj, torch.nn.Module) and callable(obj):
+            try:
+                obj = obj()
+            except Exception as err:
+                raise _user_error(f"building the model with {attr}()", err) from err
     if not isinstance(obj, torch.nn.Module):
         raise SymconvError(f"{target!r} is not a torch.nn.Module nor builds one without arguments "
                            f"(got {type(obj).__name__})")
