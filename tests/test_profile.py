@@ -297,6 +297,26 @@ def test_profile_cli_imports_the_modules_beside_the_users_code(tmp_path, monkeyp
         sys.modules.pop(name, None)
 
 
+def test_profile_cli_runs_a_script_that_parses_its_command_line_on_import(tmp_path, capsys):
+    # the script's parse_args() read symconv's own arguments and exited, printing a usage that looked like
+    # symconv's; now it reads a command line of its own name only (its defaults), and an exit is one line naming it
+    script = "import argparse\nimport torch.nn as nn\n\nparser = argparse.ArgumentParser()\n{}\nargs = " \
+             "parser.parse_args()\n\n\ndef build():\n    return nn.Conv2d(3, 4, args.kernel)\n"
+    (tmp_path / "train.py").write_text(script.format('parser.add_argument("--kernel", type=int, default=3)'))
+    (tmp_path / "needs.py").write_text(script.format('parser.add_argument("--kernel", type=int, required=True)'))
+    argv = list(sys.argv)
+    assert main(["profile", f"{tmp_path / 'train.py'}:build", "--input", "1,3,8,8", "--convention", "exact",
+                 "--format", "json"]) == 0
+    expected = symconv.count_layer(symconv.Layer.make("Conv2d", 3, 4, 3), (1, 3, 8, 8), "exact").total
+    assert json.loads(capsys.readouterr().out)["totals"]["exact"] == expected and sys.argv == argv
+    assert main(["profile", f"{tmp_path / 'needs.py'}:build", "--input", "1,3,8,8"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert "the following arguments are required: --kernel" in err[-2] and err[-1] == (
+        f"symconv profile: error: importing {str(tmp_path / 'needs.py')!r} failed: the code exited (SystemExit: 2); "
+        f"keep a script's command line under if __name__ == '__main__':")
+    assert sys.argv == argv
+
+
 @pytest.mark.parametrize("target, message", [
     ("symconv.frontends.examples:nothing", "has no attribute 'nothing'"),
     ("no_such_module:model", "cannot import 'no_such_module'"),

@@ -19,6 +19,9 @@ from ..core.errors import SymconvError
 
 
 def _user_error(phase: str, err: BaseException) -> SymconvError:
+    if isinstance(err, SystemExit):  # argparse's parse_args() at the top of a script, an exit() while importing
+        return SymconvError(f"{phase} failed: the code exited (SystemExit: {err.code}); keep a script's command "
+                            f"line under if __name__ == '__main__':")
     text = str(err).strip().splitlines()[0] if str(err).strip() else ""
     return SymconvError(f"{phase} failed: {type(err).__name__}" + (f": {text}" if text else ""))
 
@@ -29,16 +32,20 @@ def _is_file(source: str) -> bool:
 
 
 @contextmanager
-def _importable_from(folder: Path) -> Iterator[None]:
-    """Modules beside the user's code importable while it is imported and its model built, as ``python file.py``
-    (the file's folder) and ``python -m`` (the working folder) make them; sys.path as it was afterwards."""
-    entry = str(folder)
-    added = entry not in sys.path
+def _as_run_alone(source: str) -> Iterator[None]:
+    """The user's code imported and its model built as ``python file.py`` or ``python -m module`` would run it alone:
+    the modules beside it importable (the file's folder, or the working folder, first on sys.path) and a command line
+    of its own name only (a script parsing its arguments on import takes its defaults, not symconv's arguments).
+    sys.path and sys.argv as they were afterwards."""
+    entry = str(Path(source).resolve().parent if _is_file(source) else Path.cwd())
+    added, argv = entry not in sys.path, sys.argv
     if added:
         sys.path.insert(0, entry)
+    sys.argv = [source]
     try:
         yield
     finally:
+        sys.argv = argv
         if added and entry in sys.path:
             sys.path.remove(entry)
 
@@ -59,7 +66,7 @@ def _import(source: str) -> ModuleType:
             spec.loader.exec_module(module)
         except BaseException as err:
             del sys.modules[name]
-            if isinstance(err, (KeyboardInterrupt, SystemExit)):
+            if isinstance(err, KeyboardInterrupt):
                 raise
             raise _user_error(f"importing {source!r}", err) from err
         return module
@@ -69,7 +76,7 @@ def _import(source: str) -> ModuleType:
         if err.name and source.startswith(err.name):
             raise SymconvError(f"cannot import {source!r}: no module named {err.name!r}") from err
         raise _user_error(f"importing {source!r}", err) from err
-    except Exception as err:
+    except (Exception, SystemExit) as err:
         raise _user_error(f"importing {source!r}", err) from err
 
 
@@ -83,7 +90,7 @@ def load_model(target: str) -> Any:
     if not source or not attr:
         raise SymconvError(f"model {target!r} must be written MODULE:ATTR or path/to/file.py:ATTR, "
                            f"e.g. symconv.frontends.examples:dcgan_generator")
-    with _importable_from(Path(source).resolve().parent if _is_file(source) else Path.cwd()):
+    with _as_run_alone(source):
         obj: Any = _import(source)
         for part in attr.split("."):
             if not hasattr(obj, part):
@@ -92,7 +99,7 @@ def load_model(target: str) -> Any:
         if not isinstance(obj, torch.nn.Module) and callable(obj):
             try:
                 obj = obj()
-            except Exception as err:
+            except (Exception, SystemExit) as err:
                 raise _user_error(f"building the model with {attr}()", err) from err
     if not isinstance(obj, torch.nn.Module):
         raise SymconvError(f"{target!r} is not a torch.nn.Module nor builds one without arguments "
