@@ -209,6 +209,12 @@ def test_bad_input_cli_and_api(layer_text, shape, message):
     assert message in str(err.value)
 
 
+def test_cli_says_its_version(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0 and capsys.readouterr().out == f"symconv {symconv.__version__}\n"
+
+
 def test_profile_cli():
     out = io.StringIO()
     from contextlib import redirect_stdout

@@ -334,6 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="symconv",
         description="Exact, symbolic operation counts for PyTorch convolution layers.")
+    from .. import __version__
+    parser.add_argument("--version", action="version", version=f"symconv {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("count", help="count one layer's operations",
