@@ -1572,6 +1572,18 @@ def test_a_total_names_its_convention_in_any_case_and_refuses_an_unknown_phase()
     assert formula(H=8) == conv["macs"] and formula.unit == "MACs"
 
 
+def test_a_profile_reads_in_one_line_as_its_repr(decoder_profile):
+    # the dataclass's repr wrote out every record: 80 kB for a ResNet-50, printed whole by a notebook cell
+    p = decoder_profile
+    text = repr(p)
+    assert "\n" not in text and len(text) < 300 and text.startswith(f"<Profile of {p.model_type} on input (1, 8, 3, 3)")
+    assert all(f"{c} {readable(p.total(c), c)}" in text for c in p.conventions)
+    assert f"{len(p.records)} operator calls, {len(p.counted)} counted" in text
+    symbolic = symconv.profile(nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(1), nn.LazyLinear(2)), (2, 3, "H", 8),
+                               backward=True)
+    assert "(forward and backward, run symbolic): docs a formula in H;" in repr(symbolic)
+
+
 def test_exports(decoder_profile):
     p = decoder_profile
     data = json.loads(p.to_json())
