@@ -8,6 +8,7 @@ import io
 import itertools
 import json
 import random
+import re
 from collections import Counter
 from contextlib import redirect_stdout
 from dataclasses import replace
@@ -1269,6 +1270,18 @@ def test_a_form_with_small_sizes_apart_prints_each_piece_once():
     for h, w in ((1, 1), (1, 2), (2, 3), (3, 8), (8, 5)):
         at = {names["H"]: h, names["W"]: w}
         assert int(printed.xreplace(at)) == int(count.total.xreplace(at)) == simulate(layer, (1, 3, h, w), "exact")
+
+
+def test_a_formula_takes_numpy_integers_as_sizes():
+    # sizes from np.arange were refused: "H=np.int64(8) must be a positive integer"
+    layer = Layer.make("Conv2d", 3, 4, 3, stride=2)
+    count = symconv.count_layer(layer, (1, 3, "H", "W"), "exact")
+    formula = Formula(count.total, count.domain)
+    assert [formula(H=h, W=np.int32(7)) for h in np.arange(3, 9)] == \
+        [simulate(layer, (1, 3, h, 7), "exact") for h in range(3, 9)]
+    for bad in (np.float64(8.0), True, np.int64(0)):
+        with pytest.raises(symconv.SymconvError, match=re.escape(f"H={bad!r} must be a positive integer")):
+            formula(H=bad, W=7)
 
 
 def test_successive_strides_print_one_floor_and_the_text_reads_back_as_the_counts():

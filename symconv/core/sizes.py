@@ -12,6 +12,7 @@ the pages' notation, evaluates exactly and refuses sizes outside its domain.
 from __future__ import annotations
 
 import ast
+import numbers
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -759,9 +760,9 @@ class Formula:
             if s.name not in sizes:
                 raise SymconvError(f"the formula needs {s.name}; sizes given: {', '.join(sizes) or 'none'}")
             v = sizes[s.name]
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:  # numpy's integers are sizes too
                 raise SymconvError(f"{s.name}={v!r} must be a positive integer")
-            values[s] = v
+            values[s] = int(v)
         for cond in self.domain:
             if not _holds(cond, values):
                 shown = ", ".join(f"{k.name}={v}" for k, v in values.items())
