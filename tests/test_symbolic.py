@@ -1132,6 +1132,12 @@ def test_hints_decide_the_branches_and_the_domain_says_so():
     assert small.formula()(H=80, W=40) == symconv.profile(Branchy(), (1, 1, 80, 40)).total()
     with pytest.raises(symconv.SymconvError, match="outside the domain"):
         large.formula()(H=80, W=40)
+    # a hint is a size: numpy's integers are taken; a string ended in int()'s ValueError, a float was truncated
+    assert symconv.profile(Branchy(), (1, 1, "H", "W"), hints={"W": np.int64(32)}).formula()(H=80, W=40) == \
+        small.formula()(H=80, W=40)
+    for bad in ("32", 32.5, 32.0, True, 0):
+        with pytest.raises(symconv.SymconvError, match=re.escape(f"hint W={bad!r} must be a positive integer")):
+            symconv.profile(Branchy(), (1, 1, "H", "W"), hints={"W": bad})
 
 
 def test_symbolic_sizes_parse_strictly():

@@ -11,6 +11,7 @@ exact wherever the model takes the same branches.
 
 from __future__ import annotations
 
+import numbers
 from fractions import Fraction
 from typing import Any, Sequence
 
@@ -231,10 +232,11 @@ class SymbolicRun:
         if unknown:
             raise SymconvError(f"hints for {', '.join(sorted(unknown))}, which no input size uses")
         free_hints = iter(DEFAULT_HINTS)
+        for s in names:
+            hint = hints.get(s.name, 1)
+            if isinstance(hint, bool) or not isinstance(hint, numbers.Integral) or hint < 1:
+                raise SymconvError(f"hint {s.name}={hint!r} must be a positive integer")
         self.hints = {s: int(hints[s.name]) if s.name in hints else next(free_hints, 256) for s in names}
-        for s, hint in self.hints.items():
-            if hint < 1:
-                raise SymconvError(f"hint {s.name}={hint} must be a positive integer")
         self.env = ShapeEnv(duck_shape=False)  # distinct names are distinct sizes, whatever their hints
         # The copy's parameters and buffers are made fake up front; its other tensors (a plain tensor attribute)
         # become fake as they are used.
