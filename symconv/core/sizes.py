@@ -73,6 +73,14 @@ def parse_size(value: Any) -> int | sp.Expr:
     raise SymconvError(f"size {value!r} must be an integer, a name or an expression in names")
 
 
+def positive_size(label: str, value: Any) -> int:
+    """A size given as a number as an int (numpy's integers too); SymconvError naming ``label`` for anything else,
+    a bool or a float among them, and for a size below 1."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise SymconvError(f"{label}={value!r} must be a positive integer")
+    return int(value)
+
+
 def is_symbolic(shape: Sequence[Any]) -> bool:
     """Whether a shape holds a name or an expression (not only ints)."""
     return any(not isinstance(v, int) or isinstance(v, bool) for v in shape)
@@ -759,10 +767,7 @@ class Formula:
         for s in self.names:
             if s.name not in sizes:
                 raise SymconvError(f"the formula needs {s.name}; sizes given: {', '.join(sizes) or 'none'}")
-            v = sizes[s.name]
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:  # numpy's integers are sizes too
-                raise SymconvError(f"{s.name}={v!r} must be a positive integer")
-            values[s] = int(v)
+            values[s] = positive_size(s.name, sizes[s.name])
         for cond in self.domain:
             if not _holds(cond, values):
                 shown = ", ".join(f"{k.name}={v}" for k, v in values.items())

@@ -11,7 +11,6 @@ exact wherever the model takes the same branches.
 
 from __future__ import annotations
 
-import numbers
 from fractions import Fraction
 from typing import Any, Sequence
 
@@ -20,7 +19,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from ..core.errors import SymconvError
-from ..core.sizes import parse_size
+from ..core.sizes import parse_size, positive_size
 
 #: hints, in order, for names the user gives no hint for: distinct, large, divisible by 64
 DEFAULT_HINTS = (256, 320, 384, 448, 512, 576, 640, 704)
@@ -232,11 +231,8 @@ class SymbolicRun:
         if unknown:
             raise SymconvError(f"hints for {', '.join(sorted(unknown))}, which no input size uses")
         free_hints = iter(DEFAULT_HINTS)
-        for s in names:
-            hint = hints.get(s.name, 1)
-            if isinstance(hint, bool) or not isinstance(hint, numbers.Integral) or hint < 1:
-                raise SymconvError(f"hint {s.name}={hint!r} must be a positive integer")
-        self.hints = {s: int(hints[s.name]) if s.name in hints else next(free_hints, 256) for s in names}
+        self.hints = {s: positive_size(f"hint {s.name}", hints[s.name]) if s.name in hints else next(free_hints, 256)
+                      for s in names}
         self.env = ShapeEnv(duck_shape=False)  # distinct names are distinct sizes, whatever their hints
         # The copy's parameters and buffers are made fake up front; its other tensors (a plain tensor attribute)
         # become fake as they are used.
