@@ -14,6 +14,7 @@ import random
 import re
 import threading
 import types
+import weakref
 from collections import OrderedDict
 
 import numpy as np
@@ -984,6 +985,52 @@ def test_what_a_model_keeps_beside_its_layers_is_copied_for_the_run():
         assert model.features is features == [] and model.scale.grad is None and kept == {}
         assert all(now is then for now, then in zip(model.grids, grids)) and not model.heads[0].weight.is_meta
         assert model.heads[0].weight.grad is None and model.scaled(torch.ones(1)).item() == 2.0
+
+
+class Referring(nn.Module):
+    """A layer referring weakly to its parent (so as not to make a cycle), and, from a list, to a layer outside the
+    model; each call counted on both. With ``registered``, the outside layer is a registered one instead."""
+
+    def __init__(self, parent: nn.Module, outside: nn.Module, registered: bool = False):
+        super().__init__()
+        self.conv, self.parent = nn.Conv2d(3, 4, 3), weakref.ref(parent)
+        if registered:
+            self.outside = outside
+        else:
+            self.others = [weakref.ref(outside)]
+
+    def forward(self, x):
+        parent, outside = self.parent(), self.outside if hasattr(self, "outside") else self.others[0]()
+        parent.calls += 1
+        outside.calls = getattr(outside, "calls", 0) + 1
+        return outside(self.conv(x) * parent.scale)
+
+
+class Parent(nn.Module):
+    def __init__(self, outside: nn.Module, registered: bool = False):
+        super().__init__()
+        self.scale, self.calls = nn.Parameter(torch.full((1,), 2.0)), 0
+        self.child = Referring(self, outside, registered)
+
+    def forward(self, x):
+        return self.child(x)
+
+
+def test_weak_references_in_the_model_refer_to_the_copy():
+    # they referred to the user's objects: the user's parent and outside layer ran on the meta stand-ins ("needs real
+    # values"), and their call counts changed
+    for backward, inputs in itertools.product((False, True), ((2, 3, 8, 8), torch.randn(2, 3, 8, 8))):
+        outside = nn.Conv2d(4, 2, 1)
+        model = Parent(outside)
+        before = snapshot(model)
+        result, totals = counted(model, inputs, backward=backward)
+        assert result.run == "meta" and totals == counted(Parent(nn.Conv2d(4, 2, 1), True), inputs, backward=backward)[1]
+        assert {c: sum(r.counted.totals[c] for r in result.counted if r.phase == "forward") for c in CONVENTIONS} == \
+            add(layer_totals(Layer.make("Conv2d", 3, 4, 3), (2, 3, 8, 8)),
+                layer_totals(Layer.make("Conv2d", 4, 2, 1), (2, 4, 6, 6)))
+        assert_untouched(model, before)
+        assert model.calls == 0 and not hasattr(outside, "calls") and model.child.others[0]() is outside
+        assert outside.weight.grad is None and not outside.weight.is_meta
 
 
 def wrapped_forward(module: nn.Module) -> nn.Module:

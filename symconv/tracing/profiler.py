@@ -20,6 +20,7 @@ import numbers
 import sys
 import types
 import warnings
+import weakref
 from collections import OrderedDict
 from contextlib import contextmanager
 from typing import Any, Iterator, Mapping, Sequence
@@ -202,6 +203,17 @@ _ATOMS = frozenset((bool, int, float, complex, str, bytes, type(None), torch.dty
 _CONTAINERS = frozenset((dict, OrderedDict, set, list))
 
 
+class _Holding(weakref.ReferenceType):
+    """A weak reference of the copy that holds its referent: the copy of an object the user's model refers to
+    weakly is referred to by nothing else, maybe."""
+
+    __slots__ = ("_held",)
+
+    def __init__(self, target: Any) -> None:
+        super().__init__(target)
+        self._held = target
+
+
 class _Copier:
     """A copy of a module tree sharing no state with it: every tensor a meta stand-in (or a real copy).
 
@@ -236,6 +248,8 @@ class _Copier:
             return self.module(v)
         if kind is types.FunctionType:
             return self.function(v)
+        if kind is weakref.ReferenceType:
+            return self.reference(v)
         if kind is list and all(type(e) in _ATOMS for e in v):  # a layer's sizes, the common case: quickest
             copied = self.memo.get(id(v))
             if copied is None:
@@ -277,6 +291,19 @@ class _Copier:
         clone.__defaults__ = None if f.__defaults__ is None else tuple(self.value(d) for d in f.__defaults__)
         clone.__kwdefaults__ = None if f.__kwdefaults__ is None else self.value(f.__kwdefaults__)
         return clone
+
+    def reference(self, r: weakref.ReferenceType) -> weakref.ReferenceType:
+        """A weak reference (a layer's to its parent, to avoid a cycle): one to the copy of what it refers to, which
+        it keeps alive (that may lie outside the model), so that the copy never reaches the user's object. A dead
+        one, or one with a callback (a weak container's own), is shared."""
+        copied = self.memo.get(id(r))
+        if copied is not None:
+            return copied
+        target = r()
+        if target is None or r.__callback__ is not None:
+            return r
+        holder = self.memo[id(r)] = _Holding(self.value(target))
+        return holder
 
     def _forget(self, known: int) -> None:
         """Drops the memo's entries after its first ``known`` (it keeps their order): the copies deepcopy made of a
@@ -349,7 +376,7 @@ def _parts(value: Any) -> list[Any]:
         if kind in _ATOMS or id(v) in seen:
             continue
         seen.add(id(v))
-        if v is not value and (isinstance(v, (torch.Tensor, torch.nn.Module)) or
+        if v is not value and (isinstance(v, (torch.Tensor, torch.nn.Module)) or kind is weakref.ReferenceType or
                                (kind is types.FunctionType and v.__closure__)):
             found.append(v)
         elif isinstance(v, (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType)):
