@@ -203,15 +203,7 @@ _ATOMS = frozenset((bool, int, float, complex, str, bytes, type(None), torch.dty
 _CONTAINERS = frozenset((dict, OrderedDict, set, list))
 
 
-class _Holding(weakref.ReferenceType):
-    """A weak reference of the copy that holds its referent: the copy of an object the user's model refers to
-    weakly is referred to by nothing else, maybe."""
-
-    __slots__ = ("_held",)
-
-    def __init__(self, target: Any) -> None:
-        super().__init__(target)
-        self._held = target
+_HELD = "_symconv_held"  # the copy's attribute holding what it refers to weakly (_Copier.reference)
 
 
 class _Copier:
@@ -227,6 +219,7 @@ class _Copier:
     def __init__(self, meta: bool) -> None:
         self.meta = meta
         self.memo: dict[int, Any] = {}
+        self.held: list[Any] = []  # the copies weak references refer to, which the copy of the model keeps alive
         # torch.compile(module)'s wrapper class, looked up without importing torch._dynamo (about 1.5 s): where
         # it is not imported, nothing was compiled
         eval_frame = sys.modules.get("torch._dynamo.eval_frame")
@@ -293,17 +286,21 @@ class _Copier:
         return clone
 
     def reference(self, r: weakref.ReferenceType) -> weakref.ReferenceType:
-        """A weak reference (a layer's to its parent, to avoid a cycle): one to the copy of what it refers to, which
-        it keeps alive (that may lie outside the model), so that the copy never reaches the user's object. A dead
-        one, or one with a callback (a weak container's own), is shared."""
+        """A weak reference (a layer's to its parent, to avoid a cycle): one to the copy of what it refers to, so
+        that the copy never reaches the user's object; that copy is held (:attr:`held`: it may lie outside the
+        model). Not by a subclass of the reference holding its referent: freeing one frees a tensor inside the
+        reference's own deallocation, which crashes the interpreter (a recurrent layer's references to its
+        weights). A dead reference, or one with a callback (a weak container's own), is shared."""
         copied = self.memo.get(id(r))
         if copied is not None:
             return copied
         target = r()
         if target is None or r.__callback__ is not None:
             return r
-        holder = self.memo[id(r)] = _Holding(self.value(target))
-        return holder
+        copied_target = self.value(target)
+        self.held.append(copied_target)
+        copied = self.memo[id(r)] = weakref.ref(copied_target)
+        return copied
 
     def _forget(self, known: int) -> None:
         """Drops the memo's entries after its first ``known`` (it keeps their order): the copies deepcopy made of a
@@ -450,7 +447,11 @@ def _copy(model: torch.nn.Module, meta: bool) -> torch.nn.Module:
             # torch's own pytree specs (FX and torch.export modules hold them) rebuild through a path it deprecates.
             # By category, not message: a message filter compiles a regular expression, 0.1 ms at the first profile.
             warnings.simplefilter("ignore", FutureWarning)
-            return _Copier(meta).module(model)
+            copier = _Copier(meta)
+            twin = copier.module(model)
+            if copier.held:
+                twin.__dict__[_HELD] = copier.held
+            return twin
     except _ValuesNeeded:
         raise
     except Exception as err:
