@@ -18,6 +18,21 @@ class Tokens(nn.Module):
         return self.head(self.embed(ids) + offset)
 
 
+class Switched(nn.Module):
+    """A forward taking options beside its input: a string choosing the layer, a scale, a cache it writes in, a
+    head it is handed."""
+
+    def __init__(self):
+        super().__init__()
+        self.small, self.large = nn.Conv2d(3, 4, 3), nn.Conv2d(3, 4, 5, padding=1)
+
+    def forward(self, x, mode="small", scale=1.0, cache=None, head=None):
+        y = (self.small if mode == "small" else self.large)(x) * scale
+        if cache is not None:
+            cache["calls"] = cache.get("calls", 0) + 1
+        return y if head is None else head(y)
+
+
 class Conv2dSame(nn.Conv2d):
     """The pad-then-convolve subclass of TensorFlow ports (timm's Conv2dSame): asymmetric zero padding."""
 

@@ -248,6 +248,22 @@ def test_profile_cli_takes_an_input_per_argument_with_its_dtype():
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "'int65' is not a torch dtype" in proc.stderr
 
 
+def test_profile_cli_passes_options_by_name(capsys):
+    path = Path(__file__).with_name("models.py")
+    command = ["profile", f"{path}:Switched", "--input", "x=2,3,9,9", "--option", "mode=large", "--option",
+               "scale=0.5", "--option", "cache={}", "--format", "json", "--convention", "exact"]
+    assert main(command) == 0
+    report = json.loads(capsys.readouterr().out)
+    large = simulate(symconv.Layer.make("Conv2d", 3, 4, 5, padding=1), (2, 3, 9, 9), "exact")
+    assert report["totals"]["exact"] == large and report["input_names"] == ["x", "mode", "scale", "cache"]
+    assert report["inputs"] == [[2, 3, 9, 9], "'large'", "0.5", "{}"]
+    for tail, message in ((["x=2,3,9,9", "--option", "x=1"], "'x' is given both by --input and by --option"),
+                          (["x=2,3,9,9", "--option", "mode"], "--option 'mode' must be NAME=VALUE"),
+                          (["2,3,9,9", "--option", "mode=large"], "give the inputs by name too")):
+        assert main(["profile", f"{path}:Switched", "--input", *tail]) == 2
+        assert message in capsys.readouterr().err
+
+
 def test_a_plot_is_written_only_once_every_check_has_passed(tmp_path, capsys):
     # the plot's size range was read only when drawing: after the formulas were printed, or after the PNG was written
     # where --depth was then refused; an empty range read "no size in 5:1 is inside the domain: " and a zero step

@@ -33,7 +33,7 @@ from symconv.tracing.ops import Context, trilinear
 from symconv.tracing.report import readable
 
 from .bruteforce import simulate, simulate_gradients
-from .models import Conv2dSame, Tokens
+from .models import Conv2dSame, Switched, Tokens
 
 CONVENTIONS = ("docs", "exact", "macs")
 
@@ -357,10 +357,40 @@ def test_an_argument_made_of_several_tensors():
         result, totals = counted(Pyramid(), inputs)
         assert totals == expected and result.run == "meta"
     assert "on input features=[(2, 8, 8, 8), (2, 16, 4, 4)], options={scale: ()}" in result.summary()
+    # numbers and strings beside the tensors, or instead of them (an option), are passed as they are
+    for options, text in (({"scale": torch.tensor(0.5), "note": "levels"}, "{scale: (), note: 'levels'}"),
+                          ({"scale": 0.5}, "{'scale': 0.5}")):
+        result, totals = counted(Pyramid(), (features, options))
+        assert totals == expected and f"input [(2, 8, 8, 8), (2, 16, 4, 4)], {text}, run" in result.summary()
     trained = symconv.profile(Pyramid(), (features, options), "exact", backward=True)
     grads = [r.counted.what for r in trained.counted if r.phase == "backward"]
     assert grads.count("grad_input") == 1 and grads.count("grad_weight") == 2  # only the first input needs one
     assert features[0].grad is None
+
+
+def test_options_beside_the_inputs_are_passed_as_copies_of_themselves():
+    # a string, a number or a dict beside a shape or a tensor was refused ("all be shapes or all be tensors")
+    model, image, cache = Switched(), torch.randn(2, 3, 9, 9), {}
+    large = layer_totals(Layer.make("Conv2d", 3, 4, 5, padding=1), (2, 3, 9, 9))
+    for inputs in ({"x": (2, 3, 9, 9), "mode": "large", "cache": cache}, ((2, 3, 9, 9), "large", 0.5, cache),
+                   [image, "large"], {"x": image, "cache": cache, "mode": "large"}):
+        result, totals = counted(model, inputs)
+        assert totals == large and result.run == "meta"
+    assert cache == {}  # the forward wrote in its copy
+    assert "on input x=(2, 3, 9, 9), cache={}, mode='large'" in result.summary()
+    assert counted(model, (image, "small", 2.0))[1] == layer_totals(Layer.make("Conv2d", 3, 4, 3), (2, 3, 9, 9))
+    formula = counted(model, {"x": (2, 3, "H", "W"), "mode": "large"})[0].formula("exact")
+    assert [formula(H=h, W=w) for h, w in ((9, 9), (12, 7))] == \
+        [layer_totals(Layer.make("Conv2d", 3, 4, 5, padding=1), (2, 3, h, w))["exact"] for h, w in ((9, 9), (12, 7))]
+    # a layer handed to forward runs as a copy: counted, its gradients not written
+    head = nn.Conv2d(4, 2, 1)
+    trained = symconv.profile(model, {"x": image.requires_grad_(), "mode": "large", "head": head}, "exact",
+                              backward=True)
+    assert trained.total("exact", "forward") == \
+        large["exact"] + layer_totals(Layer.make("Conv2d", 4, 2, 1), (2, 4, 7, 7))["exact"]
+    assert head.weight.grad is None and image.grad is None and model.large.weight.grad is None
+    with pytest.raises(symconv.SymconvError, match="all be shapes or all be tensors, not a tensor, a shape"):
+        symconv.profile(model, (image, (3, 3)))  # a tuple of ints is a shape, never an option
 
 
 def test_inputs_given_by_argument_name():

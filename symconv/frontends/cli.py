@@ -8,6 +8,7 @@ its traceback.
 from __future__ import annotations
 
 import argparse
+import ast
 import sys
 from typing import Any, Sequence
 
@@ -257,7 +258,7 @@ def _position(text: str) -> tuple[int, ...]:
 def _profile(args: argparse.Namespace) -> int:
     from ..tracing.profiler import profile
     from .loading import load_model
-    inputs, dtypes = _inputs(args.input)
+    inputs, dtypes = _inputs(args.input, _options(args.option))
     sizes = _plot_sizes(args)
     model = load_model(args.model)
     every = args.convention == "all"
@@ -273,13 +274,19 @@ def _profile(args: argparse.Namespace) -> int:
     return 0
 
 
-def _inputs(texts: list[str]) -> tuple[Any, Any]:
+def _inputs(texts: list[str], options: dict[str, Any]) -> tuple[Any, Any]:
     """``--input`` values as profile() takes them: a shape, a list of shapes, or, where every one is written
-    ``NAME=SHAPE``, a dict by name; and their dtypes alike."""
+    ``NAME=SHAPE``, a dict by name, followed by the ``--option`` values; and their dtypes alike."""
     parsed = [_input(text) for text in texts]
     names = [name for name, _, _ in parsed]
+    if options and not all(names):
+        raise SymconvError("--option passes an argument by name: give the inputs by name too (--input x=1,3,8,8)")
     if all(names):
-        return {n: shape for n, shape, _ in parsed}, {n: dtype for n, _, dtype in parsed if dtype is not None}
+        given = {n: shape for n, shape, _ in parsed}
+        both = sorted(given.keys() & options.keys())
+        if both:
+            raise SymconvError(f"{both[0]!r} is given both by --input and by --option")
+        return {**given, **options}, {n: dtype for n, _, dtype in parsed if dtype is not None}
     if any(names):
         raise SymconvError("--input: name every input (NAME=SHAPE, passed by name) or none (passed in order)")
     shapes = [shape for _, shape, _ in parsed]
@@ -298,6 +305,22 @@ def _input(text: str) -> tuple[str, tuple, Any]:
     if colon and not isinstance(dtype, torch.dtype):
         raise SymconvError(f"--input {text!r}: {kind.strip()!r} is not a torch dtype (e.g. int64, float16, bfloat16)")
     return name.strip(), parse_shape(shape), dtype
+
+
+def _options(items: list[str] | None) -> dict[str, Any]:
+    """``--option`` items as {name: value}: ``scale=0.5`` as 0.5, ``cache={}`` as a dict, a value that is no
+    Python literal (``mode=large``) as its text."""
+    options: dict[str, Any] = {}
+    for item in items or ():
+        name, equals, text = item.partition("=")
+        if not equals or not name.strip().isidentifier():
+            raise SymconvError(f"--option {item!r} must be NAME=VALUE, e.g. mode=large or scale=0.5")
+        try:
+            value = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            value = text.strip()
+        options[name.strip()] = value
+    return options
 
 
 def _hints(items: list[str] | None) -> dict[str, int] | None:
@@ -363,6 +386,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(1,3,H,W or 1,3,32*h,32*w): the counts are then formulas in them. A dtype may follow "
                         "(2,16:int64 for token ids; default: the model's). Repeat for each argument of forward, "
                         "in order, or each by name (ids=2,16:int64 --input mask=2,16)")
+    p.add_argument("--option", action="append", metavar="NAME=VALUE",
+                   help="an argument of forward that holds no tensor, passed by name (the inputs then by name too): "
+                        "a Python literal (scale=0.5, cache={}, mask=None) or else text (mode=large); repeatable")
     p.add_argument("--hint", action="append", metavar="NAME=SIZE",
                    help="with sizes as names: the size at which the model's branches are taken "
                         "(default: distinct sizes from 256 up); repeatable")

@@ -16,7 +16,6 @@ import copy
 import functools
 import gc
 import itertools
-import numbers
 import sys
 import types
 import warnings
@@ -28,14 +27,16 @@ from typing import Any, Iterator, Mapping, Sequence
 import torch
 from torch.nn.modules.lazy import LazyModuleMixin
 from torch.nn.parameter import UninitializedTensorMixin
-from torch.utils._pytree import tree_leaves, tree_map_only
+from torch.utils._pytree import tree_leaves, tree_map, tree_map_only
 
 from ..core.errors import SymconvError, require_bool
 from ..core.names import CONVENTION_NAMES, convention_name
 from ..numeric.layer import is_int
+from .arguments import ATOMS as _ATOMS
+from .arguments import Signature, example_inputs, given_dtypes, given_shapes, listed, value_text
 from .counting_mode import CountingMode, is_symconv_bug, requiring_grad
 from .ops import SPARSE_LAYOUTS, is_sparse, shape_of
-from .report import ModuleInfo, Profile, inputs_text
+from .report import ModuleInfo, Profile
 
 META, REAL, SYMBOLIC = "meta", "real values", "symbolic"
 
@@ -51,94 +52,6 @@ def _checked_model(model: Any) -> torch.nn.Module:
     if not isinstance(model, torch.nn.Module):
         raise SymconvError(f"model={type(model).__name__} must be a torch.nn.Module")
     return model
-
-
-def _is_shape(value: Any) -> bool:
-    """A shape: sizes as ints, names or expressions in names."""
-    return isinstance(value, (tuple, list)) and bool(value) and \
-        all(is_int(v) or isinstance(v, str) or hasattr(v, "free_symbols") for v in value)
-
-
-def _value_text(value: Any, limit: int = 80) -> str:
-    """A value as a message names it: an array (anything with a shape but a tensor) by its kind and shape, a dict
-    by its entries so named, anything else by its repr, cut short."""
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k!r}: {_value_text(v, limit)}" for k, v in value.items()) + "}"
-    shape = getattr(value, "shape", None)
-    if shape is not None and not isinstance(value, torch.Tensor):
-        return f"{type(value).__name__} of shape {tuple(shape)}"
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
-def _arguments(inputs: Any) -> tuple[list, tuple[str, ...]]:
-    """The inputs as a list of values (shapes or tensors) in order, and the names of the last ones, which are
-    passed by name: a dict passes every value by name."""
-    if isinstance(inputs, dict):
-        if not inputs or not all(isinstance(k, str) and k.isidentifier() for k in inputs):
-            raise SymconvError(f"inputs={_value_text(inputs)}: a dict of inputs maps names of forward's "
-                               f"arguments to shapes or tensors")
-        return list(inputs.values()), tuple(inputs)
-    if _is_shape(inputs) or isinstance(inputs, torch.Tensor):
-        return [inputs], ()
-    if isinstance(inputs, (tuple, list)) and inputs and all(isinstance(v, numbers.Number) or _is_shape([v])
-                                                            for v in inputs):
-        bad = next(v for v in inputs if not _is_shape([v]))  # a shape with a size that is not one: 1.0, True
-        raise SymconvError(f"input shape {tuple(inputs)!r}: {bad!r} ({type(bad).__name__}) is not a size (a "
-                           f"positive integer, a name or an expression in names)")
-    if isinstance(inputs, (tuple, list)) and inputs:
-        return list(inputs), ()
-    advice = " (an array is given as a tensor: torch.as_tensor(array))" if hasattr(inputs, "__array__") else ""
-    raise SymconvError(f"inputs={_value_text(inputs)} must be a shape (ints, names), a sequence of shapes, a tensor, "
-                       f"a tuple of tensors, or a dict of shapes or tensors by argument name{advice}")
-
-
-def _holds_tensors_only(value: Any) -> bool:
-    """A tensor, or a list, tuple or dict of them (at any depth), as one argument of forward."""
-    leaves = tree_leaves(value)
-    return bool(leaves) and all(isinstance(t, torch.Tensor) for t in leaves)
-
-
-def _shapes(values: list) -> list[tuple] | None:
-    """The input shapes where every input is given as a shape, else None."""
-    return [tuple(v) for v in values] if all(_is_shape(v) for v in values) else None
-
-
-def _dtypes(dtype: Any, count: int, names: tuple[str, ...], model: torch.nn.Module) -> list[torch.dtype]:
-    """The dtype of each input given as a shape: ``dtype`` (one for all, one per shape, or by name for inputs given
-    by name), else (or where it is None) the model's own (a half-precision model takes half-precision inputs),
-    torch's default where the model holds no floating-point tensor."""
-    if isinstance(dtype, torch.dtype):
-        return [dtype] * count
-    if isinstance(dtype, dict) and names and set(dtype) <= set(names):
-        dtype = [None] * (count - len(names)) + [dtype.get(n) for n in names]
-    dtypes = [None] * count if dtype is None else list(dtype) if isinstance(dtype, (tuple, list)) else []
-    if len(dtypes) != count or not all(d is None or isinstance(d, torch.dtype) for d in dtypes):
-        raise SymconvError(f"dtype={dtype!r} must be a torch.dtype, one per input shape ({count}; None for the "
-                           f"model's), or, for inputs given by name, a dict of them by name")
-    if None in dtypes:
-        floating = (t.dtype for t in itertools.chain(model.parameters(), model.buffers()) if t.is_floating_point())
-        own = next(floating, torch.get_default_dtype())
-        dtypes = [own if d is None else d for d in dtypes]
-    return dtypes
-
-
-def _example_inputs(values: list, shapes: list[tuple] | None, dtypes: list[torch.dtype]
-                    ) -> tuple[tuple[torch.Tensor, ...], bool]:
-    """(tensors, whether they are the user's own): each shape becomes a meta tensor of its dtype."""
-    if shapes is not None:
-        for shape in shapes:
-            if any(v < 1 for v in shape):
-                raise SymconvError(f"input shape {shape!r} must hold positive integers")
-        return tuple(torch.empty(tuple(int(v) for v in shape), dtype=dtype, device="meta")
-                     for shape, dtype in zip(shapes, dtypes)), False
-    if all(_holds_tensors_only(v) for v in values):
-        return tuple(values), True
-    kinds = ", ".join("a tensor" if _holds_tensors_only(v) else "a shape" if _is_shape(v) else
-                      _value_text(v) if hasattr(v, "shape") else f"{_value_text(v)} ({type(v).__name__})"
-                      for v in values)
-    raise SymconvError(f"the inputs must all be shapes or all be tensors, not {kinds} (an argument made of several "
-                       f"tensors is given as tensors: torch.empty(shape, device='meta') costs nothing)")
 
 
 class _ValuesNeeded(SymconvError):
@@ -199,7 +112,6 @@ def _real_copy(t: torch.Tensor, memo: dict[int, Any]) -> torch.Tensor:
     return clone.requires_grad_(t.requires_grad)
 
 
-_ATOMS = frozenset((bool, int, float, complex, str, bytes, type(None), torch.dtype, torch.device))
 _CONTAINERS = frozenset((dict, OrderedDict, set, list))
 
 
@@ -440,18 +352,21 @@ def _own_tensors(module: torch.nn.Module, meta: bool, users: set[int]) -> dict[i
     return replaced
 
 
-def _copy(model: torch.nn.Module, meta: bool) -> torch.nn.Module:
-    """A copy of the model sharing nothing with it: every tensor on the meta device, or real copies."""
+def _copy(model: torch.nn.Module, meta: bool, options: tuple[Any, ...] = ()
+          ) -> tuple[torch.nn.Module, tuple[Any, ...]]:
+    """A copy of the model sharing nothing with it (every tensor on the meta device, or real copies), and copies of
+    the options forward is passed, through the same memo: one referring to a part of the model refers to its copy,
+    and the run writes in none of the user's."""
     try:
         with warnings.catch_warnings():
             # torch's own pytree specs (FX and torch.export modules hold them) rebuild through a path it deprecates.
             # By category, not message: a message filter compiles a regular expression, 0.1 ms at the first profile.
             warnings.simplefilter("ignore", FutureWarning)
             copier = _Copier(meta)
-            twin = copier.module(model)
+            twin, copied = copier.module(model), tuple(copier.value(v) for v in options)
             if copier.held:
                 twin.__dict__[_HELD] = copier.held
-            return twin
+            return twin, copied
     except _ValuesNeeded:
         raise
     except Exception as err:
@@ -468,14 +383,8 @@ def _inputs_for(examples: tuple[Any, ...], meta: bool) -> tuple[Any, ...]:
 
 
 def _shapes_of(value: Any) -> Any:
-    """An input's shape, or its tensors' shapes in its own structure."""
-    return tree_map_only(torch.Tensor, shape_of, value)
-
-
-def _call(model: torch.nn.Module, inputs: Sequence[torch.Tensor], names: tuple[str, ...]) -> Any:
-    """The model run on its inputs, the last ``len(names)`` of them passed by name."""
-    split = len(inputs) - len(names)
-    return model(*inputs[:split], **dict(zip(names, inputs[split:])))
+    """An input's shape, or its tensors' shapes in its own structure (a number or string beside them as text)."""
+    return tree_map(lambda v: shape_of(v) if isinstance(v, torch.Tensor) else value_text(v, 40), value)
 
 
 def _first_line(err: BaseException) -> str:
@@ -484,18 +393,18 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else ""
 
 
-def _run(model: torch.nn.Module, examples: tuple[torch.Tensor, ...], names: tuple[str, ...],
+def _run(model: torch.nn.Module, examples: tuple[torch.Tensor, ...], signature: Signature,
          conventions: tuple[str, ...], meta: bool, backward: bool,
          made_on_meta: bool = False) -> tuple[CountingMode, torch.nn.Module]:
     if backward and torch.is_inference_mode_enabled():
         with torch.inference_mode(False):  # under the caller's inference mode no tensor could be saved for backward
-            return _run(model, examples, names, conventions, meta, backward, made_on_meta)
-    twin = _copy(model, meta)
+            return _run(model, examples, signature, conventions, meta, backward, made_on_meta)
+    twin, options = _copy(model, meta, signature.values)
     inputs = _inputs_for(examples, meta)
     mode = CountingMode(conventions, twin, {id(m): name for name, m in twin.named_modules()}, fast_meta=meta,
                         backward=backward)
     with _eager(), mode, torch.set_grad_enabled(backward), _made_on_meta(made_on_meta):
-        _step(mode, twin, inputs, names, backward)
+        _step(mode, twin, inputs, signature, options, backward)
     return mode, twin
 
 
@@ -511,23 +420,23 @@ def _device_mixed(err: Exception) -> bool:
     return "meta" in text and ("expected device" in text or "two devices" in text)
 
 
-def _run_on_meta(model: torch.nn.Module, examples: tuple[torch.Tensor, ...], names: tuple[str, ...],
+def _run_on_meta(model: torch.nn.Module, examples: tuple[torch.Tensor, ...], signature: Signature,
                  conventions: tuple[str, ...], backward: bool) -> tuple[CountingMode, torch.nn.Module]:
     """The run on the meta device; again with the model's own tensors made there too, where a tensor it made on
     the CPU met the stand-ins (not at first: that costs every torch call a look-up)."""
     try:
-        return _run(model, examples, names, conventions, True, backward)
+        return _run(model, examples, signature, conventions, True, backward)
     except Exception as err:
         if isinstance(err, SymconvError) or is_symconv_bug(err) or not _device_mixed(err):
             raise
-    return _run(model, examples, names, conventions, True, backward, made_on_meta=True)
+    return _run(model, examples, signature, conventions, True, backward, made_on_meta=True)
 
 
-def _step(mode: CountingMode, twin: torch.nn.Module, inputs: Sequence[Any], names: tuple[str, ...],
-          backward: bool) -> None:
-    """The forward pass, and with ``backward`` the backward pass of a training step from ones seeds, under the
-    counting mode."""
-    outputs = _call(twin, inputs, names)
+def _step(mode: CountingMode, twin: torch.nn.Module, inputs: Sequence[Any], signature: Signature,
+          options: tuple[Any, ...], backward: bool) -> None:
+    """The forward pass (on ``inputs`` and the copied ``options``), and with ``backward`` the backward pass of a
+    training step from ones seeds, under the counting mode."""
+    outputs = signature.call(twin, inputs, options)
     if not backward:
         return
     tensors = requiring_grad(outputs)
@@ -539,12 +448,12 @@ def _step(mode: CountingMode, twin: torch.nn.Module, inputs: Sequence[Any], name
     torch.autograd.backward(tensors, seeds)
 
 
-def _run_on_values(model: torch.nn.Module, examples: tuple[torch.Tensor, ...], names: tuple[str, ...],
+def _run_on_values(model: torch.nn.Module, examples: tuple[torch.Tensor, ...], signature: Signature,
                    conventions: tuple[str, ...], backward: bool,
                    described: str) -> tuple[CountingMode, torch.nn.Module]:
     """The run on copies of the user's own tensors, where the meta device cannot run or count the model."""
     try:
-        return _run(model, examples, names, conventions, False, backward)
+        return _run(model, examples, signature, conventions, False, backward)
     except Exception as err:
         if is_symconv_bug(err):
             raise
@@ -584,7 +493,8 @@ def profile(model: torch.nn.Module,
             dtype: torch.dtype | Sequence[torch.dtype | None] | dict[str, torch.dtype] | None = None) -> Profile:
     """Count every operator ``model`` runs on ``inputs``: a shape, a sequence of shapes (one per argument of
     ``forward``), a tensor, a tuple of tensors, or a dict of shapes or tensors by argument name (passed by name);
-    an argument given as tensors may be a list, tuple or dict of them.
+    an argument given as tensors may be a list, tuple or dict of them. Any other argument (a mode string, a
+    scale, ``None``, a cache dict) is an option, passed to the copy as a copy of itself.
     Inputs given as shapes take ``dtype`` (one, one per shape, or by name: ``torch.long`` for token ids), by
     default the dtype of the model's parameters.
 
@@ -610,28 +520,28 @@ def profile(model: torch.nn.Module,
     require_bool("all_conventions", all_conventions)
     first = convention_name(convention)
     conventions = (first, *(c for c in CONVENTION_NAMES if c != first)) if all_conventions else (first,)
-    values, names = _arguments(inputs)
-    shapes = _shapes(values)
+    signature, values = Signature.of(*listed(inputs))
+    shapes = given_shapes(values)
     if shapes is None and dtype is not None:
         raise SymconvError("dtype applies to inputs given as shapes: a tensor has its own")
-    dtypes = _dtypes(dtype, len(shapes), names, model) if shapes is not None else []
+    dtypes = given_dtypes(dtype, len(shapes), signature.given_names, model) if shapes is not None else []
     if shapes is not None and not all(is_int(v) for shape in shapes for v in shape):
-        return _profile_symbolic(model, shapes, names, dtypes, conventions, backward, hints)
+        return _profile_symbolic(model, shapes, signature, dtypes, conventions, backward, hints)
     if hints:
         raise SymconvError("hints apply to symbolic sizes only: this input has none")
-    examples, own = _example_inputs(values, shapes, dtypes)
-    described = inputs_text([_shapes_of(v) for v in examples], names)
+    examples, own = example_inputs(values, shapes, dtypes)
+    described = signature.described([_shapes_of(v) for v in examples])
     # A real pass may draw random numbers (dropout): not from the user's generator. And no garbage collection
     # midway: a full collection of torch's many objects costs more than profiling a large model.
     with torch.random.fork_rng(devices=[]), _collection_paused():
         try:
-            mode, twin = _run_on_meta(model, examples, names, conventions, backward)
+            mode, twin = _run_on_meta(model, examples, signature, conventions, backward)
             run = META
         except _ValuesNeeded as err:
             if not own:
                 raise SymconvError(f"the model needs real values on input {described} ({err}): pass an example "
                                    f"tensor instead of a shape") from err
-            mode, twin = _run_on_values(model, examples, names, conventions, backward, described)
+            mode, twin = _run_on_values(model, examples, signature, conventions, backward, described)
             run = REAL
         except SymconvError as err:
             raise SymconvError(f"the model does not run on input {described}: {err}") from err
@@ -649,17 +559,18 @@ def profile(model: torch.nn.Module,
                           f"--input 2,16:int64 on the command line)" if "scalar type" in first_line else "")
                 raise SymconvError(f"the model's forward raised on input {described}: {type(err).__name__}: "
                                    f"{first_line}{advice}") from err
-            mode, twin = _run_on_values(model, examples, names, conventions, backward, described)
+            mode, twin = _run_on_values(model, examples, signature, conventions, backward, described)
             run = REAL
         result = Profile(mode.records, conventions, run, _module_infos(mode.names, twin), type(twin).__name__,
-                         tuple(_shapes_of(v) for v in examples), backward, input_names=names)
+                         tuple(signature.texts([_shapes_of(v) for v in examples])), backward,
+                         input_names=signature.names)
         # The copy goes before collection resumes: alive then, its thousands of objects would count towards a
         # collection, which would run at once, find them alive and promote them (0.2–0.7 ms for a ResNet-50)
         del mode, twin
     return result
 
 
-def _profile_symbolic(model: torch.nn.Module, shapes: list[tuple], names: tuple[str, ...],
+def _profile_symbolic(model: torch.nn.Module, shapes: list[tuple], signature: Signature,
                       dtypes: list[torch.dtype], conventions: tuple[str, ...], backward: bool,
                       hints: dict[str, int] | None, below: bool = True) -> Profile:
     """The profile as formulas in the size names, from a run on fake tensors with symbolic sizes (its domain
@@ -667,10 +578,10 @@ def _profile_symbolic(model: torch.nn.Module, shapes: list[tuple], names: tuple[
     from .symbolic import KeepSizesSymbolic, SymbolicRun
     run = SymbolicRun(shapes, hints)
     examples = [torch.empty(0, dtype=dtype) for dtype in dtypes]
-    shape = inputs_text(shapes, names)
+    shape = signature.described(shapes)
     with torch.random.fork_rng(devices=[]), _collection_paused():
         try:
-            twin = _copy(model, True)
+            twin, options = _copy(model, True, signature.values)
         except _ValuesNeeded as err:
             raise SymconvError(f"symbolic sizes cannot count this model ({err}): profile it on an example "
                                f"tensor") from err
@@ -682,11 +593,11 @@ def _profile_symbolic(model: torch.nn.Module, shapes: list[tuple], names: tuple[
                 # Lazy modules shape their parameters at their first call, and a fake tensor cannot become a
                 # parameter's data: a first call on the meta device, at the hints, shapes them.
                 with _eager(), torch.no_grad():
-                    _call(twin, run.at_hints(examples), names)
+                    signature.call(twin, run.at_hints(examples), options)
             run.fakeify(twin)
             with _eager(), run.fake, mode, KeepSizesSymbolic(mode), torch.set_grad_enabled(backward), \
                     _made_on_meta(True):
-                _step(mode, twin, inputs, names, backward)
+                _step(mode, twin, inputs, signature, options, backward)
         except Exception as err:
             if is_symconv_bug(err):
                 raise
@@ -696,16 +607,16 @@ def _profile_symbolic(model: torch.nn.Module, shapes: list[tuple], names: tuple[
     for record in mode.records:
         if record.counted is not None:
             domain += [c for c in record.counted.domain if c not in domain]
-    domain = _widened(model, run, names, dtypes, conventions, backward, mode.records, tuple(domain), below)
+    domain = _widened(model, run, signature, dtypes, conventions, backward, mode.records, tuple(domain), below)
     return Profile(mode.records, conventions, SYMBOLIC, _module_infos(mode.names, twin), type(twin).__name__,
-                   tuple(tuple(str(v) for v in s) for s in shapes), backward, domain, run.describe_hints(),
-                   input_names=names)
+                   tuple(signature.texts([tuple(str(v) for v in s) for s in shapes])), backward, domain,
+                   run.describe_hints(), input_names=signature.names)
 
 
 _SMALL_SIZES = 8  # sizes from 1 a one-name domain is widened to, where a concrete profile agrees
 
 
-def _widened(model: torch.nn.Module, run: Any, names: tuple[str, ...], dtypes: list[torch.dtype],
+def _widened(model: torch.nn.Module, run: Any, signature: Signature, dtypes: list[torch.dtype],
              conventions: tuple[str, ...], backward: bool, records: list, domain: tuple, below: bool) -> tuple:
     """The domain of a profile, widened to small sizes it excludes where the profile at that size counts the same
     in each module and phase (:func:`_same_counts`): torch's tracing assumes a size is not 1 where broadcasting
@@ -720,22 +631,23 @@ def _widened(model: torch.nn.Module, run: Any, names: tuple[str, ...], dtypes: l
     symbols = sorted({s for shape in run.sizes for v in shape if not isinstance(v, int) for s in v.free_symbols},
                      key=lambda s: s.name)
     if len(symbols) > 1:
-        domain = _one_joined(model, run, symbols, names, dtypes, conventions, backward, records, domain)
-        return _small_joined(model, run, symbols, names, dtypes, conventions, backward, records, domain) if below \
-            else domain
+        domain = _one_joined(model, run, symbols, signature, dtypes, conventions, backward, records, domain)
+        if below:
+            domain = _small_joined(model, run, symbols, signature, dtypes, conventions, backward, records, domain)
+        return domain
     if not symbols:
         return domain
     (name,) = symbols
     for n in range(1, _SMALL_SIZES + 1):
         if all(holds_at(c, name, n) for c in domain):
             continue
-        other = _concrete_at(model, run, {name: n}, names, dtypes, conventions, backward)
+        other = _concrete_at(model, run, {name: n}, signature, dtypes, conventions, backward)
         if other is not None and _same_counts(records, other.counted, {name: n}, conventions):
             domain = tuple(c if holds_at(c, name, n) else _or_equal(c, name, n) for c in domain)
     return tuple(c for c in domain if c is not sp.true)
 
 
-def _concrete_at(model: torch.nn.Module, run: Any, values: dict, names: tuple[str, ...], dtypes: list[torch.dtype],
+def _concrete_at(model: torch.nn.Module, run: Any, values: dict, signature: Signature, dtypes: list[torch.dtype],
                  conventions: tuple[str, ...], backward: bool) -> Profile | None:
     """The concrete profile with names set to ``values`` and the others at their hints; None where torch refuses
     those sizes."""
@@ -744,9 +656,8 @@ def _concrete_at(model: torch.nn.Module, run: Any, values: dict, names: tuple[st
     if any(v < 1 for shape in shapes for v in shape):
         return None
     try:
-        return profile(model, dict(zip(names, shapes)) if names else shapes, conventions[0],
-                       all_conventions=len(conventions) > 1, backward=backward,
-                       dtype=dict(zip(names, dtypes)) if names else dtypes)
+        return profile(model, signature.inputs(shapes), conventions[0], all_conventions=len(conventions) > 1,
+                       backward=backward, dtype=dtypes)
     except SymconvError:
         return None  # torch refuses the sizes: the domain rightly excludes them
 
@@ -764,7 +675,7 @@ def _or_equal(condition: Any, name: Any, n: int) -> Any:
     return sp.Or(condition, sp.Eq(name, n))
 
 
-def _one_joined(model: torch.nn.Module, run: Any, symbols: list, names: tuple[str, ...], dtypes: list[torch.dtype],
+def _one_joined(model: torch.nn.Module, run: Any, symbols: list, signature: Signature, dtypes: list[torch.dtype],
                 conventions: tuple[str, ...], backward: bool, records: list, domain: tuple) -> tuple:
     """The domain of a profile in several size names, with 1 joined for each name it excludes from 1 alone
     (``N >= 2``, torch's assumption) where the model, profiled again with that name 1 (in the other names, at
@@ -779,7 +690,7 @@ def _one_joined(model: torch.nn.Module, run: Any, symbols: list, names: tuple[st
                name in getattr(product_not_one(c), "free_symbols", ())]
         if not one or any(c.xreplace({name: 1}) is sp.false for c in domain if c not in one):
             continue  # nothing to join, or 1 excluded all the same
-        needed = _needed_at(model, run, name, 1, names, dtypes, conventions, backward, records, domain)
+        needed = _needed_at(model, run, name, 1, signature, dtypes, conventions, backward, records, domain)
         if needed is not None:
             domain = tuple(sp.Or(c, needed) if c in one else c for c in domain)
     return tuple(c for c in domain if c is not sp.true)
@@ -788,7 +699,7 @@ def _one_joined(model: torch.nn.Module, run: Any, symbols: list, names: tuple[st
 _SMALL_RANGE = 64  # the least sizes below which _small_joined looks for sizes to join
 
 
-def _small_joined(model: torch.nn.Module, run: Any, symbols: list, names: tuple[str, ...],
+def _small_joined(model: torch.nn.Module, run: Any, symbols: list, signature: Signature,
                   dtypes: list[torch.dtype], conventions: tuple[str, ...], backward: bool, records: list,
                   domain: tuple) -> tuple:
     """The domain of a profile in several size names, with the sizes below a name's least one (3 or more) joined
@@ -810,7 +721,7 @@ def _small_joined(model: torch.nn.Module, run: Any, symbols: list, names: tuple[
         joined = {}  # size -> what it needs of the other names
         lower = least_sizes(domain, symbols)  # the others', which joining sizes of this name leaves as they are
         for n in range(least - 1, max(least - _SMALL_SIZES, 1) - 1, -1):
-            needed = _needed_at(model, run, name, n, names, dtypes, conventions, backward, records, domain)
+            needed = _needed_at(model, run, name, n, signature, dtypes, conventions, backward, records, domain)
             if needed is None or not reads_plainly(needed, lower):
                 break
             joined[n] = needed
@@ -821,7 +732,7 @@ def _small_joined(model: torch.nn.Module, run: Any, symbols: list, names: tuple[
     return domain
 
 
-def _needed_at(model: torch.nn.Module, run: Any, name: Any, n: int, names: tuple[str, ...],
+def _needed_at(model: torch.nn.Module, run: Any, name: Any, n: int, signature: Signature,
                dtypes: list[torch.dtype], conventions: tuple[str, ...], backward: bool, records: list,
                domain: tuple) -> Any:
     """What the other names need for the profile's counts to hold with ``name`` at size ``n``: the model profiled
@@ -831,13 +742,13 @@ def _needed_at(model: torch.nn.Module, run: Any, name: Any, n: int, names: tuple
     import sympy as sp
 
     from ..core.sizes import normalized, parse_size, tidied
-    if _concrete_at(model, run, {name: n}, names, dtypes, conventions, backward) is None:
+    if _concrete_at(model, run, {name: n}, signature, dtypes, conventions, backward) is None:
         return None  # torch refuses the size at the others' hints: a concrete run says so in milliseconds
     shapes = [tuple(parse_size(v if isinstance(v, int) else v.xreplace({name: n})) for v in shape)
               for shape in run.sizes]
     hints = {s.name: v for s, v in run.hints.items() if s != name}
     try:
-        other = _profile_symbolic(model, shapes, names, dtypes, conventions, backward, hints, below=False)
+        other = _profile_symbolic(model, shapes, signature, dtypes, conventions, backward, hints, below=False)
     except SymconvError:
         return None  # torch refuses the size: the domain rightly excludes it
     if not _same_counts(records, other.counted, {name: n}, conventions):

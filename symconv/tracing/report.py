@@ -57,7 +57,9 @@ def _formula_text(value: Any) -> str:
 
 def shape_text(shape: Any) -> str:
     """A shape as text, ``(2, 3, H, W)``; an input made of several tensors in its own structure, ``[(2, 8),
-    (2, 4)]`` or ``{image: (1, 3, 8, 8)}``."""
+    (2, 4)]`` or ``{image: (1, 3, 8, 8)}``; an option (a value passed as itself) as its text."""
+    if isinstance(shape, str):
+        return shape
     if isinstance(shape, dict):
         return "{" + ", ".join(f"{k}: {shape_text(v)}" for k, v in shape.items()) + "}"
     if isinstance(shape, list):
@@ -103,7 +105,7 @@ class Profile:
     run: str                        # "meta", or "real values" (the user's example, under no_grad unless backward)
     modules: dict[str, ModuleInfo]  # in the model's order
     model_type: str
-    input_shapes: tuple[tuple[int, ...], ...]
+    input_shapes: tuple[Any, ...]  # per argument: its shape (its tensors' in its structure), an option's text
     backward: bool = False
     domain: tuple = ()   # symbolic sizes: the conditions under which the counts hold
     hints: str = ""      # symbolic sizes: the values torch's tracing branched at
