@@ -2,8 +2,9 @@
 
 An argument given as a shape stands for a tensor of that shape; one holding tensors
 (a tensor, or a list, tuple or dict of them, with numbers or strings beside them) is
-passed as copies or meta stand-ins; anything else without a tensor (a mode string, a
-scale, ``None``, an object) is an option, passed as a copy of itself.
+passed as copies or meta stand-ins; anything else (a mode string, a scale, ``None``, a
+cache dict, an object or a layer, whatever it holds) is an option, passed as a copy of
+itself made with the model's.
 """
 
 from __future__ import annotations
@@ -80,7 +81,8 @@ def holds_tensors(value: Any) -> bool:
 
 
 def _is_option(value: Any) -> bool:
-    """An argument passed as itself: neither a shape nor holding a tensor or an array anywhere."""
+    """An argument passed as itself: neither a shape nor a tensor, an array, or a list, tuple or dict holding one
+    (an object is one, whatever it holds: the copier copies its tensors)."""
     return not is_shape(value) and not any(isinstance(v, torch.Tensor) or _is_array(v) for v in tree_leaves(value))
 
 
