@@ -19,7 +19,6 @@ from torch.utils._pytree import tree_leaves
 
 from ..core.errors import SymconvError
 from ..numeric.layer import is_int
-from .report import inputs_text
 
 # values the copy shares with the user's: nothing can change them
 ATOMS = frozenset((bool, int, float, complex, str, bytes, type(None), torch.dtype, torch.device))
@@ -42,6 +41,11 @@ def value_text(value: Any, limit: int = 80) -> str:
     if "\n" in text:  # on one line: a tensor's repr runs to several
         text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def passed_text(value: Any) -> str:
+    """A value passed to forward as itself (an option, a number beside tensors), as a profile lists it."""
+    return value_text(value, 40)
 
 
 def _is_array(value: Any) -> bool:
@@ -134,11 +138,7 @@ class Signature:
 
     def texts(self, given: Sequence[Any]) -> list:
         """The arguments as a profile lists them: the given ones' shapes (``given``), the options as text."""
-        return self.merged(given, [value_text(v, 40) for v in self.values])
-
-    def described(self, given: Sequence[Any]) -> str:
-        """The arguments as a call writes them, from the given ones' shapes."""
-        return inputs_text(self.texts(given), self.names)
+        return self.merged(given, [passed_text(v) for v in self.values])
 
 
 def given_shapes(values: list) -> list[tuple] | None:

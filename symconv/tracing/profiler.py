@@ -33,10 +33,10 @@ from ..core.errors import SymconvError, require_bool
 from ..core.names import CONVENTION_NAMES, convention_name
 from ..numeric.layer import is_int
 from .arguments import ATOMS as _ATOMS
-from .arguments import Signature, example_inputs, given_dtypes, given_shapes, listed, value_text
+from .arguments import Signature, example_inputs, given_dtypes, given_shapes, listed, passed_text
 from .counting_mode import CountingMode, is_symconv_bug, requiring_grad
 from .ops import SPARSE_LAYOUTS, is_sparse, shape_of
-from .report import ModuleInfo, Profile
+from .report import ModuleInfo, Profile, inputs_text
 
 META, REAL, SYMBOLIC = "meta", "real values", "symbolic"
 
@@ -384,7 +384,7 @@ def _inputs_for(examples: tuple[Any, ...], meta: bool) -> tuple[Any, ...]:
 
 def _shapes_of(value: Any) -> Any:
     """An input's shape, or its tensors' shapes in its own structure (a number or string beside them as text)."""
-    return tree_map(lambda v: shape_of(v) if isinstance(v, torch.Tensor) else value_text(v, 40), value)
+    return tree_map(lambda v: shape_of(v) if isinstance(v, torch.Tensor) else passed_text(v), value)
 
 
 def _first_line(err: BaseException) -> str:
@@ -530,7 +530,8 @@ def profile(model: torch.nn.Module,
     if hints:
         raise SymconvError("hints apply to symbolic sizes only: this input has none")
     examples, own = example_inputs(values, shapes, dtypes)
-    described = signature.described([_shapes_of(v) for v in examples])
+    listed_inputs = tuple(signature.texts([_shapes_of(v) for v in examples]))
+    described = inputs_text(listed_inputs, signature.names)
     # A real pass may draw random numbers (dropout): not from the user's generator. And no garbage collection
     # midway: a full collection of torch's many objects costs more than profiling a large model.
     with torch.random.fork_rng(devices=[]), _collection_paused():
@@ -562,8 +563,7 @@ def profile(model: torch.nn.Module,
             mode, twin = _run_on_values(model, examples, signature, conventions, backward, described)
             run = REAL
         result = Profile(mode.records, conventions, run, _module_infos(mode.names, twin), type(twin).__name__,
-                         tuple(signature.texts([_shapes_of(v) for v in examples])), backward,
-                         input_names=signature.names)
+                         listed_inputs, backward, input_names=signature.names)
         # The copy goes before collection resumes: alive then, its thousands of objects would count towards a
         # collection, which would run at once, find them alive and promote them (0.2–0.7 ms for a ResNet-50)
         del mode, twin
@@ -578,7 +578,8 @@ def _profile_symbolic(model: torch.nn.Module, shapes: list[tuple], signature: Si
     from .symbolic import KeepSizesSymbolic, SymbolicRun
     run = SymbolicRun(shapes, hints)
     examples = [torch.empty(0, dtype=dtype) for dtype in dtypes]
-    shape = signature.described(shapes)
+    listed_inputs = tuple(signature.texts([tuple(str(v) for v in s) for s in shapes]))
+    shape = inputs_text(listed_inputs, signature.names)
     with torch.random.fork_rng(devices=[]), _collection_paused():
         try:
             twin, options = _copy(model, True, signature.values)
@@ -609,8 +610,7 @@ def _profile_symbolic(model: torch.nn.Module, shapes: list[tuple], signature: Si
             domain += [c for c in record.counted.domain if c not in domain]
     domain = _widened(model, run, signature, dtypes, conventions, backward, mode.records, tuple(domain), below)
     return Profile(mode.records, conventions, SYMBOLIC, _module_infos(mode.names, twin), type(twin).__name__,
-                   tuple(signature.texts([tuple(str(v) for v in s) for s in shapes])), backward, domain,
-                   run.describe_hints(), input_names=signature.names)
+                   listed_inputs, backward, domain, run.describe_hints(), input_names=signature.names)
 
 
 _SMALL_SIZES = 8  # sizes from 1 a one-name domain is widened to, where a concrete profile agrees
