@@ -1093,6 +1093,33 @@ def test_a_forward_replaced_by_a_closure_runs_in_the_copy():
         assert model[0].weight.grad is None and not hasattr(model[0], "calls")
 
 
+class Probed(nn.Module):
+    """A layer whose own forward hook runs a product on its output (a probe), and a layer made during forward."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.probe = nn.Conv2d(3, 4, 3), nn.Parameter(torch.ones(4, 2))
+        self.conv.register_forward_hook(self.probed)
+
+    def probed(self, module, inputs, output):
+        self.last = output.flatten(2).transpose(1, 2) @ self.probe  # returns None: the output stays the conv's
+
+    def forward(self, x):
+        return nn.Linear(4, 2)(self.conv(x).mean((2, 3)))
+
+
+def test_a_layers_own_hooks_run_within_it_and_a_layer_made_during_forward_within_its_caller():
+    # the hook's product (36 positions of each of 2 images, 4 channels, 2 probes) is the layer's; the layer made
+    # during forward is no part of the model: its product is its caller's (the model's)
+    model = Probed()
+    for inputs in ((2, 3, 8, 8), torch.randn(2, 3, 8, 8)):
+        result = symconv.profile(model, inputs, "exact", all_conventions=True)
+        products = {r.stack: {c: r.counted.totals[c] for c in CONVENTIONS} for r in result.counted
+                    if r.counted.layer is None}
+        assert products == {("", "conv"): matmul_totals(72, 4, 2, False), ("",): matmul_totals(2, 4, 2, True)}
+        assert not hasattr(model, "last")
+
+
 @dataclasses.dataclass
 class Output:
     logits: torch.Tensor

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass, field
-from typing import Sequence, Union
+from typing import Iterable, Sequence, Union
 
 from ..core.errors import SymconvError, require_bool
 from ..core.names import LAYER_KINDS, PADDING_MODES, canonical_kind
@@ -28,6 +28,19 @@ IntOrTuple = Union[int, Sequence[int]]
 def is_int(value: object) -> bool:
     """An integer that is not a bool (numpy integers included)."""
     return type(value) is int or (isinstance(value, numbers.Integral) and not isinstance(value, bool))
+
+
+_INT = frozenset((int,))
+
+
+def plain_ints(values: Iterable[object]) -> bool:
+    """Whether every value is a Python int (not a bool, not a numpy integer): the quickest test of a shape."""
+    return _INT.issuperset(map(type, values))
+
+
+def all_ints(values: Sequence[object]) -> bool:
+    """Whether every value is an integer (:func:`is_int`), plain ints tested at once (the common case)."""
+    return plain_ints(values) or all(is_int(v) for v in values)
 
 
 def as_tuple(name: str, value: IntOrTuple, ndim: int) -> tuple[int, ...]:
@@ -158,7 +171,7 @@ class Layer:
         """Validate an input shape (batched or not); return (N, spatial input, spatial output)."""
         shape = tuple(input_shape)
         last = self.__dict__.get("_last_input")  # the profiler checks each layer's input twice: shape, then count
-        if last is not None and last[0] == shape and all(type(v) is int for v in shape):
+        if last is not None and last[0] == shape and plain_ints(shape):
             return last[1]
         checked = self._compiled_check(shape)
         if checked is None:  # the rules in Python, which name what they refuse
@@ -176,14 +189,21 @@ class Layer:
 
     def _compiled_check(self, shape: tuple) -> tuple[int, tuple[int, ...], tuple[int, ...]] | None:
         """:meth:`check_input`'s answer from the compiled rules, for an input of ints they accept; else None."""
+        found = self.compiled_input_counts(shape, ())
+        return None if found is None else found[:3]
+
+    def compiled_input_counts(self, shape: tuple, conventions: tuple[str, ...]) -> tuple | None:
+        """:meth:`check_input`'s answer and the counts under ``conventions`` (:meth:`compiled_counts`' rows) from
+        the compiled code, in one call, for an input of ints the rules accept: (N, spatial input, spatial output,
+        rows). None where the Python path must answer (or name what the rules refuse)."""
         ndim = self.ndim
         if len(shape) not in (ndim + 1, ndim + 2) or shape[-ndim - 1] != self.in_channels or \
-                not all(type(v) is int for v in shape):  # 2.0 == 2 and True == 1, yet neither is a size
+                not plain_ints(shape):  # 2.0 == 2 and True == 1, yet neither is a size
             return None
         batch = shape[0] if len(shape) == ndim + 2 else 1
         spatial = shape[-ndim:]
-        found = self.compiled_counts(batch, spatial, ())
-        return None if found is None else (batch, spatial, found[0])
+        found = self.compiled_counts(batch, spatial, conventions)
+        return None if found is None else (batch, spatial, *found)
 
     def compiled_counts(self, batch: int, spatial: tuple[int, ...], conventions: tuple[str, ...]) -> tuple | None:
         """torch's rules and the counts under ``conventions`` (canonical names, none for the rules alone) as

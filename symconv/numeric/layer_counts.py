@@ -14,7 +14,7 @@ from typing import Any, Sequence
 from ..core.errors import SymconvError, require_bool
 from ..core.names import convention_name, kind_of
 from . import _scalar_generated as generated
-from .layer import Layer, as_tuple, is_int, native
+from .layer import Layer, all_ints, as_tuple, is_int, native
 
 _native_additions = getattr(native, "additions_per_filter", None)
 
@@ -106,7 +106,7 @@ def count_gradients(layer: Layer, input_shape: Sequence[int], convention: str = 
     """
     conv = convention_name(convention)
     input_shape = _checked_shape(layer, input_shape)
-    if not all(is_int(v) for v in input_shape):
+    if not all_ints(input_shape):
         return _gradients_sized(layer, input_shape, conv)
     batch, spatial, _ = layer.check_input(input_shape)
     effective, eff_spatial = _data_padding(layer, spatial)
@@ -148,12 +148,13 @@ def count_layers(layer: Layer, input_shape: Sequence, conventions: tuple[str, ..
     both sides, every value within int64), all conventions in one call; the generated
     Python answers the rest, with unbounded ints.
     """
-    if not all(is_int(v) for v in input_shape):
+    if not all_ints(input_shape):
         return {c: _count_sized(layer, tuple(input_shape), c) for c in conventions}
-    batch, spatial, out = layer.check_input(input_shape)
-    found = layer.compiled_counts(batch, spatial, conventions)
+    found = layer.compiled_input_counts(tuple(input_shape), conventions)  # the rules and the counts, in one call
     if found is not None:
-        return {c: LayerCount(layer, c, batch, spatial, found[0], *row) for c, row in zip(conventions, found[1])}
+        batch, spatial, out, rows = found
+        return {c: LayerCount(layer, c, batch, spatial, out, *row) for c, row in zip(conventions, rows)}
+    batch, spatial, out = layer.check_input(input_shape)
     return {c: python_count_layer(layer, batch, spatial, out, c) for c in conventions}
 
 

@@ -9,8 +9,9 @@ On meta tensors the mode makes the outputs of common operators itself
 (:mod:`.shapes`) instead of running torch's Python meta kernels, whose first use
 costs about a second of imports.
 
-Which modules are running comes from torch's global module hooks, and in a
-backward pass from the gradient hooks they register (:class:`TrainingStack`).
+Which modules are running comes from a wrapper around each module's call
+(:class:`ForwardStack`), and in a backward pass from the gradient hooks it
+registers (:class:`TrainingStack`).
 """
 
 from __future__ import annotations
@@ -20,11 +21,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, fields, is_dataclass
 from functools import partial
 from itertools import zip_longest
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from torch.autograd.graph import register_multi_grad_hook
-from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.weak import WeakIdKeyDictionary
@@ -37,6 +37,7 @@ from .ops import (RULES, Context, Counted, Sparse, _convolution_layer, biasless,
 aten = torch.ops.aten
 #: a convolution or its backward, whose input may be zero padding merged into the layer
 CONVOLVES = (aten.convolution, aten._convolution, aten.convolution_backward)
+_CALL = "_compiled_call_impl"  # what Module.__call__ runs in place of _call_impl where it is set
 _PRODUCTS = (aten.mm, aten.bmm, aten._trilinear)  # products without a bias of their own
 _ADDS = (aten.add, aten.add_)
 _RECENT_PRODUCTS = 8
@@ -107,6 +108,7 @@ class _Plan:
     multiplies: bool  # a matrix product without a bias of its own
     recorded: bool    # an operator, not a metadata query or a profiler annotation
     symbolic_safe: bool  # its output is made by the shapes module on symbolic sizes too
+    shaped_by_count: bool  # a forward convolution: on meta, its output is made in the shape its count gives
 
 
 _PLANS: dict[Any, _Plan] = {}
@@ -116,7 +118,8 @@ def _plan(func) -> _Plan:
     packet = func.overloadpacket
     _PLANS[func] = _Plan(packet, str(packet), RULES.get(packet), packet is aten.constant_pad_nd, packet in _ADDS,
                          packet in CONVOLVES, packet in _PRODUCTS,
-                         str(packet) not in _NOT_OPERATORS, shapes.symbolic_safe(func))
+                         str(packet) not in _NOT_OPERATORS, shapes.symbolic_safe(func),
+                         func is aten.convolution.default)
     return _PLANS[func]
 
 
@@ -152,14 +155,17 @@ _PLAIN = frozenset((int, bool, float, str, type(None)))
 def _shaped(value: Any, size: Callable[[Any], Any]) -> Any:
     """An argument as a rule sees it, hashable: tensors as their shapes (each size through ``size``),
     lists as tuples. Every counted operator's arguments pass here: the common kinds are tested first."""
-    if type(value) in _PLAIN:
+    kind = type(value)
+    if kind in _PLAIN:
         return value
+    if kind is list or kind is tuple:  # before the tensor check, which goes through torch's metaclass
+        return tuple([v if type(v) in _PLAIN else _shaped(v, size) for v in value])
     if isinstance(value, torch.Tensor):
         if size is _same or value.is_nested:
             return shape_of(value)
         shape = tuple(size(v) for v in value.shape)
         return Sparse(shape) if is_sparse(value) else shape  # a fake tensor's elements are unknown
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, (list, tuple)):  # a subclass of either (torch.Size)
         return tuple([v if type(v) in _PLAIN else _shaped(v, size) for v in value])
     return size(value)
 
@@ -224,30 +230,39 @@ class ZeroPads:
 
 
 class ForwardStack:
-    """The modules running a forward pass, outermost first, kept by torch's global module hooks."""
+    """The modules running a forward pass, outermost first.
 
-    def __init__(self, model: torch.nn.Module, names: dict[int, str]) -> None:
-        self.names = names
+    Each module of the copy is called through a wrapper set as its
+    ``_compiled_call_impl`` (which ``Module.__call__`` runs instead of ``_call_impl``
+    where it is set) for the run: torch's global module hooks would do it too, but
+    they send every module call down ``_call_impl``'s slow path (a tenth of a
+    ResNet-50's profile). The module's own hooks run within its call. A module the
+    copy does not hold (one made during forward) is not tracked: its operators are
+    its caller's.
+    """
+
+    def __init__(self, modules: Sequence[tuple[str, torch.nn.Module]]) -> None:
+        self.modules = modules  # (name, module) of every module the copy holds
         self.current: tuple[str, ...] = ()  # the running modules' names, outermost first
-        self.stack: list[tuple[str, ...]] = []  # the enclosing calls' ``current``
-        self._handles: list = []
 
-    def _enter(self, module: torch.nn.Module, inputs: Any) -> None:
-        self.stack.append(self.current)
-        self.current = (*self.current, self.names.get(id(module), type(module).__name__))
-
-    def _exit(self, module: torch.nn.Module, inputs: Any, output: Any) -> None:
-        self.current = self.stack.pop()
+    def _tracked(self, name: str, call: Callable[..., Any]) -> Callable[..., Any]:
+        def tracked(*args: Any, **kwargs: Any) -> Any:
+            outer = self.current
+            self.current = (*outer, name)
+            try:  # a module that raises leaves too (activation checkpointing stops its recomputation that way)
+                return call(*args, **kwargs)
+            finally:
+                self.current = outer
+        return tracked
 
     def __enter__(self) -> "ForwardStack":
-        # always_call: a module that raises leaves too (activation checkpointing stops its recomputation that way)
-        self._handles = [register_module_forward_pre_hook(self._enter),
-                         register_module_forward_hook(self._exit, always_call=True)]
+        for name, module in self.modules:
+            module.__dict__[_CALL] = self._tracked(name, module._call_impl)
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        for handle in self._handles:
-            handle.remove()
+        for _, module in self.modules:
+            module.__dict__.pop(_CALL, None)  # the class's None: the copier drops a compiled call
 
     def where(self) -> tuple[tuple[str, ...], str]:
         return self.current, "forward"
@@ -296,25 +311,32 @@ class TrainingStack(ForwardStack):
     recomputation leave the module whose backward recomputes it.
     """
 
-    def __init__(self, model: torch.nn.Module, names: dict[int, str]) -> None:
-        super().__init__(model, names)
+    def __init__(self, modules: Sequence[tuple[str, torch.nn.Module]]) -> None:
+        super().__init__(modules)
         # modules in their backward -> (times entered, the operator count when last entered)
         self.running: dict[str, tuple[int, int]] = {}
         self.operators = 0
         self._grad_hooks: list = []
 
-    def _enter(self, module: torch.nn.Module, inputs: Any) -> None:
-        super()._enter(module, inputs)
-        tensors = requiring_grad(inputs)
-        if tensors:
-            self._grad_hooks.append(register_multi_grad_hook(tensors, partial(self._leave_backward, self.current[-1])))
+    def _tracked(self, name: str, call: Callable[..., Any]) -> Callable[..., Any]:
+        def tracked(*args: Any, **kwargs: Any) -> Any:
+            outer = self.current
+            self.current = (*outer, name)
+            self._on_gradients(args, self._leave_backward, name, "all")
+            try:
+                output = call(*args, **kwargs)
+            finally:
+                self.current = outer
+            self._on_gradients(output, self._enter_backward, name, "any")
+            return output
+        return tracked
 
-    def _exit(self, module: torch.nn.Module, inputs: Any, output: Any) -> None:
-        name = self.current[-1]
-        super()._exit(module, inputs, output)
-        tensors = requiring_grad(output)
+    def _on_gradients(self, value: Any, hook: Callable[..., None], name: str, mode: str) -> None:
+        """``hook(name)`` once the gradients of the tensors in ``value`` that require grad are computed (all of
+        them, or any)."""
+        tensors = requiring_grad(value)
         if tensors:
-            self._grad_hooks.append(register_multi_grad_hook(tensors, partial(self._enter_backward, name), mode="any"))
+            self._grad_hooks.append(register_multi_grad_hook(tensors, partial(hook, name), mode=mode))
 
     def _enter_backward(self, name: str, *grads: Any) -> None:
         self.running[name] = (self.running.get(name, (0, 0))[0] + 1, self.operators)
@@ -350,7 +372,7 @@ class CountingMode(TorchDispatchMode):
         # This mode never runs under torch.compile; wrapping it for dynamo would import torch._dynamo (~1.5 s).
         return False
 
-    def __init__(self, conventions: tuple[str, ...], model: torch.nn.Module, names: dict[int, str],
+    def __init__(self, conventions: tuple[str, ...], modules: Sequence[tuple[str, torch.nn.Module]],
                  fast_meta: bool = True, backward: bool = False, size: Callable[[Any], Any] = _same) -> None:
         super().__init__()
         self.conventions = conventions
@@ -358,8 +380,8 @@ class CountingMode(TorchDispatchMode):
         self.size = size  # a tensor size as the rules see it (symbolic runs translate SymInts)
         self.records: list[Record] = []
         self.recording = True  # off while the profiler itself makes tensors (see aside)
-        self.names = names  # id of each module of the model run -> its fully qualified name
-        self.tracker = (TrainingStack if backward else ForwardStack)(model, names)
+        self.names = {id(m): name for name, m in modules}  # each module of the model run -> its name
+        self.tracker = (TrainingStack if backward else ForwardStack)(modules)
         self._pads = ZeroPads(size)
         # Concrete sizes share the process-wide cache; a symbolic run's sizes are its own.
         self._counted: dict[tuple, list[Counted]] = _COUNTED if size is _same else {}
@@ -389,10 +411,18 @@ class CountingMode(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         out = NotImplemented
+        counted = None
         try:
             plan = _PLANS.get(func) or _plan(func)
             if (self.fast_meta or plan.symbolic_safe) and _all_meta(args, kwargs):
-                out = shapes.fast_output(func, args, kwargs)
+                if plan.shaped_by_count and self.fast_meta:
+                    # The count checks the layer and input as torch does, and knows the output's shape: one
+                    # look-up for both, where the count is known
+                    counted = self._count(plan, args, kwargs)
+                    if counted is not None:
+                        out = shapes.convolution_output(args[0], args[1], counted[0].output_shape)
+                if out is NotImplemented:
+                    out = shapes.fast_output(func, args, kwargs)
         except Exception as err:
             _mark_ours(err)
             raise
@@ -400,7 +430,7 @@ class CountingMode(TorchDispatchMode):
             out = func(*args, **kwargs)  # torch's own kernel: its errors are the model's
         if self.recording and plan.recorded:
             try:
-                self._record(plan, args, kwargs, out)
+                self._record(plan, args, kwargs, out, counted)
             except Exception as err:
                 _mark_ours(err)
                 raise
@@ -435,7 +465,9 @@ class CountingMode(TorchDispatchMode):
             _mark_ours(err)
             raise
 
-    def _record(self, plan: _Plan, args: tuple, kwargs: dict, out: Any) -> None:
+    def _record(self, plan: _Plan, args: tuple, kwargs: dict, out: Any, counted: list[Counted] | None = None
+                ) -> None:
+        """Records an operator call, with its count (``counted`` where it is known) where it has a rule."""
         # A pad in the backward pass (a pad's gradient, cropping) feeds no convolution's input: not looked at, so
         # that a symbolic run does not test its amounts (negated, they hold only where they are 0: even sizes)
         if plan.pads and not self._differentiating():
@@ -447,17 +479,11 @@ class CountingMode(TorchDispatchMode):
         if plan.rule is None:
             self.records.append(Record(plan.name, stack, phase))
             return
-        context = self._pads.merged(args, plan.packet, self._context) if plan.convolves else self._context
-        shaped, named = operands(args, kwargs, self.size)
-        key = (plan.packet, shaped, tuple(sorted(named.items())) if named else (), context)
-        counted = self._counted.get(key)
         if counted is None:
-            if not takes(plan.rule, (*shaped, *named.values())):
+            counted = self._count(plan, args, kwargs)
+            if counted is None:
                 self.records.append(Record(plan.name, stack, phase))  # a nested tensor: listed, not counted
                 return
-            if len(self._counted) >= _COUNTED_LIMIT:
-                self._counted.clear()
-            counted = self._counted[key] = plan.rule(*shaped, **named, context=context)
         self.records += [Record(plan.name, stack, phase, entry) for entry in counted]
         if not isinstance(out, torch.Tensor):  # a tuple (a convolution's backward): no bias can follow
             return
@@ -468,6 +494,21 @@ class CountingMode(TorchDispatchMode):
             self._products[storage._cdata] = (storage, len(self.records) - 1)
             if len(self._products) > _RECENT_PRODUCTS:
                 del self._products[next(iter(self._products))]
+
+    def _count(self, plan: _Plan, args: tuple, kwargs: dict) -> list[Counted] | None:
+        """An operator call's count by its rule, remembered by its arguments' shapes (and any zero padding merged
+        into a convolution); None where the rule does not take the arguments (a nested tensor)."""
+        context = self._pads.merged(args, plan.packet, self._context) if plan.convolves else self._context
+        shaped, named = operands(args, kwargs, self.size)
+        key = (plan.packet, shaped, tuple(sorted(named.items())) if named else (), context)
+        counted = self._counted.get(key)
+        if counted is None:
+            if not takes(plan.rule, (*shaped, *named.values())):
+                return None
+            if len(self._counted) >= _COUNTED_LIMIT:
+                self._counted.clear()
+            counted = self._counted[key] = plan.rule(*shaped, **named, context=context)
+        return counted
 
     def _differentiating(self) -> bool:
         """Whether the operator runs in the backward pass itself (not in a forward run the backward pass repeats,

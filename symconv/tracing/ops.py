@@ -23,7 +23,7 @@ import torch
 
 from ..core.errors import SymconvError
 from ..core.names import kind_of
-from ..numeric.layer import Layer, is_int
+from ..numeric.layer import Layer, all_ints, is_int
 from ..numeric.layer_counts import LayerCount, count_gradients, count_layers, count_matmul, count_sparse_matmul
 
 aten = torch.ops.aten
@@ -248,7 +248,7 @@ def _describe_pad(pad: tuple[tuple[int, int], ...]) -> str:
 def _padding_merged(padding: Sequence[Any], transposed: bool, x: Shape, context: Context) -> tuple[tuple, Context]:
     """A plain convolution's padding computed from the sizes, as zero padding merged into its input (counted at
     each amount it takes, as a merged ``F.pad`` is); numbers as they are."""
-    if all(is_int(p) for p in padding):
+    if all_ints(padding):
         return tuple(padding), context
     if transposed:  # a transposed convolution's padding crops its output: no zero padding of its input
         raise SymconvError(f"padding {tuple(padding)} follows the sizes on a transposed convolution: profile it at "
@@ -261,7 +261,7 @@ def _padding_merged(padding: Sequence[Any], transposed: bool, x: Shape, context:
 
 def _varying(output_padding: Sequence[Any], context: Context) -> bool:
     """Whether a convolution's output_padding or merged zero padding is a formula in the sizes."""
-    return not all(is_int(o) for o in output_padding) or \
+    return not all_ints(output_padding) or \
         (context.pad is not None and not all(is_int(v) for pair in context.pad for v in pair))
 
 

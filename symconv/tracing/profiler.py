@@ -39,6 +39,7 @@ from .ops import SPARSE_LAYOUTS, is_sparse, shape_of
 from .report import ModuleInfo, Profile, inputs_text
 
 META, REAL, SYMBOLIC = "meta", "real values", "symbolic"
+_META = torch.device("meta")  # a device object: torch parses a device name at every call
 
 
 def _checked_model(model: Any) -> torch.nn.Module:
@@ -63,9 +64,9 @@ def _meta_empty(t: torch.Tensor) -> torch.Tensor:
         raise _ValuesNeeded(f"a {str(t.layout).removeprefix('torch.')} tensor of shape {tuple(t.shape)}: its "
                             f"products are counted by the elements it stores, read from real values")
     if type(t) in (torch.Tensor, torch.nn.Parameter) and not t.is_meta:
-        return torch.empty_like(t, device="meta")  # the quickest way, from a tensor that is not on meta
+        return torch.empty_like(t, device=_META)  # the quickest way, from a tensor that is not on meta
     # torch.empty, not empty_like: on a meta tensor empty_like runs a Python reference that imports SymPy.
-    return torch.empty(tuple(t.shape), dtype=t.dtype, device="meta")
+    return torch.empty(tuple(t.shape), dtype=t.dtype, device=_META)
 
 
 def _meta_like(t: torch.Tensor) -> torch.Tensor:
@@ -132,6 +133,7 @@ class _Copier:
         self.meta = meta
         self.memo: dict[int, Any] = {}
         self.held: list[Any] = []  # the copies weak references refer to, which the copy of the model keeps alive
+        self.modules: list[torch.nn.Module] = []  # every module copied, in the model's tree or outside it
         # torch.compile(module)'s wrapper class, looked up without importing torch._dynamo (about 1.5 s): where
         # it is not imported, nothing was compiled
         eval_frame = sys.modules.get("torch._dynamo.eval_frame")
@@ -155,7 +157,7 @@ class _Copier:
             return self.function(v)
         if kind is weakref.ReferenceType:
             return self.reference(v)
-        if kind is list and all(type(e) in _ATOMS for e in v):  # a layer's sizes, the common case: quickest
+        if kind is list and _ATOMS.issuperset(map(type, v)):  # a layer's sizes, the common case: quickest
             copied = self.memo.get(id(v))
             if copied is None:
                 copied = self.memo[id(v)] = list(v)
@@ -235,6 +237,7 @@ class _Copier:
                 return clone
         # object.__new__, not the class's own: an FX GraphModule's __new__ makes a new class, without its forward
         clone = self.memo[id(m)] = object.__new__(cls)
+        self.modules.append(clone)
         state = dict(m.__dict__)
         atoms, containers, tensor, module = _ATOMS, _CONTAINERS, self.tensor, self.module
         for key, v in state.items():
@@ -249,7 +252,7 @@ class _Copier:
                 state[key] = {name: None if child is None else module(child) for name, child in v.items()}
             elif key == "_parameters" or key == "_buffers":
                 state[key] = {name: None if t is None else tensor(t) for name, t in v.items()}
-            elif kind is not tuple or not all(type(e) in atoms for e in v):
+            elif kind is not tuple or not atoms.issuperset(map(type, v)):  # a layer's sizes: kept
                 state[key] = self.value(v)
         object.__setattr__(clone, "__dict__", state)
         return clone
@@ -272,6 +275,7 @@ class _Copier:
         self.memo.update({key: replaced.get(id(v), v) for key, v in memo.items()
                           if key not in self.memo and key != id(memo)})
         self.memo[id(m)] = clone
+        self.modules += clone.modules()
         return clone
 
 
@@ -353,10 +357,10 @@ def _own_tensors(module: torch.nn.Module, meta: bool, users: set[int]) -> dict[i
 
 
 def _copy(model: torch.nn.Module, meta: bool, options: tuple[Any, ...] = ()
-          ) -> tuple[torch.nn.Module, tuple[Any, ...]]:
-    """A copy of the model sharing nothing with it (every tensor on the meta device, or real copies), and copies of
-    the options forward is passed, through the same memo: one referring to a part of the model refers to its copy,
-    and the run writes in none of the user's."""
+          ) -> tuple[torch.nn.Module, tuple[Any, ...], list[tuple[str, torch.nn.Module]]]:
+    """A copy of the model sharing nothing with it (every tensor on the meta device, or real copies), copies of the
+    options forward is passed, through the same memo (one referring to a part of the model refers to its copy, and
+    the run writes in none of the user's), and every module copied with its name (:func:`_named`)."""
     try:
         with warnings.catch_warnings():
             # torch's own pytree specs (FX and torch.export modules hold them) rebuild through a path it deprecates.
@@ -366,12 +370,24 @@ def _copy(model: torch.nn.Module, meta: bool, options: tuple[Any, ...] = ()
             twin, copied = copier.module(model), tuple(copier.value(v) for v in options)
             if copier.held:
                 twin.__dict__[_HELD] = copier.held
-            return twin, copied
+            return twin, copied, _named(twin, copier.modules)
     except _ValuesNeeded:
         raise
     except Exception as err:
         raise SymconvError(f"cannot copy the model to run it ({type(err).__name__}: {err}); symconv never runs "
                            f"the user's own model") from err
+
+
+def _named(twin: torch.nn.Module, copied: list[torch.nn.Module]) -> list[tuple[str, torch.nn.Module]]:
+    """Each module of the copy by its qualified name, and each copied one outside its tree (a layer in a plain
+    list, or in an option) by its class's name."""
+    named = list(twin.named_modules())
+    known = {id(m) for _, m in named}
+    for m in copied:
+        if id(m) not in known:
+            known.add(id(m))
+            named.append((type(m).__name__, m))
+    return named
 
 
 def _inputs_for(examples: tuple[Any, ...], meta: bool) -> tuple[Any, ...]:
@@ -399,10 +415,9 @@ def _run(model: torch.nn.Module, examples: tuple[torch.Tensor, ...], signature: 
     if backward and torch.is_inference_mode_enabled():
         with torch.inference_mode(False):  # under the caller's inference mode no tensor could be saved for backward
             return _run(model, examples, signature, conventions, meta, backward, made_on_meta)
-    twin, options = _copy(model, meta, signature.values)
+    twin, options, modules = _copy(model, meta, signature.values)
     inputs = _inputs_for(examples, meta)
-    mode = CountingMode(conventions, twin, {id(m): name for name, m in twin.named_modules()}, fast_meta=meta,
-                        backward=backward)
+    mode = CountingMode(conventions, modules, fast_meta=meta, backward=backward)
     with _eager(), mode, torch.set_grad_enabled(backward), _made_on_meta(made_on_meta):
         _step(mode, twin, inputs, signature, options, backward)
     return mode, twin
@@ -582,13 +597,12 @@ def _profile_symbolic(model: torch.nn.Module, shapes: list[tuple], signature: Si
     shape = inputs_text(listed_inputs, signature.names)
     with torch.random.fork_rng(devices=[]), _collection_paused():
         try:
-            twin, options = _copy(model, True, signature.values)
+            twin, options, modules = _copy(model, True, signature.values)
         except _ValuesNeeded as err:
             raise SymconvError(f"symbolic sizes cannot count this model ({err}): profile it on an example "
                                f"tensor") from err
         inputs = run.inputs(examples)
-        mode = CountingMode(conventions, twin, {id(m): name for name, m in twin.named_modules()}, fast_meta=False,
-                            backward=backward, size=run.translate.size)
+        mode = CountingMode(conventions, modules, fast_meta=False, backward=backward, size=run.translate.size)
         try:
             if any(isinstance(m, LazyModuleMixin) and m.has_uninitialized_params() for m in twin.modules()):
                 # Lazy modules shape their parameters at their first call, and a fake tensor cannot become a

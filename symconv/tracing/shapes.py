@@ -20,6 +20,7 @@ import torch
 
 from ..core.errors import SymconvError
 from ..numeric import _scalar_generated as generated
+from ..numeric.layer import plain_ints
 
 aten = torch.ops.aten
 Fast = Callable[..., Any]
@@ -57,14 +58,25 @@ def _convolution_shape(x: tuple, w: tuple, bias: bool, stride: tuple, padding: t
     return ((batch,) if len(x) == layer.ndim + 2 else ()) + (layer.out_channels, *out)
 
 
-@fast(aten.convolution.default)
-def convolution(x, w, bias, stride, padding, dilation, transposed, output_padding, groups):
+def convolution_output(x: torch.Tensor, w: torch.Tensor, shape: tuple) -> torch.Tensor:
+    """A convolution's output of a given shape (its count's: the count checks the layer and input), its dtypes
+    checked."""
+    _check_dtypes(x, w)
+    return _empty(shape, x)
+
+
+def _check_dtypes(x: torch.Tensor, w: torch.Tensor) -> None:
     if x.dtype != w.dtype:  # torch's meta kernel lets it through; its CPU and GPU kernels refuse it
         raise SymconvError(f"a convolution of a {str(x.dtype).removeprefix('torch.')} input with "
                            f"{str(w.dtype).removeprefix('torch.')} weights, which torch refuses to run")
+
+
+@fast(aten.convolution.default)
+def convolution(x, w, bias, stride, padding, dilation, transposed, output_padding, groups):
+    _check_dtypes(x, w)
     arguments = (tuple(x.shape), tuple(w.shape), bias is not None, tuple(stride), tuple(padding), tuple(dilation),
                  bool(transposed), tuple(output_padding), int(groups))
-    if all(type(v) is int for i in (0, 3, 4, 5, 7) for v in arguments[i]):  # no symbolic size or parameter
+    if plain_ints(arguments[0] + arguments[3] + arguments[4] + arguments[5] + arguments[7]):  # nothing symbolic
         return _empty(_convolution_shape(*arguments), x)
     return _empty(_symbolic_convolution_shape(*arguments), x)
 
