@@ -392,10 +392,18 @@ def _named(twin: torch.nn.Module, copied: list[torch.nn.Module]) -> list[tuple[s
 
 def _inputs_for(examples: tuple[Any, ...], meta: bool) -> tuple[Any, ...]:
     """The inputs the copy runs on (each a tensor, or a list, tuple or dict of them): meta stand-ins, or copies."""
-    if meta:
-        return tree_map_only(torch.Tensor, lambda t: _meta_empty(t).requires_grad_(
-            t.requires_grad and t.is_floating_point()), examples)
-    return tree_map_only(torch.Tensor, lambda t: t.detach().clone().requires_grad_(t.requires_grad), examples)
+    stand_in = _meta_input if meta else _real_input
+    if all(type(e) is torch.Tensor for e in examples):  # the common case, without pytree's walk (6x as long)
+        return tuple(stand_in(t) for t in examples)
+    return tree_map_only(torch.Tensor, stand_in, examples)
+
+
+def _meta_input(t: torch.Tensor) -> torch.Tensor:
+    return _meta_empty(t).requires_grad_(t.requires_grad and t.is_floating_point())
+
+
+def _real_input(t: torch.Tensor) -> torch.Tensor:
+    return t.detach().clone().requires_grad_(t.requires_grad)
 
 
 def _shapes_of(value: Any) -> Any:
