@@ -170,7 +170,7 @@ class Layer:
     def check_input(self, input_shape: Sequence[int]) -> tuple[int, tuple[int, ...], tuple[int, ...]]:
         """Validate an input shape (batched or not); return (N, spatial input, spatial output)."""
         shape = tuple(input_shape)
-        last = self.__dict__.get("_last_input")  # the profiler checks each layer's input twice: shape, then count
+        last = self.__dict__.get("_last_input")  # one input is often checked again (an output shape, then gradients)
         if last is not None and last[0] == shape and plain_ints(shape):
             return last[1]
         checked = self._compiled_check(shape)
