@@ -322,6 +322,7 @@ class TrainingStack(ForwardStack):
         def tracked(*args: Any, **kwargs: Any) -> Any:
             outer = self.current
             self.current = (*outer, name)
+            # within the module: registering a hook on tensors runs operators, which are the module's
             self._on_gradients(args, self._leave_backward, name, "all")
             try:
                 output = call(*args, **kwargs)
